@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make demo` and `make check`. Both create .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= data
+
+# The store (issue 3) tests against this PostgreSQL database; nothing uses it yet.
+export NAER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
+.PHONY: demo check lint types test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@if [ -f $(DATA)/samsoe/manifest.json ]; then \
+		echo "Using the Samsø data set in $(DATA)/samsoe (delete it to generate anew)"; \
+	else \
+		$(BIN)/naer synth --area samsoe --start 2015-01-01 --end 2024-12-31 --seed 1 --out $(DATA)/samsoe; \
+	fi
+	$(BIN)/naer synth --report $(DATA)/samsoe
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+types: $(STAMP)
+	$(BIN)/mypy src/naer
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+check: lint types test
+
+bench: $(STAMP)
+	$(BIN)/python bench/synth_bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,142 @@
+"""The ``naer`` command: one Typer app, Rich output, clear errors (exit code 2) for user mistakes."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from naer import __version__
+from naer.errors import UserError
+from naer.settings import get_settings
+
+app = typer.Typer(
+    name="naer",
+    help=(
+        "Nær: an open, FHIR-native platform for the Danish near and coherent health system.\n\n"
+        "Start with `naer synth` to generate a synthetic Danish population as FHIR R4 bulk NDJSON."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        console.print(f"naer {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def synth(
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder for the NDJSON files.")] = None,
+    area: Annotated[
+        str,
+        typer.Option(help="samsoe, region-midt, denmark, or municipality codes such as 741,727."),
+    ] = "samsoe",
+    start: Annotated[str, typer.Option(help="First day simulated (YYYY-MM-DD).")] = "2015-01-01",
+    end: Annotated[str, typer.Option(help="Last day simulated (YYYY-MM-DD).")] = "2024-12-31",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed and arguments, same bytes.")] = 1,
+    scale: Annotated[float, typer.Option(help="Multiply every population by this (0.01 = 1 %).")] = 1.0,
+    gzip: Annotated[bool, typer.Option("--gzip", help="Write .ndjson.gz instead of .ndjson.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes to use (default NAER_WORKERS or all cores).")
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Do not generate: measure the data set in this folder against the targets."),
+    ] = None,
+) -> None:
+    """Generate a synthetic Danish population as FHIR R4 bulk NDJSON (one file per resource type).
+
+    The data set holds Organizations (region, hospitals, municipalities, GP clinics), GPs, citizens
+    with synthetic CPR numbers, chronic conditions, contacts in every sector, social facts and home
+    measurements, plus truth/acute_admission_hazard.csv (each citizen's true yearly hazard; not FHIR).
+    """
+    from naer.synth.report import measure, render_report
+
+    if report is not None:
+        rows = measure(report)
+        render_report(console, rows, report)
+        return
+    from naer.synth.run import SynthRequest, check_request, synthesize
+
+    settings = get_settings()
+    target = out if out is not None else settings.data_dir / area.replace(",", "-")
+    request = SynthRequest(
+        area=area,
+        start=_date(start, "--start"),
+        end=_date(end, "--end"),
+        seed=seed,
+        out=target,
+        scale=scale,
+        force=force,
+        gzip=gzip,
+        workers=workers if workers is not None else settings.workers,
+    )
+    if request.workers < 1:
+        raise UserError("--workers must be at least 1")
+    check_request(request)
+    began = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]synth[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("citizens"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(area, total=None)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = synthesize(request, on_progress=tick)
+    seconds = time.perf_counter() - began
+    table = Table(title=f"{result.area_name}: {request.start} to {request.end}, seed {seed}, scale {scale:g}")
+    table.add_column("resource type")
+    table.add_column("file")
+    table.add_column("resources", justify="right")
+    for kind, name in result.files.items():
+        table.add_row(kind, name, f"{result.counts[kind]:,}")
+    total = sum(result.counts.values())
+    table.add_row("[bold]all[/]", "", f"[bold]{total:,}[/]")
+    console.print(table)
+    console.print(
+        f"{result.citizens_at_start:,} citizens at start; {total:,} resources in {seconds:.1f} s "
+        f"({total / max(seconds, 1e-9):,.0f}/s) -> {result.out}"
+    )
+    console.print(f"Check it against the published figures: naer synth --report {result.out}")
+
+
+def main() -> None:
+    """Entry point: user mistakes become one clear line on stderr and exit code 2."""
+    try:
+        app()
+    except UserError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; nothing was left half-written")
+        raise SystemExit(130) from None

@@ -1,0 +1,45 @@
+"""Validate FHIR R4 resources with fhir.resources' R4B models.
+
+fhir.resources 7+ ships R5 and R4B models but not plain R4 (4.0.1). R4B (4.3.0) changed no element of
+the resource types Nær writes (Patient, Organization, Practitioner, PractitionerRole, Encounter,
+Condition, Observation); docs/fhir-validation.md lists what differs elsewhere and what the library does
+not check (required value-set bindings, invariants), and how Nær covers those gaps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+# Types that exist in R4 but not in R4B, or whose R4B shape differs from R4 (none of them are written
+# by Nær today; listed so that a future writer of these types knows to check by hand).
+R4B_DIFFERS_FROM_R4 = frozenset(
+    {
+        "MedicinalProduct",
+        "MedicinalProductAuthorization",
+        "SubstanceSpecification",
+        "EffectEvidenceSynthesis",
+        "RiskEvidenceSynthesis",
+        "Subscription",
+        "Evidence",
+        "EvidenceVariable",
+    }
+)
+
+
+def validation_errors(resource: dict[str, Any]) -> list[str]:
+    """Every problem the FHIR library finds in ``resource``, as ``path: message`` lines."""
+    kind = resource.get("resourceType")
+    if not isinstance(kind, str):
+        return ["resourceType: missing"]
+    try:
+        model = get_fhir_model_class(kind)
+    except (KeyError, ValueError):
+        return [f"resourceType: unknown resource type {kind!r}"]
+    try:
+        model.model_validate(resource)
+    except ValidationError as exc:
+        return [f"{kind}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+    return []

@@ -1,0 +1,30 @@
+"""One configuration object for the whole platform: environment variables prefixed ``NAER_``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Embedded defaults everywhere; set a variable to point Nær at real infrastructure."""
+
+    model_config = SettingsConfigDict(env_prefix="NAER_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Where data sets and embedded stores live.")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Processes used by parallel jobs such as `naer synth`.",
+    )
+    database_url: str | None = Field(
+        default=None, description="Store URL (PostgreSQL); the embedded SQLite file when unset."
+    )
+
+
+def get_settings() -> Settings:
+    """Read the settings afresh, so tests can change the environment between calls."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Synthetic Danish population as FHIR R4 bulk NDJSON (`naer synth`)."""

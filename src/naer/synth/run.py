@@ -1,0 +1,302 @@
+"""Run ``naer synth``: split the population into chunks, simulate them on all cores, write bulk NDJSON.
+
+Chunks are independent (each has its own seed derived from the run's seed and its index), and their
+output is merged in chunk order, so the same arguments give byte-identical files whatever the number
+of workers. Everything is written to a hidden folder beside the target and moved into place only when
+complete: an interrupted or failed run leaves nothing half-written, and ``--force`` replaces an old
+data set only once the new one is whole.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import IO, Any, cast
+
+import orjson
+
+from naer import __version__
+from naer.errors import UserError
+from naer.synth.areas import Municipality, resolve_area
+from naer.synth.emit import write_chunk
+from naer.synth.engine import ChunkSpec, simulate
+from naer.synth.model import Model, load_model
+from naer.synth.organizations import build_organizations
+
+CHUNK_SIZE = 20_000
+TRUTH_FILE = "truth/acute_admission_hazard.csv"
+TRUTH_HEADER = "patient_id,year,annual_hazard,probability_12m"
+MANIFEST = "manifest.json"
+RESOURCE_TYPES = (
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "Patient",
+    "Encounter",
+    "Condition",
+    "Observation",
+)
+
+
+@dataclass(frozen=True)
+class SynthRequest:
+    area: str
+    start: date
+    end: date
+    seed: int
+    out: Path
+    scale: float = 1.0
+    force: bool = False
+    gzip: bool = False
+    workers: int = 1
+    chunk_size: int = CHUNK_SIZE
+
+
+@dataclass
+class SynthResult:
+    area_name: str
+    out: Path
+    citizens_at_start: int
+    counts: dict[str, int] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def plan(request: SynthRequest, model: Model) -> tuple[str, list[Municipality], list[ChunkSpec], Any]:
+    """Check the request and split it into chunks; raise UserError for anything the user can fix."""
+    if request.end <= request.start:
+        raise UserError(f"--end {request.end} must be after --start {request.start}")
+    if not (0 < request.scale <= 10):
+        raise UserError(f"--scale must be above 0 and at most 10, not {request.scale}")
+    area_name, municipalities = resolve_area(model, request.area)
+    orgs, practitioners, roles, index = build_organizations(
+        model, municipalities, request.scale, request.seed
+    )
+    all_codes = sorted(model.areas["municipalities"])
+    specs: list[ChunkSpec] = []
+    sizes = []
+    for m in municipalities:
+        total = max(1, round(m.population * request.scale))
+        n_chunks = math.ceil(total / request.chunk_size)
+        base, extra = divmod(total, n_chunks)
+        sizes.append([base + (1 if i < extra else 0) for i in range(n_chunks)])
+    n_chunks_total = sum(len(s) for s in sizes)
+    for m, chunk_sizes in zip(municipalities, sizes, strict=True):
+        others = tuple(c for c in all_codes if c != m.code)
+        for i, size in enumerate(chunk_sizes):
+            specs.append(
+                ChunkSpec(
+                    municipality=m,
+                    orgs=index[m.code],
+                    chunk=i,
+                    global_index=len(specs),
+                    n_chunks=n_chunks_total,
+                    size=size,
+                    start=request.start,
+                    end=request.end,
+                    seed=request.seed,
+                    other_municipalities=others,
+                )
+            )
+    return area_name, municipalities, specs, (orgs, practitioners, roles)
+
+
+def check_request(request: SynthRequest) -> None:
+    """Raise UserError for any problem with the request, before any work or output starts."""
+    plan(request, load_model())
+    _check_output(request.out, request.force)
+
+
+def _check_output(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(f"output folder {out} is not empty: choose another or pass --force to replace it")
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {parent}: {exc.strerror or exc}") from None
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"output folder {out}: {parent} is not writable")
+
+
+class _Sink:
+    """Append lines per resource type to one chunk's part files."""
+
+    def __init__(self, folder: Path, compress: bool) -> None:
+        self.folder = folder
+        self.compress = compress
+        self.handles: dict[str, IO[bytes]] = {}
+
+    def __call__(self, kind: str, data: bytes | memoryview) -> None:
+        fh = self.handles.get(kind)
+        if fh is None:
+            path = self.folder / f"{kind}.part"
+            raw: IO[bytes] = path.open("wb")
+            if self.compress:
+                fh = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0))
+            else:
+                fh = raw
+            self.handles[kind] = fh
+        fh.write(data)
+
+    def close(self) -> None:
+        for fh in self.handles.values():
+            fh.close()
+            if isinstance(fh, gzip.GzipFile) and fh.fileobj is not None:
+                fh.fileobj.close()
+
+
+def _append(source: Path, target: IO[bytes]) -> None:
+    """Append a part file in the kernel (copy_file_range) where it can, else by reading it."""
+    target.flush()
+    with source.open("rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        try:
+            copied = 0
+            while copied < size:
+                n = os.copy_file_range(src.fileno(), target.fileno(), size - copied)
+                if n == 0:
+                    break
+                copied += n
+            if copied == size:
+                return
+            src.seek(copied)
+        except OSError:
+            src.seek(0)
+        shutil.copyfileobj(src, target, length=1 << 20)
+
+
+def _names(model: Model) -> dict[str, str]:
+    return {code: m["name"] for code, m in model.areas["municipalities"].items()}
+
+
+def _work(args: tuple[ChunkSpec, str, bool]) -> tuple[int, dict[str, int]]:
+    spec, folder, compress = args
+    model = load_model()
+    events = simulate(model, spec)
+    part = Path(folder) / f"{spec.global_index:05d}"
+    part.mkdir()
+    sink = _Sink(part, compress)
+    try:
+        counts = write_chunk(model, spec, events, sink, _names(model))
+    finally:
+        sink.close()
+    return spec.global_index, counts
+
+
+def _results(
+    specs: list[ChunkSpec], folder: Path, compress: bool, workers: int
+) -> Iterator[tuple[int, dict[str, int]]]:
+    jobs = [(s, str(folder), compress) for s in specs]
+    if workers <= 1 or len(specs) <= 1:
+        yield from map(_work, jobs)
+        return
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(processes=min(workers, len(specs))) as pool:
+        yield from pool.imap(_work, jobs)
+
+
+def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | None = None) -> SynthResult:
+    """Generate the data set described by ``request``; ``on_progress(done, total)`` counts citizens."""
+    model = load_model()
+    area_name, _, specs, (orgs, practitioners, roles) = plan(request, model)
+    _check_output(request.out, request.force)
+    out = request.out
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.naer-tmp-", dir=out.resolve().parent))
+    suffix = ".ndjson.gz" if request.gzip else ".ndjson"
+    result = SynthResult(area_name, out, sum(s.size for s in specs))
+    try:
+        (tmp / "parts").mkdir()
+        (tmp / "truth").mkdir()
+        finals: dict[str, IO[bytes]] = {}
+        for kind in RESOURCE_TYPES:
+            finals[kind] = (tmp / f"{kind}{suffix}").open("wb")
+        truth_name = TRUTH_FILE + (".gz" if request.gzip else "")
+        finals["truth"] = (tmp / truth_name).open("wb")
+        header = (TRUTH_HEADER + "\n").encode()
+        finals["truth"].write(gzip.compress(header, mtime=0) if request.gzip else header)
+        for kind, resources in (
+            ("Organization", orgs),
+            ("Practitioner", practitioners),
+            ("PractitionerRole", roles),
+        ):
+            data = b"".join(orjson.dumps(r) + b"\n" for r in resources)
+            finals[kind].write(gzip.compress(data, compresslevel=1, mtime=0) if request.gzip else data)
+            result.counts[kind] = len(resources)
+        total = result.citizens_at_start
+        done = 0
+        for index, counts in _results(specs, tmp / "parts", request.gzip, request.workers):
+            part = tmp / "parts" / f"{index:05d}"
+            for kind, n in counts.items():
+                _append(part / f"{kind}.part", finals[kind])
+                result.counts[kind] = result.counts.get(kind, 0) + n
+            shutil.rmtree(part)
+            done += specs[index].size
+            if on_progress:
+                on_progress(done, total)
+        for fh in finals.values():
+            fh.close()
+        (tmp / "parts").rmdir()
+        for kind in RESOURCE_TYPES:
+            if not result.counts.get(kind):
+                (tmp / f"{kind}{suffix}").unlink()
+        truth_rows = result.counts.pop("truth", 0)
+        result.files = {k: f"{k}{suffix}" for k in RESOURCE_TYPES if result.counts.get(k)}
+        _write_manifest(tmp, request, area_name, result, truth_name, truth_rows)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result
+
+
+def _write_manifest(
+    folder: Path,
+    request: SynthRequest,
+    area_name: str,
+    result: SynthResult,
+    truth_name: str,
+    truth_rows: int,
+) -> None:
+    """A FHIR Bulk Data style manifest; no clock time in it, so reruns stay byte-identical."""
+    manifest = {
+        "transactionTime": f"{request.end.isoformat()}T23:59:59+01:00",
+        "request": (
+            f"naer synth --area {request.area} --start {request.start} --end {request.end} "
+            f"--seed {request.seed} --scale {request.scale:g}"
+        ),
+        "requiresAccessToken": False,
+        "output": [{"type": k, "url": v, "count": result.counts[k]} for k, v in result.files.items()],
+        "error": [],
+        "naer": {
+            "generator": f"naer {__version__}",
+            "area": request.area,
+            "areaName": area_name,
+            "start": request.start.isoformat(),
+            "end": request.end.isoformat(),
+            "seed": request.seed,
+            "scale": request.scale,
+            "citizensAtStart": result.citizens_at_start,
+            "synthetic": True,
+            "truth": {
+                "url": truth_name,
+                "rows": truth_rows,
+                "description": "true yearly acute-admission hazard per citizen (not FHIR)",
+            },
+        },
+    }
+    (folder / MANIFEST).write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )

@@ -1,0 +1,44 @@
+"""Shared fixtures: small synthetic data sets generated once per test session."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from naer.synth.run import SynthRequest, synthesize
+
+
+def read_ndjson(path: Path) -> Iterator[dict[str, Any]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        for line in fh:
+            yield orjson.loads(line)
+
+
+def resources(folder: Path) -> Iterator[dict[str, Any]]:
+    for path in sorted(folder.glob("*.ndjson*")):
+        yield from read_ndjson(path)
+
+
+@pytest.fixture(scope="session")
+def samsoe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Samsø at a quarter of its size, ten years: small enough to validate every resource."""
+    out = tmp_path_factory.mktemp("synth") / "samsoe"
+    synthesize(SynthRequest("samsoe", date(2015, 1, 1), date(2024, 12, 31), 1, out, scale=0.25))
+    return out
+
+
+@pytest.fixture(scope="session")
+def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Region Midtjylland at 1 % (about 13,600 citizens), ten years, on two workers."""
+    out = tmp_path_factory.mktemp("synth") / "region"
+    synthesize(
+        SynthRequest("region-midt", date(2015, 1, 1), date(2024, 12, 31), 1, out, scale=0.01, workers=2)
+    )
+    return out
