@@ -10,6 +10,7 @@ from typing import Any
 from naer.fhir import cpr
 from naer.fhir import systems as S
 from naer.fhir.validate import validation_errors
+from naer.synth.run import RESOURCE_TYPES
 from tests.conftest import read_ndjson, resources
 
 SKS_DIAGNOSIS = re.compile(r"^D[A-Z][0-9]{2,4}$")
@@ -36,15 +37,7 @@ def test_every_resource_validates_with_the_fhir_library(samsoe: Path) -> None:
         kinds[resource["resourceType"]] += 1
         problems += validation_errors(resource)
     assert not problems[:20]
-    for kind in (
-        "Organization",
-        "Practitioner",
-        "PractitionerRole",
-        "Patient",
-        "Encounter",
-        "Condition",
-        "Observation",
-    ):
+    for kind in RESOURCE_TYPES:
         assert kinds[kind] > 0, kind
 
 

@@ -48,7 +48,10 @@ def _root(
 
 @app.command()
 def synth(
-    out: Annotated[Path | None, typer.Option("--out", help="Output folder for the NDJSON files.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default: NAER_DATA_DIR/AREA, e.g. data/samsoe)."),
+    ] = None,
     area: Annotated[
         str,
         typer.Option(help="samsoe, region-midt, denmark, or municipality codes such as 741,727."),

@@ -398,17 +398,7 @@ def _encounters(
 
     # ED visits without admission.
     ed = ev.bulk["ed"]
-    ed_head = (
-        _encounter_head("ed-visit", "EMER")
-        + '"priority":'
-        + PRIORITY[ACUTE]
-        + ","
-        + SUBJECT
-        + '%s"diagnosis":[{"condition":{"reference":"Condition/%s"},"use":'
-        + DX_ROLE
-        + ',"rank":1}],'
-        + PROVIDER
-    )
+    ed_head = _acute_with_diagnosis("ed-visit", "EMER")
     emergency = orgs.department_ids["emergency"]
     for person, minute, code in zip(
         ed["person"].tolist(), ed["minute"].tolist(), ed["code"].tolist(), strict=True
@@ -482,6 +472,7 @@ def _encounters(
         )
 
     # Municipal episodes: home care (HH), rehabilitation (AMB), acute beds (IMP).
+    bed_head = _acute_with_diagnosis("acute-bed", "IMP")
     kinds = {
         "homecare": ("home-care", "HH"),
         "rehab": ("rehabilitation", "AMB"),
@@ -495,18 +486,7 @@ def _encounters(
         unit = orgs.units["acutebeds" if ep.kind == "acutebed" else ep.kind]
         eid = next_id()
         if ep.kind == "acutebed":
-            head = (
-                _encounter_head(kind, cls)
-                + '"priority":'
-                + PRIORITY[ACUTE]
-                + ","
-                + SUBJECT
-                + '%s"diagnosis":[{"condition":{"reference":"Condition/%s"},"use":'
-                + DX_ROLE
-                + ',"rank":1}],'
-                + PROVIDER
-            )
-            enc.append(head % (eid, status, pids[ep.person], period, f"{eid}-dx", unit))
+            enc.append(bed_head % (eid, status, pids[ep.person], period, f"{eid}-dx", unit))
             dx.append(
                 CONDITION_DX % (f"{eid}-dx", ep.code, pids[ep.person], eid, clock.day(ep.start // 1440))
             )
@@ -514,6 +494,22 @@ def _encounters(
             head = _encounter_head(kind, cls) + SUBJECT + "%s" + PROVIDER
             enc.append(head % (eid, status, pids[ep.person], period, unit))
     return enc, dx
+
+
+def _acute_with_diagnosis(kind: str, cls: str) -> str:
+    """Template of an acute contact with one main diagnosis: id, status, patient, period, condition,
+    provider."""
+    return (
+        _encounter_head(kind, cls)
+        + '"priority":'
+        + PRIORITY[ACUTE]
+        + ","
+        + SUBJECT
+        + '%s"diagnosis":[{"condition":{"reference":"Condition/%s"},"use":'
+        + DX_ROLE
+        + ',"rank":1}],'
+        + PROVIDER
+    )
 
 
 def _stay(
