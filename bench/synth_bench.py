@@ -64,8 +64,17 @@ class PeakMemory:
 
 
 def run(area: str, scale: float, out: Path, workers: int, gzip: bool) -> dict[str, float]:
-    request = SynthRequest(area, date(2015, 1, 1), date(2024, 12, 31), 1, out, scale=scale, force=True,
-                           workers=workers, gzip=gzip)
+    request = SynthRequest(
+        area,
+        date(2015, 1, 1),
+        date(2024, 12, 31),
+        1,
+        out,
+        scale=scale,
+        force=True,
+        workers=workers,
+        gzip=gzip,
+    )
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -88,15 +97,19 @@ def run(area: str, scale: float, out: Path, workers: int, gzip: bool) -> dict[st
         "peak_memory_gb": mem.peak / 1e9,
         "output_gb": size / 1e9,
     }
-    print(f"{area} scale {scale:g} workers {workers}{' gzip' if gzip else ''}: "
-          f"{result.citizens_at_start:,} citizens, {resources:,} resources in {seconds:.1f} s "
-          f"({resources / seconds:,.0f}/s), peak memory {mem.peak / 1e9:.2f} GB, output {size / 1e9:.2f} GB",
-          flush=True)
+    print(
+        f"{area} scale {scale:g} workers {workers}{' gzip' if gzip else ''}: "
+        f"{result.citizens_at_start:,} citizens, {resources:,} resources in {seconds:.1f} s "
+        f"({resources / seconds:,.0f}/s), peak memory {mem.peak / 1e9:.2f} GB, output {size / 1e9:.2f} GB",
+        flush=True,
+    )
     return figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--area", help="one area only (default: samsoe, then region-midt at --scale)")
     parser.add_argument("--scale", type=float, default=0.1, help="scale of the region run (default 0.1)")
     parser.add_argument("--workers", type=int, default=get_settings().workers)
