@@ -161,7 +161,7 @@ def test_the_command_writes_a_data_set_and_a_summary(tmp_path: Path) -> None:
     assert "Patient.ndjson" in result.stdout and "citizens at start" in result.stdout
     report = _naer("synth", "--report", "out", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
-    assert "GP contacts per citizen per year" in report.stdout
+    assert "GP contacts per citizen-year" in report.stdout
 
 
 def test_report_on_a_folder_that_is_not_a_data_set(tmp_path: Path) -> None:

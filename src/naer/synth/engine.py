@@ -24,8 +24,11 @@ import numpy as np
 from naer.synth.areas import Municipality
 from naer.synth.model import Model
 from naer.synth.organizations import MunicipalityOrgs
+from naer.synth.prevalence import at, knots
 
 BIG = np.int32(2**30)
+SHRINK = 400.0  # people: weight of the published prevalence when estimating a band's current one
+CONTROL_GAIN = 1.0  # per year: how fast a gap to the published prevalence is closed
 YEAR = 365.25
 
 # Stay kinds
@@ -208,6 +211,8 @@ class _Engine:
         self.ed_codes, self.ed_p = _codes(model.ed_visit["codes"])
         self.planned_codes, self.planned_p = _codes(model.planned["codes"])
         self.idx = {d.key: i for i, d in enumerate(self.diseases)}
+        max_age = float(model.demography["max_age"])
+        self.curves = [knots(d.prevalence, self.bands, max_age) for d in self.diseases]
         self._names_arrays()
 
     # ---------------------------------------------------------------- population
@@ -297,7 +302,7 @@ class _Engine:
         # Chronic disease present at entry, onset some time before.
         rr_all = self._disease_rr(ids)
         for d, dis in enumerate(self.diseases):
-            prev = dis.prevalence[band] * _band_normalised(rr_all[d], band, self.n_b)
+            prev = at(*self.curves[d], age_days / YEAR)[0] * _band_normalised(rr_all[d], band, self.n_b)
             has = rng.random(n) < np.clip(prev, 0, 0.95)
             if has.any():
                 lead = np.minimum(age_days[has], rng.uniform(30, 15 * YEAR, has.sum()))
@@ -536,18 +541,28 @@ class _Engine:
             elif follow is not None:
                 self.pending[int(ids[k])] = follow
 
-        # --- chronic disease onset: prevalence-anchored incidence
+        # --- chronic disease onset: incidence that keeps prevalence on its age curve
         rr_all = self._disease_rr(ids)
         alive = ~(dies | moves)
+        counts = np.bincount(band, minlength=self.n_b)
+        h_all = np.bincount(band, weights=h_death, minlength=self.n_b) / np.maximum(counts, 1)
         for d, dis in enumerate(self.diseases):
-            prev = dis.prevalence
-            counts = np.bincount(band, minlength=self.n_b)
-            cases = np.bincount(band, weights=has[d], minlength=self.n_b)
-            q = cases / np.maximum(counts, 1)
-            slope = np.maximum(np.diff(np.append(prev, prev[-1])), 0) / self.band_width
-            gap = np.maximum(prev - q, 0) / np.maximum(1 - q, 0.05)
-            inc = slope + 0.6 * gap
-            pr = inc[band] * _band_normalised(rr_all[d], band, self.n_b) * f
+            # A citizen's hazard is the curve's slope at their age (a cohort ageing along the curve
+            # gains that many cases per year), plus the cases that the sick's excess mortality removes
+            # (their mean death hazard minus the band's), over the share still free of the disease ...
+            curve, slope = at(*self.curves[d], age)
+            sick = np.bincount(band, weights=has[d], minlength=self.n_b)
+            h_sick = np.bincount(band, weights=h_death * has[d], minlength=self.n_b)
+            h_sick = np.divide(h_sick, sick, out=h_all.copy(), where=sick > 0)
+            excess = curve * np.maximum(h_sick - h_all, 0.0)[band]
+            # ... plus a correction towards the curve where the band has drifted from it, with the
+            # band's observed share shrunk towards the curve (weight SHRINK people), so that small
+            # chunks neither over- nor under-correct and prevalence does not depend on chunk size.
+            expected = np.bincount(band, weights=curve, minlength=self.n_b)
+            gap = (expected - sick) / (counts + SHRINK)
+            inc = np.maximum(np.maximum(slope, 0.0) + excess + CONTROL_GAIN * gap[band], 0.0)
+            inc /= np.maximum(1.0 - curve, 0.05)
+            pr = inc * _band_normalised(rr_all[d], band, self.n_b) * f
             new = alive & ~has[d] & (rng.random(len(ids)) < pr)
             if new.any():
                 who_new = ids[new]
@@ -605,7 +620,9 @@ class _Engine:
         if len(mothers):
             bday = rng.integers(d0, d1, len(mothers)).astype(np.int32)
             self._add_people(len(mothers), np.zeros(len(mothers), dtype=np.int32), bday, True, mothers)
-        n_in = int(moves.sum())
+        # As many move in as move out, plus the country's net immigration (mostly young adults).
+        net = float(self.m.demography["net_migration_per_1000"]) / 1000
+        n_in = int(moves.sum()) + int(rng.poisson(net * len(ids) * f))
         if n_in:
             profile = np.asarray(self.m.demography["move_in_age_profile"], dtype=np.float64)
             band_in = rng.choice(self.n_b, size=n_in, p=profile / profile.sum())
