@@ -30,6 +30,7 @@ BIG = np.int32(2**30)
 SHRINK = 400.0  # people: weight of the published prevalence when estimating a band's current one
 CONTROL_GAIN = 1.0  # per year: how fast a gap to the published prevalence is closed
 YEAR = 365.25
+CURVE_STEPS = 20  # prevalence curves are looked up at this many points per year of age
 
 # Stay kinds
 ACUTE, PLANNED = 0, 1
@@ -213,6 +214,11 @@ class _Engine:
         self.idx = {d.key: i for i, d in enumerate(self.diseases)}
         max_age = float(model.demography["max_age"])
         self.curves = [knots(d.prevalence, self.bands, max_age) for d in self.diseases]
+        # The curves tabulated every 1/CURVE_STEPS year: one gather per month instead of an interpolation.
+        grid = np.arange(0.0, max_age + 1.0, 1.0 / CURVE_STEPS)
+        tabulated = [at(*curve, grid) for curve in self.curves]
+        self.curve_tab = np.stack([value for value, _ in tabulated])
+        self.slope_tab = np.stack([np.maximum(slope, 0.0) for _, slope in tabulated])
         self._names_arrays()
 
     # ---------------------------------------------------------------- population
@@ -546,11 +552,12 @@ class _Engine:
         alive = ~(dies | moves)
         counts = np.bincount(band, minlength=self.n_b)
         h_all = np.bincount(band, weights=h_death, minlength=self.n_b) / np.maximum(counts, 1)
+        at_age = np.minimum((age * CURVE_STEPS).astype(np.intp), self.curve_tab.shape[1] - 1)
         for d, dis in enumerate(self.diseases):
             # A citizen's hazard is the curve's slope at their age (a cohort ageing along the curve
             # gains that many cases per year), plus the cases that the sick's excess mortality removes
             # (their mean death hazard minus the band's), over the share still free of the disease ...
-            curve, slope = at(*self.curves[d], age)
+            curve, slope = self.curve_tab[d, at_age], self.slope_tab[d, at_age]
             sick = np.bincount(band, weights=has[d], minlength=self.n_b)
             h_sick = np.bincount(band, weights=h_death * has[d], minlength=self.n_b)
             h_sick = np.divide(h_sick, sick, out=h_all.copy(), where=sick > 0)
@@ -560,7 +567,7 @@ class _Engine:
             # chunks neither over- nor under-correct and prevalence does not depend on chunk size.
             expected = np.bincount(band, weights=curve, minlength=self.n_b)
             gap = (expected - sick) / (counts + SHRINK)
-            inc = np.maximum(np.maximum(slope, 0.0) + excess + CONTROL_GAIN * gap[band], 0.0)
+            inc = np.maximum(slope + excess + CONTROL_GAIN * gap[band], 0.0)
             inc /= np.maximum(1.0 - curve, 0.05)
             pr = inc * _band_normalised(rr_all[d], band, self.n_b) * f
             new = alive & ~has[d] & (rng.random(len(ids)) < pr)
