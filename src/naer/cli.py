@@ -46,7 +46,15 @@ def _root(
         raise typer.Exit()
 
 
-@app.command()
+_SYNTH_HELP = (
+    "Generate a synthetic Danish population as FHIR R4 bulk NDJSON (one file per resource type).\n\n"
+    "The data set holds Organizations (region, hospitals, municipalities, GP clinics), GPs, citizens "
+    "with synthetic CPR numbers, chronic conditions, contacts in every sector, social facts and home "
+    "measurements, plus truth/acute_admission_hazard.csv (each citizen's true yearly hazard; not FHIR)."
+)
+
+
+@app.command(help=_SYNTH_HELP)
 def synth(
     out: Annotated[
         Path | None,
@@ -70,12 +78,7 @@ def synth(
         typer.Option(help="Do not generate: measure the data set in this folder against the targets."),
     ] = None,
 ) -> None:
-    """Generate a synthetic Danish population as FHIR R4 bulk NDJSON (one file per resource type).
-
-    The data set holds Organizations (region, hospitals, municipalities, GP clinics), GPs, citizens
-    with synthetic CPR numbers, chronic conditions, contacts in every sector, social facts and home
-    measurements, plus truth/acute_admission_hazard.csv (each citizen's true yearly hazard; not FHIR).
-    """
+    """Generate a data set, or with ``--report`` measure one (help text: ``_SYNTH_HELP``)."""
     from naer.synth.report import measure, render_report
 
     if report is not None:
