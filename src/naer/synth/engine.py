@@ -24,7 +24,7 @@ import numpy as np
 from naer.synth.areas import Municipality
 from naer.synth.model import Model
 from naer.synth.organizations import MunicipalityOrgs
-from naer.synth.prevalence import at, knots
+from naer.synth.prevalence import at
 
 BIG = np.int32(2**30)
 SHRINK = 400.0  # people: weight of the published prevalence when estimating a band's current one
@@ -212,10 +212,9 @@ class _Engine:
         self.ed_codes, self.ed_p = _codes(model.ed_visit["codes"])
         self.planned_codes, self.planned_p = _codes(model.planned["codes"])
         self.idx = {d.key: i for i, d in enumerate(self.diseases)}
-        max_age = float(model.demography["max_age"])
-        self.curves = [knots(d.prevalence, self.bands, max_age) for d in self.diseases]
+        self.curves = model.prevalence_curves
         # The curves tabulated every 1/CURVE_STEPS year: one gather per month instead of an interpolation.
-        grid = np.arange(0.0, max_age + 1.0, 1.0 / CURVE_STEPS)
+        grid = np.arange(0.0, float(model.demography["max_age"]) + 1.0, 1.0 / CURVE_STEPS)
         tabulated = [at(*curve, grid) for curve in self.curves]
         self.curve_tab = np.stack([value for value, _ in tabulated])
         self.slope_tab = np.stack([np.maximum(slope, 0.0) for _, slope in tabulated])

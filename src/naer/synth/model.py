@@ -7,12 +7,14 @@ diagnosis mix, targets) is data, as Synthea keeps disease modules as data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+
+from naer.synth.prevalence import knots
 
 MODEL_DIR = Path(__file__).parent / "model"
 
@@ -65,6 +67,12 @@ class Model:
     @property
     def bands(self) -> np.ndarray:
         return np.asarray(self.demography["age_bands"], dtype=np.float64)
+
+    @cached_property
+    def prevalence_curves(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """Each disease's prevalence as knots of a curve over age: fitted once per process, not per chunk."""
+        max_age = float(self.demography["max_age"])
+        return tuple(knots(d.prevalence, self.bands, max_age) for d in self.diseases)
 
     def disease_index(self, key: str) -> int:
         return next(i for i, d in enumerate(self.diseases) if d.key == key)
