@@ -173,7 +173,9 @@ def measure(folder: Path, model: Model | None = None) -> list[Row]:
     gp_at = np.asarray(gp_day, dtype=np.int64) - b[np.asarray(gp_who, dtype=np.int64)]
     gp_band = np.bincount(band_of(gp_at), minlength=n_b).astype(float)
     preventable = {c for g in model.diagnosis_groups if g.preventable_elderly for c in g.codes}
-    adm_band, acute_band, prev_band = np.zeros(n_b), np.zeros(n_b), np.zeros(n_b)
+    adm_age: list[int] = []  # age in days at each admission in the period
+    adm_acute: list[bool] = []
+    adm_preventable: list[bool] = []
     admissions: dict[int, list[tuple[int, int, bool, str]]] = {}
     for who, begin, finish, acute, part_of, disp, code in sorted(stays):
         if part_of:  # the second stay of a transfer continues its admission
@@ -186,12 +188,13 @@ def measure(folder: Path, model: Model | None = None) -> list[Row]:
         if not start <= begin < end:
             continue
         age_days = begin - int(b[who])
-        band = int(np.searchsorted(bands, age_days / years, side="right") - 1)
-        adm_band[band] += 1
-        if acute:
-            acute_band[band] += 1
-            if code in preventable and age_days / years >= 65:
-                prev_band[band] += 1
+        adm_age.append(age_days)
+        adm_acute.append(acute)
+        adm_preventable.append(acute and code in preventable and age_days / years >= 65)
+    adm_at = band_of(np.asarray(adm_age, dtype=np.int64))
+    adm_band = np.bincount(adm_at, minlength=n_b).astype(float)
+    acute_band = np.bincount(adm_at, weights=np.asarray(adm_acute, dtype=float), minlength=n_b)
+    prev_band = np.bincount(adm_at, weights=np.asarray(adm_preventable, dtype=float), minlength=n_b)
     index_n = readmitted = 0
     for chain in admissions.values():
         for i, (_, finish, _, disp) in enumerate(chain):
