@@ -136,6 +136,11 @@ def synth(
     console.print(f"Check it against the published figures: naer synth --report {result.out}")
 
 
+from naer.cli_views import views_app  # noqa: E402 - registered after the app exists
+
+app.add_typer(views_app, name="views")
+
+
 def main() -> None:
     """Entry point: user mistakes become one clear line on stderr and exit code 2."""
     try:
