@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,25 @@ import orjson
 import pytest
 
 from naer.synth.run import SynthRequest, synthesize
+
+
+def run_naer(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``naer`` command as a user would, on a wide terminal so messages stay on one line."""
+    exe = Path(sys.executable).with_name("naer")
+    return subprocess.run(
+        [str(exe), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+@pytest.fixture
+def naer() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The ``naer`` command, run in a subprocess: ``naer("views", "run", ..., cwd=tmp_path)``."""
+    return run_naer
 
 
 def read_ndjson(path: Path) -> Iterator[dict[str, Any]]:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
-import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -96,18 +95,6 @@ def test_force_replaces_a_data_set_only_when_the_new_one_is_whole(tmp_path: Path
     assert '"seed": 2' in (out / "manifest.json").read_text()
 
 
-def _naer(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("naer")
-    return subprocess.run(
-        [str(exe), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -122,10 +109,12 @@ def _naer(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["--out", "blocker/sub"], "cannot create"),
     ],
 )
-def test_bad_input_is_one_clear_line_and_exit_code_2(tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_input_is_one_clear_line_and_exit_code_2(
+    tmp_path: Path, args: list[str], message: str, naer: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
     (tmp_path / "blocker").write_text("a file, not a folder")
     base = ["synth", "--out", "out", "--scale", "0.01"]
-    result = _naer(*base, *args, cwd=tmp_path)
+    result = naer(*base, *args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -133,17 +122,21 @@ def test_bad_input_is_one_clear_line_and_exit_code_2(tmp_path: Path, args: list[
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
 
 
-def test_non_empty_output_folder_needs_force(tmp_path: Path) -> None:
+def test_non_empty_output_folder_needs_force(
+    tmp_path: Path, naer: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("precious")
-    result = _naer("synth", "--out", "out", "--scale", "0.01", cwd=tmp_path)
+    result = naer("synth", "--out", "out", "--scale", "0.01", cwd=tmp_path)
     assert result.returncode == 2
     assert "is not empty" in result.stderr and "--force" in result.stderr
     assert (tmp_path / "out" / "keep.txt").read_text() == "precious"
 
 
-def test_the_command_writes_a_data_set_and_a_summary(tmp_path: Path) -> None:
-    result = _naer(
+def test_the_command_writes_a_data_set_and_a_summary(
+    tmp_path: Path, naer: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    result = naer(
         "synth",
         "--area",
         "741",
@@ -159,12 +152,14 @@ def test_the_command_writes_a_data_set_and_a_summary(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Patient.ndjson" in result.stdout and "citizens at start" in result.stdout
-    report = _naer("synth", "--report", "out", cwd=tmp_path)
+    report = naer("synth", "--report", "out", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert "GP contacts per citizen-year" in report.stdout
 
 
-def test_report_on_a_folder_that_is_not_a_data_set(tmp_path: Path) -> None:
-    result = _naer("synth", "--report", "nowhere", cwd=tmp_path)
+def test_report_on_a_folder_that_is_not_a_data_set(
+    tmp_path: Path, naer: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    result = naer("synth", "--report", "nowhere", cwd=tmp_path)
     assert result.returncode == 2
     assert "no such folder" in result.stderr

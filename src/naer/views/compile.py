@@ -213,6 +213,10 @@ class _Compiler:
             path = node.for_each if node.for_each is not None else node.for_each_or_null
             assert path is not None
             e = self.path(path, focus, f"forEach {path!r}")
+            if e.kind == "root":  # forEach: "where(...)" on the resource: the resource itself, or nothing
+                items, columns, joins = self.node(inner_node, Expr("root", e.type), "0")
+                guard = e.sql or "TRUE"
+                return self.wrap(node, items, columns, joins, f"(SELECT 0 AS i WHERE {guard}) AS {it}", alias)
             lst = ex.as_list(e)
             item_type = e.type
             if node.for_each_or_null is not None:  # an empty collection gives one item, NULL, at index 0
@@ -220,6 +224,18 @@ class _Compiler:
             source = f"(SELECT unnest({lst}) AS n, generate_subscripts({lst}, 1) - 1 AS i) AS {it}"
         inner_focus = Expr("json", item_type, base=f"{it}.n", path="$")
         items, columns, joins = self.node(inner_node, inner_focus, f"{it}.i")
+        return self.wrap(node, items, columns, joins, source, alias)
+
+    def wrap(
+        self,
+        node: SelectNode,
+        items: list[tuple[str, str]],
+        columns: list[OutColumn],
+        joins: list[str],
+        source: str,
+        alias: str,
+    ) -> tuple[list[tuple[str, str]], list[OutColumn], list[str]]:
+        """The rows of an iterating select as a LATERAL subquery joined to its parent."""
         select = ", ".join(f"{sql} AS {_quote(name)}" for sql, name in items) or "1 AS _none"
         subquery = f"SELECT {select} FROM {source} {' '.join(joins)}"
         how = "LEFT JOIN LATERAL" if node.for_each_or_null is not None else "CROSS JOIN LATERAL"

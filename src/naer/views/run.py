@@ -134,6 +134,30 @@ def run_to_file(view: View, input_path: Path, out: Path) -> RunResult:
     return RunResult(view.label, int(rows[0]) if rows else 0, len(files))
 
 
+def query_rows(view: View, input_path: Path) -> tuple[list[str], list[dict[str, object]]]:
+    """Run a view and return its column names and rows (JSON columns parsed), for tests and small results."""
+    compiled = compile_view(view)
+    query, files = compiled_query(compiled, input_path)
+    con = connect()
+    try:
+        cursor = con.execute(query)
+        names = [d[0] for d in cursor.description or []]
+        raw = cursor.fetchall()
+    except duckdb.Error as error:
+        raise explain(error, view, files) from None
+    finally:
+        con.close()
+    json_columns = {c.name for c in compiled.columns if c.type == "JSON"}
+    rows = []
+    for values in raw:
+        row = dict(zip(names, values, strict=True))
+        for name in json_columns:
+            if isinstance(row[name], str):
+                row[name] = orjson.loads(row[name])
+        rows.append(row)
+    return names, rows
+
+
 def table_name(view: View, path: Path) -> str:
     name = view.name or path.stem
     if not is_sql_name(name):

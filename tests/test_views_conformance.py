@@ -1,0 +1,69 @@
+"""The official SQL on FHIR v2 conformance suite, read from ../shared/fixtures at test time.
+
+Every case runs, experimental ones included; rows are compared without regard to order, as the suite says,
+and numbers by value (5 equals 5.0). ``expectError`` cases must fail with a clear UserError, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from naer.errors import UserError
+from naer.views.definition import parse_view
+from naer.views.run import query_rows
+
+SUITE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sql-on-fhir" / "tests"
+
+
+def _cases() -> list[Any]:
+    if not SUITE.is_dir():
+        return [pytest.param(None, None, marks=pytest.mark.skip(reason=f"no conformance suite at {SUITE}"))]
+    out = []
+    for path in sorted(SUITE.glob("*.json")):
+        suite = json.loads(path.read_text(encoding="utf-8"))
+        for i, case in enumerate(suite["tests"]):
+            out.append(pytest.param(path, i, id=f"{path.stem}: {case['title']}"))
+    return out
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_norm(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items()}
+    return value
+
+
+def _key(row: dict[str, Any]) -> str:
+    return json.dumps(_norm(row), sort_keys=True)
+
+
+@pytest.mark.parametrize(("path", "index"), _cases())
+def test_conformance(path: Path, index: int, tmp_path: Path) -> None:
+    suite = json.loads(path.read_text(encoding="utf-8"))
+    case = suite["tests"][index]
+    data = tmp_path / "resources.ndjson"
+    data.write_text("".join(json.dumps(r) + "\n" for r in suite["resources"]), encoding="utf-8")
+    if case.get("expectError"):
+        with pytest.raises(UserError) as caught:
+            query_rows(parse_view(case["view"]), data)
+        assert str(caught.value).startswith("view ")
+        return
+    names, rows = query_rows(parse_view(case["view"]), data)
+    if "expectColumns" in case:
+        assert names == case["expectColumns"]
+    if "expect" in case:
+        assert sorted(map(_key, rows)) == sorted(map(_key, case["expect"]))
+
+
+def test_the_whole_suite_is_there() -> None:
+    if not SUITE.is_dir():
+        pytest.skip(f"no conformance suite at {SUITE}")
+    count = sum(len(json.loads(p.read_text())["tests"]) for p in SUITE.glob("*.json"))
+    assert count == 134  # the suite at the commit named in ../shared/fixtures/sql-on-fhir/SOURCES.md
