@@ -8,7 +8,7 @@ DATA ?= data
 # The store (issue 3) tests against this PostgreSQL database; nothing uses it yet.
 export NAER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: demo check lint types test bench clean
+.PHONY: demo check lint types test bench bench-views clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ check: lint types test
 
 bench: $(STAMP)
 	$(BIN)/python bench/synth_bench.py
+
+# Views on a region sample of about 205,000 citizens (generated into bench/out/r15 if missing: ~10 GB).
+bench-views: $(STAMP)
+	$(BIN)/python bench/views_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

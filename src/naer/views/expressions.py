@@ -277,7 +277,7 @@ def _root_member(e: Expr, name: str, scope: Scope) -> Expr:
             for key in found.variants.values():
                 scope.root_fields[key] = "JSON"
             return Expr("choice", None, choice=found, parent=e)
-        if not found.many and found.type in STRING_TYPES:
+        if not found.many and (found.type in STRING_TYPES or found.type in DATE_TYPES):
             scope.root_fields[name] = "VARCHAR"
             out = Expr("val", found.type, sql=column, sqltype="VARCHAR")
         else:
@@ -472,6 +472,25 @@ def _lambda(e: Expr, arg: fp.Node, scope: Scope, build: Callable[[str, str], str
     return Expr("list", e.type, sql=build(x, cond))
 
 
+def _reference_key(ref: str, wanted: str | None) -> str:
+    """The id of a ``Type/id`` reference (relative, absolute or versioned); NULL for a conditional or
+    contained reference, or one to another type than ``wanted``. Plain string splitting for the common
+    ``Type/id`` form, a regular expression only for versioned ones: regexes cost most of a view's time."""
+    pattern = r"(?:^|/)([A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})/_history/[^/]+$"
+    parts = f"string_split({ref}, '/')"
+    kind, key = f"{parts}[-2]", f"{parts}[-1]"
+    versioned_kind = f"regexp_extract({ref}, {sql_string(pattern)}, 1)"
+    versioned_key = f"regexp_extract({ref}, {sql_string(pattern)}, 2)"
+    kind_ok = f"{kind} = {sql_string(wanted)}" if wanted else f"regexp_full_match({kind}, '[A-Z][A-Za-z]+')"
+    versioned_ok = f"{versioned_kind} = {sql_string(wanted)}" if wanted else f"{versioned_kind} <> ''"
+    return (
+        f"(CASE WHEN {ref} IS NULL OR contains({ref}, '?') OR starts_with({ref}, '#') THEN NULL "
+        f"WHEN contains({ref}, '/_history/') "
+        f"THEN (CASE WHEN {versioned_ok} THEN nullif({versioned_key}, '') END) "
+        f"WHEN {kind_ok} THEN nullif({key}, '') END)"
+    )
+
+
 def _call(node: fp.Call, focus: Expr, scope: Scope) -> Expr:
     name = node.name
     if name == "getResourceKey":
@@ -538,12 +557,7 @@ def _call(node: fp.Call, focus: Expr, scope: Scope) -> Expr:
         ref = as_value(
             navigate(Expr("json", "Reference", sql=sql_of(first_json(e))), "reference", scope), "VARCHAR"
         )
-        pattern = r"(?:^|/)([A-Za-z]+)/([^/]+?)(?:/_history/[^/]+)?$"
-        key = f"regexp_extract({ref.sql}, {sql_string(pattern)}, 2)"
-        if wanted:
-            kind = f"regexp_extract({ref.sql}, {sql_string(pattern)}, 1)"
-            key = f"(CASE WHEN {kind} = {sql_string(wanted)} THEN {key} END)"
-        return Expr("val", "string", sql=f"nullif({key}, '')", sqltype="VARCHAR")
+        return Expr("val", "string", sql=_reference_key(ref.sql, wanted), sqltype="VARCHAR")
     if name == "join":
         _args(node, 0, 1)
         sep = as_value(compile_node(node.args[0], focus, scope), "VARCHAR").sql if node.args else "''"

@@ -1,0 +1,86 @@
+"""FHIRPath details the conformance suite does not reach: reference forms, strings, parsing errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from naer.views.definition import parse_view
+from naer.views.fhirpath import FhirPathSyntaxError, parse
+from naer.views.run import query_rows
+
+
+@pytest.mark.parametrize(
+    ("reference", "key", "patient_key"),
+    [
+        ("Patient/p1", "p1", "p1"),
+        ("https://fhir.example.org/r4/Patient/p1", "p1", "p1"),
+        ("Patient/p1/_history/3", "p1", "p1"),
+        ("Organization/o1", "o1", None),
+        ("Patient?identifier=urn:oid:1.2.208.176.1.2|0101010101", None, None),  # conditional: no key
+        ("#contained-1", None, None),
+        ("p1", None, None),
+    ],
+)
+def test_reference_keys(tmp_path: Path, reference: str, key: str | None, patient_key: str | None) -> None:
+    data = tmp_path / "Encounter.ndjson"
+    data.write_text(json.dumps({"resourceType": "Encounter", "id": "e", "subject": {"reference": reference}}))
+    view = parse_view(
+        {
+            "name": "v",
+            "resource": "Encounter",
+            "select": [
+                {
+                    "column": [
+                        {"name": "any", "path": "subject.getReferenceKey()"},
+                        {"name": "patient", "path": "subject.getReferenceKey(Patient)"},
+                    ]
+                }
+            ],
+        }
+    )
+    assert query_rows(view, tmp_path)[1] == [{"any": key, "patient": patient_key}]
+
+
+def test_string_functions_and_iif(tmp_path: Path) -> None:
+    (tmp_path / "Patient.ndjson").write_text(
+        json.dumps(
+            {"resourceType": "Patient", "id": "p", "name": [{"family": "Møller", "given": ["Bente", "K"]}]}
+        )
+    )
+    columns = {
+        "starts": "name.family.first().startsWith('Mø')",
+        "upper": "name.family.first().upper()",
+        "count": "name.given.count()",
+        "joined": "name.given.join(' ') & '!'",
+        "pick": "iif(name.given.count() > 1, 'many', 'one')",
+        "is_in": "'K' in name.given",
+    }
+    view = parse_view(
+        {
+            "name": "v",
+            "resource": "Patient",
+            "select": [{"column": [{"name": k, "path": v} for k, v in columns.items()]}],
+        }
+    )
+    assert query_rows(view, tmp_path)[1] == [
+        {"starts": True, "upper": "MØLLER", "count": 2, "joined": "Bente K!", "pick": "many", "is_in": True}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty FHIRPath expression"),
+        ("name.", "expected a name at the end"),
+        ("name.where(use = 'official'", "expected ')' at the end"),
+        ("a # b", "unexpected character '#' at position 3"),
+        ("$index", "$index is not supported"),
+    ],
+)
+def test_syntax_errors_say_where(text: str, message: str) -> None:
+    with pytest.raises(FhirPathSyntaxError) as caught:
+        parse(text)
+    assert message in str(caught.value)
