@@ -7,6 +7,8 @@ DATA ?= data
 
 # The store (issue 3) tests against this PostgreSQL database; nothing uses it yet.
 export NAER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
+# Outside data the tests read (SQL on FHIR conformance suite, Synthea, MedCom); never copied into the repo.
+export NAER_FIXTURES ?= $(abspath ../shared/fixtures)
 
 .PHONY: demo check lint types test bench bench-views clean
 

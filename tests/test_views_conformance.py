@@ -7,6 +7,7 @@ and numbers by value (5 equals 5.0). ``expectError`` cases must fail with a clea
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,11 @@ from naer.errors import UserError
 from naer.views.definition import parse_view
 from naer.views.run import query_rows
 
-SUITE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sql-on-fhir" / "tests"
+# ../shared/fixtures beside the repository, or wherever NAER_FIXTURES points (make check sets it).
+FIXTURES = Path(
+    os.environ.get("NAER_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+)
+SUITE = FIXTURES / "sql-on-fhir" / "tests"
 
 
 def _cases() -> list[Any]:

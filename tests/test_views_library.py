@@ -6,6 +6,7 @@ error, and the warehouse's SQL views join them as documented.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -16,7 +17,10 @@ from naer.views.run import derived_queries, load_folder, query_rows, run_to_ware
 
 LIBRARY = Path(__file__).resolve().parents[1] / "src" / "naer" / "views" / "library"
 DATA = Path(__file__).parent / "data" / "views"
-SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "synthea" / "10-patients"
+FIXTURES = Path(
+    os.environ.get("NAER_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+)
+SYNTHEA = FIXTURES / "synthea" / "10-patients"
 
 
 def rows(view: str, data: Path = DATA) -> list[dict[str, object]]:
