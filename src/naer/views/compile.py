@@ -11,35 +11,21 @@ close to the speed of a bare scan (docs/performance.md).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from naer.errors import UserError
 from naer.views import expressions as ex
 from naer.views.definition import Column, SelectNode, View
-from naer.views.expressions import Expr, Scope, ViewCompileError, sql_string
-from naer.views.schema import DATE_TYPES, INTEGER_TYPES, STRING_TYPES
-
-# Column `type` -> DuckDB type of the output column. FHIR date and time values keep their text (ISO 8601 with
-# the precision and zone they were recorded with); analyses cast them.
-_OUTPUT_TYPES = {
-    "boolean": "BOOLEAN",
-    "integer": "BIGINT",
-    "integer64": "BIGINT",
-    "positiveInt": "BIGINT",
-    "unsignedInt": "BIGINT",
-    "decimal": "DOUBLE",
-}
+from naer.views.expressions import Expr, NoSuchElementError, Scope, ViewCompileError, sql_string
+from naer.views.schema import INTEGER_TYPES
 
 
 def output_type(fhir_type: str | None) -> str:
-    if fhir_type is None:
-        return "VARCHAR"
-    if fhir_type in _OUTPUT_TYPES:
-        return _OUTPUT_TYPES[fhir_type]
-    if fhir_type in STRING_TYPES or fhir_type in DATE_TYPES:
-        return "VARCHAR"
-    return "JSON"
+    """DuckDB type of an output column: the compiler's SQL type for the FHIR type (dates and times keep
+    their ISO text, with the precision and zone they were recorded with; analyses cast them), VARCHAR when
+    the type is unknown, JSON for complex types."""
+    return "VARCHAR" if fhir_type is None else ex.sql_type_of(fhir_type)
 
 
 @dataclass(frozen=True)
@@ -60,15 +46,18 @@ class Compiled:
         return self.select.replace("{source}", source)
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
+    """A SQL identifier in double quotes."""
     return '"' + name.replace('"', '""') + '"'
 
 
+def _select_list(items: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{sql} AS {quote(name)}" for sql, name in items) or "1 AS _none"
+
+
 def _constant(c: dict[str, Any], view: View) -> Expr:
-    values = [(k, v) for k, v in c.items() if k.startswith("value")]
-    if len(values) != 1:
-        raise ViewCompileError(f"view {view.label}: constant {c.get('name')!r} needs exactly one value[x]")
-    key, value = values[0]
+    # parse_view has checked that there is exactly one value[x].
+    key, value = next((k, v) for k, v in c.items() if k.startswith("value"))
     fhir_type = key[len("value") :]
     fhir_type = fhir_type[:1].lower() + fhir_type[1:]
     if fhir_type == "boolean":
@@ -95,24 +84,20 @@ class _Compiler:
         self.scope = scope
 
     def path(self, text: str, focus: Expr, where: str) -> Expr:
+        """Compile a path; any error (syntax, unknown function, missing element) names the view and place."""
         try:
             return ex.compile_path(text, focus, self.scope)
-        except ViewCompileError as error:
-            raise ViewCompileError(f"view {self.view.label}, {where}: {error}") from None
-        except UserError as error:  # syntax errors
-            raise ViewCompileError(f"view {self.view.label}, {where}: {error}") from None
+        except UserError as error:
+            kind = NoSuchElementError if isinstance(error, NoSuchElementError) else ViewCompileError
+            raise kind(f"view {self.view.label}, {where}: {error}") from None
 
     def lenient(self, text: str, focus: Expr) -> Expr:
         """A repeat path: one that names no element of the focus's type is empty, not an error, since
         repeat paths are meant for the nested levels (``answer.item`` is not on QuestionnaireResponse)."""
         try:
-            return ex.compile_path(text, focus, self.scope)
-        except ViewCompileError as error:
-            if "has no element" in str(error):
-                return _EMPTY
-            raise ViewCompileError(f"view {self.view.label}, repeat {text!r}: {error}") from None
-        except UserError as error:
-            raise ViewCompileError(f"view {self.view.label}, repeat {text!r}: {error}") from None
+            return self.path(text, focus, f"repeat {text!r}")
+        except NoSuchElementError:
+            return _EMPTY
 
     def column(self, col: Column, focus: Expr) -> tuple[str, OutColumn]:
         e = self.path(col.path, focus, f"column {col.name!r}")
@@ -175,8 +160,7 @@ class _Compiler:
     def relation(self, node: SelectNode, focus: Expr, row_index: str) -> tuple[str, list[OutColumn]]:
         """A correlated subquery producing the rows of ``node`` for ``focus``."""
         items, columns, joins = self.node(node, focus, row_index)
-        select = ", ".join(f"{sql} AS {_quote(name)}" for sql, name in items) or "1 AS _none"
-        return f"SELECT {select} FROM (SELECT 1) AS _one {' '.join(joins)}", columns
+        return f"SELECT {_select_list(items)} FROM (SELECT 1) AS _one {' '.join(joins)}", columns
 
     def union(
         self, branches: list[SelectNode], focus: Expr, row_index: str
@@ -196,17 +180,16 @@ class _Compiler:
             parts.append(sql)
         assert first is not None
         # Columns line up by position; DuckDB's UNION ALL casts branches that type a column differently.
-        unified = first
         joined = " UNION ALL ".join(f"({p})" for p in parts)
-        items = [(f"{alias}.{_quote(c.name)}", c.name) for c in unified]
-        return items, unified, [f"CROSS JOIN LATERAL ({joined}) AS {alias}"]
+        items = [(f"{alias}.{quote(c.name)}", c.name) for c in first]
+        return items, first, [f"CROSS JOIN LATERAL ({joined}) AS {alias}"]
 
     def iterate(
         self, node: SelectNode, focus: Expr
     ) -> tuple[list[tuple[str, str]], list[OutColumn], list[str]]:
         alias = self.scope.fresh("f")
         it = self.scope.fresh("n")
-        inner_node = SelectNode(node.columns, node.selects, node.union_all, None, None, None)
+        inner_node = replace(node, for_each=None, for_each_or_null=None, repeat=None)
         if node.repeat is not None:
             source, item_type = self.repeat(node.repeat, focus, it)
         else:
@@ -236,11 +219,10 @@ class _Compiler:
         alias: str,
     ) -> tuple[list[tuple[str, str]], list[OutColumn], list[str]]:
         """The rows of an iterating select as a LATERAL subquery joined to its parent."""
-        select = ", ".join(f"{sql} AS {_quote(name)}" for sql, name in items) or "1 AS _none"
-        subquery = f"SELECT {select} FROM {source} {' '.join(joins)}"
+        subquery = f"SELECT {_select_list(items)} FROM {source} {' '.join(joins)}"
         how = "LEFT JOIN LATERAL" if node.for_each_or_null is not None else "CROSS JOIN LATERAL"
         on = " ON TRUE" if node.for_each_or_null is not None else ""
-        outer = [(f"{alias}.{_quote(c.name)}", c.name) for c in columns]
+        outer = [(f"{alias}.{quote(c.name)}", c.name) for c in columns]
         return outer, columns, [f"{how} ({subquery}) AS {alias}{on}"]
 
     def repeat(self, paths: list[str], focus: Expr, it: str) -> tuple[str, str | None]:
@@ -287,8 +269,10 @@ def compile_view(view: View) -> Compiled:
         if e.kind != "root" and e.type is not None and e.type != "boolean":
             raise ViewCompileError(f"view {view.label}: the where path {w!r} returns {e.type}, not a boolean")
         conditions.append(f"coalesce({ex.as_bool(e, 'a where path')}, FALSE)")
-    select = ", ".join(f"{sql} AS {_quote(name)}" for sql, name in items)
-    query = f"SELECT {select} FROM {{source}} AS r {' '.join(joins)} WHERE {' AND '.join(conditions)}"
+    query = (
+        f"SELECT {_select_list(items)} FROM {{source}} AS r {' '.join(joins)} "
+        f"WHERE {' AND '.join(conditions)}"
+    )
     return Compiled(view, columns, dict(scope.root_fields), query)
 
 

@@ -43,6 +43,10 @@ class ViewCompileError(UserError):
     """A ViewDefinition that cannot be compiled (unknown function, element that does not exist, ...)."""
 
 
+class NoSuchElementError(ViewCompileError):
+    """A path into an element the FHIR type does not have (``repeat`` treats it as empty)."""
+
+
 @dataclass(frozen=True)
 class Expr:
     kind: Kind
@@ -210,12 +214,12 @@ def navigate(e: Expr, name: str, scope: Scope) -> Expr:
     if e.type in PRIMITIVE_TYPES:
         if name in ("id", "extension"):
             raise ViewCompileError(f"extensions and ids of primitive values ('{name}') are not supported")
-        raise ViewCompileError(f"{e.type} has no element '{name}'")
+        raise NoSuchElementError(f"{e.type} has no element '{name}'")
     if info is None:
         return _dynamic_member(e, name, scope)
     found = info.get(name)
     if found is None:
-        raise ViewCompileError(f"{e.type} has no element '{name}'")
+        raise NoSuchElementError(f"{e.type} has no element '{name}'")
     if isinstance(found, Choice):
         return Expr("choice", None, choice=found, parent=e)
     return _step(e, found, scope)
@@ -270,7 +274,7 @@ def _root_member(e: Expr, name: str, scope: Scope) -> Expr:
     else:
         found = info.get(name)
         if found is None:
-            raise ViewCompileError(f"{scope.resource_type} has no element '{name}'")
+            raise NoSuchElementError(f"{scope.resource_type} has no element '{name}'")
         if isinstance(
             found, Choice
         ):  # every variant is read (as JSON), so the choice works with or without ofType
@@ -630,9 +634,10 @@ def boundary(e: Expr, high: bool) -> Expr:
         return Expr("val", "time", sql=_fill_time(s, high), sqltype="VARCHAR")
     day = f"split_part({s}, 'T', 1)"
     last = f"strftime(last_day(CAST({day} || '-01' AS DATE)), '%Y-%m-%d')"
+    month = last if high else f"{day} || '-01'"
     date_sql = (
         f"(CASE length({day}) WHEN 4 THEN {day} || {sql_string('-12-31' if high else '-01-01')} "
-        f"WHEN 7 THEN {last if high else day + chr(32) + '||' + chr(32) + sql_string('-01')} ELSE {day} END)"
+        f"WHEN 7 THEN {month} ELSE {day} END)"
     )
     if e.type == "date":
         return Expr("val", "date", sql=f"CASE WHEN {s} IS NOT NULL THEN {date_sql} END", sqltype="VARCHAR")

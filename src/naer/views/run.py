@@ -18,7 +18,8 @@ import duckdb
 import orjson
 
 from naer.errors import UserError
-from naer.views.compile import Compiled, compile_view, is_sql_name
+from naer.settings import get_settings
+from naer.views.compile import Compiled, compile_view, is_sql_name, quote
 from naer.views.definition import View, load_view
 from naer.views.source import files_for, source_sql
 
@@ -75,9 +76,7 @@ def explain(error: duckdb.Error, view: View, files: list[Path]) -> ViewRunError:
 
 def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(database)
-    threads = os.environ.get("NAER_WORKERS")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
+    con.execute(f"SET threads = {get_settings().workers}")
     con.execute("SET preserve_insertion_order = false")
     return con
 
@@ -94,7 +93,7 @@ def _csv_safe(compiled: Compiled, query: str) -> str:
     """CSV has no lists or objects: write those columns as JSON text."""
     cols = []
     for c in compiled.columns:
-        name = '"' + c.name.replace('"', '""') + '"'
+        name = quote(c.name)
         cols.append(
             f"CAST(to_json({name}) AS VARCHAR) AS {name}" if c.collection or c.type == "JSON" else name
         )
@@ -210,34 +209,40 @@ def run_to_warehouse(
         con = connect(str(warehouse))
     except duckdb.Error as error:
         raise UserError(f"cannot open the warehouse {warehouse}: {str(error).splitlines()[0]}") from None
+    # (name, statement, how a failure is told, input files): the view tables first, then the SQL views.
+    steps: list[tuple[str, str, Callable[[duckdb.Error], ViewRunError], list[Path]]] = []
+    for name, view, c in compiled:
+        query, files = compiled_query(c, input_path)
+        steps.append(
+            (name, f"CREATE OR REPLACE TABLE {quote(name)} AS {query}", _explainer(view, files), files)
+        )
+    for name, sql in derived or []:
+        steps.append((name, f"CREATE OR REPLACE VIEW {quote(name)} AS {sql}", _sql_file_error(name), []))
     results: list[RunResult] = []
     try:
         con.execute("BEGIN TRANSACTION")
-        for name, view, c in compiled:
-            query, files = compiled_query(c, input_path)
+        for name, statement, fail, files in steps:
             try:
-                con.execute(f'CREATE OR REPLACE TABLE "{name}" AS {query}')
-                count = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
+                con.execute(statement)
+                count = con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()
             except duckdb.Error as error:
                 con.execute("ROLLBACK")
-                raise explain(error, view, files) from None
+                raise fail(error) from None
             results.append(RunResult(name, int(count[0]) if count else 0, len(files)))
-            if on_view:
-                on_view(name)
-        for name, sql in derived or []:
-            try:
-                con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
-                count = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
-            except duckdb.Error as error:
-                con.execute("ROLLBACK")
-                raise ViewRunError(f"{name}.sql: {str(error).splitlines()[0]}") from None
-            results.append(RunResult(name, int(count[0]) if count else 0, 0))
             if on_view:
                 on_view(name)
         con.execute("COMMIT")
     finally:
         con.close()
     return results
+
+
+def _explainer(view: View, files: list[Path]) -> Callable[[duckdb.Error], ViewRunError]:
+    return lambda error: explain(error, view, files)
+
+
+def _sql_file_error(name: str) -> Callable[[duckdb.Error], ViewRunError]:
+    return lambda error: ViewRunError(f"{name}.sql: {str(error).splitlines()[0]}")
 
 
 def view_sql(view: View, input_path: Path | None) -> str:
