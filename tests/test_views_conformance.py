@@ -2,6 +2,10 @@
 
 Every case runs, experimental ones included; rows are compared without regard to order, as the suite says,
 and numbers by value (5 equals 5.0). ``expectError`` cases must fail with a clear UserError, never a crash.
+
+Each case runs twice: from one mixed NDJSON file (every element read as JSON) and from one file per resource
+type (top-level elements read as typed STRUCTs where the view allows), so both compilations are held to the
+suite.
 """
 
 from __future__ import annotations
@@ -49,12 +53,23 @@ def _key(row: dict[str, Any]) -> str:
     return json.dumps(_norm(row), sort_keys=True)
 
 
+def _write(resources: list[dict[str, Any]], folder: Path, layout: str) -> Path:
+    if layout == "mixed":
+        data = folder / "resources.ndjson"
+        data.write_text("".join(json.dumps(r) + "\n" for r in resources), encoding="utf-8")
+        return data
+    for r in resources:
+        with (folder / f"{r['resourceType']}.ndjson").open("a", encoding="utf-8") as out:
+            out.write(json.dumps(r) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["mixed", "typed"])
 @pytest.mark.parametrize(("path", "index"), _cases())
-def test_conformance(path: Path, index: int, tmp_path: Path) -> None:
+def test_conformance(path: Path, index: int, layout: str, tmp_path: Path) -> None:
     suite = json.loads(path.read_text(encoding="utf-8"))
     case = suite["tests"][index]
-    data = tmp_path / "resources.ndjson"
-    data.write_text("".join(json.dumps(r) + "\n" for r in suite["resources"]), encoding="utf-8")
+    data = _write(suite["resources"], tmp_path, layout)
     if case.get("expectError"):
         with pytest.raises(UserError) as caught:
             query_rows(parse_view(case["view"]), data)

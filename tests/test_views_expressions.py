@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from naer.views.compile import compile_view
 from naer.views.definition import parse_view
 from naer.views.fhirpath import FhirPathSyntaxError, parse
 from naer.views.run import query_rows
@@ -22,6 +23,9 @@ from naer.views.run import query_rows
         ("Patient?identifier=urn:oid:1.2.208.176.1.2|0101010101", None, None),  # conditional: no key
         ("#contained-1", None, None),
         ("p1", None, None),
+        ("Patient/", None, None),  # the fast path for "Type/id" must not make an empty key
+        ("Patient/a/b", None, None),  # nor read past a second "/"
+        ("Patient/p1?x=1", None, None),
     ],
 )
 def test_reference_keys(tmp_path: Path, reference: str, key: str | None, patient_key: str | None) -> None:
@@ -84,3 +88,44 @@ def test_syntax_errors_say_where(text: str, message: str) -> None:
     with pytest.raises(FhirPathSyntaxError) as caught:
         parse(text)
     assert message in str(caught.value)
+
+
+def _fields(view: dict[str, object]) -> dict[str, str]:
+    return compile_view(parse_view({"name": "v", "resource": "Patient", **view}), structs=True).fields
+
+
+def test_typed_reads_where_the_view_allows_json_where_it_does_not() -> None:
+    """Top-level elements are read as typed STRUCTs with just the sub-elements used; an element also used
+    in a way only JSON supports (a whole complex value as a column, a choice without ofType) is read as
+    JSON, and so are its other uses."""
+    fields = _fields(
+        {
+            "select": [
+                {
+                    "column": [
+                        {"name": "family", "path": "name.family.first()"},
+                        {"name": "gp", "path": "generalPractitioner.getReferenceKey(Organization)"},
+                        {"name": "deceased", "path": "deceased.ofType(boolean)"},
+                    ]
+                }
+            ]
+        }
+    )
+    assert fields["name"] == 'STRUCT("family" VARCHAR)[]'
+    assert fields["generalPractitioner"] == 'STRUCT("reference" VARCHAR)[]'
+    assert fields["deceasedBoolean"] == "BOOLEAN" and "deceasedDateTime" not in fields
+    whole = _fields(
+        {
+            "select": [
+                {
+                    "column": [
+                        {"name": "family", "path": "name.family.first()"},
+                        {"name": "names", "path": "name", "collection": True},
+                        {"name": "deceased", "path": "deceased.exists()"},
+                    ]
+                }
+            ]
+        }
+    )
+    assert whole["name"] == "JSON"
+    assert whole["deceasedBoolean"] == whole["deceasedDateTime"] == "JSON"

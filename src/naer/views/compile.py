@@ -18,7 +18,7 @@ from naer.errors import UserError
 from naer.views import expressions as ex
 from naer.views.definition import Column, SelectNode, View
 from naer.views.expressions import Expr, NoSuchElementError, Scope, ViewCompileError, sql_string
-from naer.views.schema import INTEGER_TYPES
+from naer.views.schema import INTEGER_TYPES, PRIMITIVE_TYPES
 
 
 def output_type(fhir_type: str | None) -> str:
@@ -107,6 +107,10 @@ class _Compiler:
                 f"view {self.view.label}, column {col.name!r}: a column cannot hold the resource"
             )
         sqltype = output_type(fhir_type)
+        if e.kind in ex.STRUCT_KINDS:
+            return self.struct_column(col, e, sqltype), OutColumn(
+                col.name, f"{sqltype}[]" if col.collection else sqltype, col.collection
+            )
         if col.collection:
             x = self.scope.fresh("x")
             if e.kind == "val":
@@ -115,19 +119,34 @@ class _Compiler:
                 items = f"list_transform({ex.as_list(e)}, {x} -> {ex.json_to(x, sqltype)})"
             return items, OutColumn(col.name, f"{sqltype}[]", True)
         if e.kind == "list":
-            lst = ex.sql_of(e)
-            first = ex.as_value(e, sqltype).sql
-            message = sql_string(
-                f"view {self.view.label}, column {col.name!r}: the path {col.path!r} returned more than one "
-                "value; set collection: true to keep them all"
-            )
-            return (
-                f"(CASE WHEN len({lst}) > 1 THEN error({message}) ELSE {first} END)",
-                OutColumn(col.name, sqltype, False),
+            return self.single(col, f"len({ex.sql_of(e)})", ex.as_value(e, sqltype).sql), OutColumn(
+                col.name, sqltype, False
             )
         v = ex.as_value(e, sqltype)
         value = v.sql if v.sqltype == sqltype else f"TRY_CAST({v.sql} AS {sqltype})"
         return value, OutColumn(col.name, sqltype, False)
+
+    def single(self, col: Column, count: str, first: str) -> str:
+        """The one value of a non-collection column, or a run-time error naming it if there are more."""
+        message = sql_string(
+            f"view {self.view.label}, column {col.name!r}: the path {col.path!r} returned more than one "
+            "value; set collection: true to keep them all"
+        )
+        return f"(CASE WHEN {count} > 1 THEN error({message}) ELSE {first} END)"
+
+    def struct_column(self, col: Column, e: Expr, sqltype: str) -> str:
+        """A column read from a typed STRUCT: a primitive or a list of them (anything else needs JSON)."""
+        if sqltype == "JSON" or e.type not in PRIMITIVE_TYPES:
+            ex.require_json(e)
+        leaf = ex.leaf_type(e.type)
+        if col.collection:
+            x = self.scope.fresh("x")
+            items = ex.struct_list(e, self.scope)
+            if leaf != sqltype:
+                items = f"list_transform({items}, {x} -> TRY_CAST({x} AS {sqltype}))"
+            return f"coalesce({items}, [])"
+        value = ex.as_value(e, sqltype).sql
+        return self.single(col, ex.struct_len(e), value) if e.kind == "slist" else value
 
     def node(
         self, node: SelectNode, focus: Expr, row_index: str
@@ -200,11 +219,17 @@ class _Compiler:
                 items, columns, joins = self.node(inner_node, Expr("root", e.type), "0")
                 guard = e.sql or "TRUE"
                 return self.wrap(node, items, columns, joins, f"(SELECT 0 AS i WHERE {guard}) AS {it}", alias)
-            lst = ex.as_list(e)
+            typed = e.kind in ex.STRUCT_KINDS
+            lst = ex.struct_list(e, self.scope) if typed else ex.as_list(e)
             item_type = e.type
             if node.for_each_or_null is not None:  # an empty collection gives one item, NULL, at index 0
-                lst = f"(CASE WHEN len({lst}) = 0 THEN [NULL::JSON] ELSE {lst} END)"
+                empty = f"coalesce(len({lst}), 0) = 0" if typed else f"len({lst}) = 0"
+                lst = f"(CASE WHEN {empty} THEN [NULL{'' if typed else '::JSON'}] ELSE {lst} END)"
             source = f"(SELECT unnest({lst}) AS n, generate_subscripts({lst}, 1) - 1 AS i) AS {it}"
+            if typed:
+                inner = replace(e, kind="sval", sql=f"{it}.n")
+                items, columns, joins = self.node(inner_node, inner, f"{it}.i")
+                return self.wrap(node, items, columns, joins, source, alias)
         inner_focus = Expr("json", item_type, base=f"{it}.n", path="$")
         items, columns, joins = self.node(inner_node, inner_focus, f"{it}.i")
         return self.wrap(node, items, columns, joins, source, alias)
@@ -249,9 +274,24 @@ class _Compiler:
         return source, item_type
 
 
-def compile_view(view: View) -> Compiled:
-    """Compile a validated view; raise ViewCompileError naming the view and column for what cannot be run."""
-    scope = Scope(view.resource, {"resourceType": "VARCHAR"}, {})
+def compile_view(view: View, structs: bool = False) -> Compiled:
+    """Compile a validated view; raise ViewCompileError naming the view and column for what cannot be run.
+
+    With ``structs``, top-level elements are read as typed STRUCTs wherever the view's use of them allows
+    (only for files of one resource type: in a mixed file one key can have different types); an element
+    used in a way only JSON supports is read as JSON, found by compiling again."""
+    json_keys: frozenset[str] = frozenset()
+    while True:
+        try:
+            return _compile(view, structs, json_keys)
+        except ex.NeedsJson as need:
+            if need.keys <= json_keys:  # pragma: no cover - would loop for ever
+                raise AssertionError(f"view {view.label}: {need.keys} are already read as JSON") from None
+            json_keys |= need.keys
+
+
+def _compile(view: View, structs: bool, json_keys: frozenset[str]) -> Compiled:
+    scope = Scope(view.resource, {"resourceType": "VARCHAR"}, {}, structs=structs, json_keys=json_keys)
     for c in view.constants:
         scope.constants[c["name"]] = _constant(c, view)
     compiler = _Compiler(view, scope)
@@ -273,7 +313,10 @@ def compile_view(view: View) -> Compiled:
         f"SELECT {_select_list(items)} FROM {{source}} AS r {' '.join(joins)} "
         f"WHERE {' AND '.join(conditions)}"
     )
-    return Compiled(view, columns, dict(scope.root_fields), query)
+    fields = dict(scope.root_fields)
+    for key, element in scope.struct_roots.items():
+        fields[key] = ex.struct_type(element, [t for k, t in scope.trails if k == key and t])
+    return Compiled(view, columns, fields, query)
 
 
 def columns_struct(fields: dict[str, str]) -> str:

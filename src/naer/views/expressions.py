@@ -7,7 +7,12 @@ Every FHIRPath value is one of three shapes at compile time:
 * ``list``: a ``JSON[]`` list (a collection that may hold several items), likewise kept as base plus a
   path with ``[*]`` steps while it can be;
 * ``val``: a typed SQL value (VARCHAR, BOOLEAN, BIGINT, DOUBLE) or NULL, from literals, operators and
-  functions.
+  functions;
+* ``sval`` and ``slist``: one value or a list of values of a top-level element that DuckDB's reader parsed
+  into a typed STRUCT (only the sub-elements the view uses). Reading straight into typed columns saves a
+  second JSON parse per access, which is most of a view's cost (docs/performance.md). Where such a value is
+  used in a way only the JSON shapes support, the compiler raises ``NeedsJson`` and ``compile_view`` compiles
+  again with that element read as JSON, so the typed path is an optimisation that never changes a result.
 
 The FHIR type of each value is tracked from the R4 structure (``views/schema.py``); where it is unknown (a
 resource type the models do not know, or the items of ``contained``) the compiler falls back to testing shapes
@@ -36,7 +41,10 @@ from naer.views.schema import (
     is_resource_type,
 )
 
-Kind = Lit["json", "list", "val", "root", "choice"]
+Kind = Lit["json", "list", "val", "root", "choice", "sval", "slist"]
+STRUCT_KINDS = ("sval", "slist")
+# One step into a typed STRUCT: (JSON key, FHIR type, repeating).
+Step = tuple[str, str | None, bool]
 
 
 class ViewCompileError(UserError):
@@ -45,6 +53,14 @@ class ViewCompileError(UserError):
 
 class NoSuchElementError(ViewCompileError):
     """A path into an element the FHIR type does not have (``repeat`` treats it as empty)."""
+
+
+class NeedsJson(Exception):
+    """Top-level elements read as typed STRUCTs that an expression needs as JSON: compile again with these."""
+
+    def __init__(self, keys: frozenset[str]) -> None:
+        super().__init__(", ".join(sorted(keys)))
+        self.keys = keys
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,9 @@ class Expr:
     choice: Choice | None = None  # kind "choice": a choice element (value[x]) not yet narrowed by ofType
     parent: Expr | None = None  # kind "choice": what the choice element was read from
     sqltype: str = "JSON"  # for val
+    root_key: str | None = None  # sval/slist: the top-level key read as a STRUCT this value comes from
+    trail: tuple[Step, ...] = ()  # sval/slist: the steps from that key down to this value
+    json_needs: frozenset[str] = frozenset()  # keys to read as JSON before this can be used as JSON
 
 
 @dataclass
@@ -68,6 +87,10 @@ class Scope:
     constants: dict[str, Expr]
     row_index: str = "0"
     counter: list[int] = field(default_factory=lambda: [0])
+    structs: bool = False  # read top-level elements as typed STRUCTs where the view allows
+    json_keys: frozenset[str] = frozenset()  # top-level keys that must be read as JSON all the same
+    struct_roots: dict[str, Element] = field(default_factory=dict)  # keys read as STRUCTs
+    trails: set[tuple[str, tuple[Step, ...]]] = field(default_factory=set)  # (key, steps) used below them
 
     def fresh(self, prefix: str) -> str:
         self.counter[0] += 1
@@ -84,8 +107,15 @@ def _path_key(name: str) -> str:
     )
 
 
+def require_json(e: Expr) -> None:
+    """Raise NeedsJson when ``e`` comes from a top-level element read as a typed STRUCT."""
+    if e.json_needs:
+        raise NeedsJson(e.json_needs)
+
+
 def sql_of(e: Expr) -> str:
     """The SQL of a json/list/val expression (a list is JSON[], never NULL)."""
+    require_json(e)
     if e.kind == "val":
         return e.sql
     if e.kind == "root":
@@ -101,6 +131,7 @@ def sql_of(e: Expr) -> str:
 
 
 def as_list(e: Expr) -> str:
+    require_json(e)
     if e.kind == "list":
         return sql_of(e)
     if e.kind == "json" or e.kind == "choice":
@@ -113,6 +144,7 @@ def as_list(e: Expr) -> str:
 
 def first_json(e: Expr) -> Expr:
     """The first item as a single JSON value (FHIRPath's singleton evaluation)."""
+    require_json(e)
     if e.kind == "json":
         return e
     if e.kind == "choice":
@@ -124,6 +156,93 @@ def first_json(e: Expr) -> Expr:
     if e.kind == "val":
         return Expr("json", e.type, sql=f"to_json({e.sql})")
     raise ViewCompileError("the resource itself cannot be used as a value here")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def leaf_type(fhir_type: str | None) -> str:
+    """The DuckDB type a primitive is read as inside a STRUCT."""
+    sqltype = sql_type_of(fhir_type)
+    return "VARCHAR" if sqltype == "JSON" else sqltype
+
+
+def struct_type(element: Element, trails: list[tuple[Step, ...]]) -> str:
+    """The DuckDB type that reads ``element`` with just the sub-elements named in ``trails``."""
+    if element.type in PRIMITIVE_TYPES:
+        base = leaf_type(element.type)
+    else:
+        children: dict[str, Element] = {}
+        below: dict[str, list[tuple[Step, ...]]] = {}
+        for trail in trails:
+            key, fhir_type, many = trail[0]
+            children[key] = Element(key, fhir_type, many)
+            below.setdefault(key, [])
+            if len(trail) > 1:
+                below[key].append(trail[1:])
+        # A complex element used only as a whole (exists()) still needs one field for DuckDB to read it.
+        parts = [f"{_ident(k)} {struct_type(children[k], below[k])}" for k in sorted(children)]
+        base = f"STRUCT({', '.join(parts or ['id VARCHAR'])})"
+    return base + ("[]" if element.many else "")
+
+
+def _structable(found: Element) -> bool:
+    """Whether an element can be read as a typed value: a primitive or a data type the models know."""
+    if found.type in PRIMITIVE_TYPES:
+        return True
+    return found.type not in (None, "Resource") and elements(found.type) is not None
+
+
+def struct_first(e: Expr) -> Expr:
+    return replace(e, kind="sval", sql=f"({e.sql})[1]") if e.kind == "slist" else e
+
+
+def struct_list(e: Expr, scope: Scope) -> str:
+    """A STRUCT value or list as a list (NULL stands for the empty list)."""
+    if e.kind == "slist":
+        return e.sql
+    x = scope.fresh("x")
+    return f"list_filter([{e.sql}], {x} -> {x} IS NOT NULL)"
+
+
+def struct_len(e: Expr) -> str:
+    if e.kind == "slist":
+        return f"coalesce(len({e.sql}), 0)"
+    return f"(CASE WHEN {e.sql} IS NULL THEN 0 ELSE 1 END)"
+
+
+def _struct_root(key: str, found: Element, scope: Scope) -> Expr:
+    scope.struct_roots[key] = found
+    scope.trails.add((key, ()))
+    return Expr(
+        "slist" if found.many else "sval",
+        found.type,
+        sql="r." + _ident(key),
+        root_key=key,
+        json_needs=frozenset({key}),
+    )
+
+
+def _struct_step(e: Expr, found: Element, scope: Scope) -> Expr:
+    """``e.name`` inside a STRUCT: a field access, mapped over lists and flattened."""
+    if not _structable(found):
+        raise NeedsJson(e.json_needs)
+    assert e.root_key is not None
+    trail = (*e.trail, (found.name, found.type, found.many))
+    scope.trails.add((e.root_key, trail))
+    key = sql_string(found.name)
+    kind: Kind = "slist" if found.many or e.kind == "slist" else "sval"
+    if e.kind == "sval":
+        sql = f"struct_extract({e.sql}, {key})"
+    else:
+        x = _fresh_var(scope)
+        mapped = f"list_transform({e.sql}, {x} -> struct_extract({x}, {key}))"
+        sql = f"flatten({mapped})" if found.many else f"list_filter({mapped}, {x} -> {x} IS NOT NULL)"
+        if found.many and "->" not in e.sql and len(e.sql) < 300:
+            # Most lists of CodeableConcepts hold one: taking its codings directly costs half of flatten().
+            sql = f"(CASE WHEN len({e.sql}) = 1 THEN struct_extract(({e.sql})[1], {key}) ELSE {sql} END)"
+    return Expr(kind, found.type, sql=sql, root_key=e.root_key, trail=trail, json_needs=e.json_needs)
 
 
 def sql_type_of(fhir_type: str | None) -> str:
@@ -153,6 +272,15 @@ def as_value(e: Expr, want: str | None = None) -> Expr:
         if want and want != e.sqltype and e.sqltype == "JSON":
             return Expr("val", e.type, sql=json_to(e.sql, want), sqltype=want)
         return e
+    if e.kind in STRUCT_KINDS:
+        if e.type not in PRIMITIVE_TYPES:
+            require_json(e)
+        one, leaf = struct_first(e), leaf_type(e.type)
+        sqltype = want or leaf
+        if sqltype == "JSON":
+            require_json(e)
+        sql = one.sql if sqltype == leaf else f"TRY_CAST({one.sql} AS {sqltype})"
+        return Expr("val", e.type, sql=sql, sqltype=sqltype)
     one = first_json(e)
     sqltype = want or sql_type_of(one.type)
     if one.base is not None and sqltype == "VARCHAR" and one.kind == "json":
@@ -177,6 +305,7 @@ def as_bool(e: Expr, what: str) -> str:
 def choice_any(e: Expr) -> Expr:
     """A choice element used without ofType: whichever variant is present (its type is then unknown)."""
     assert e.choice is not None and e.parent is not None
+    require_json(e)
     keys = list(e.choice.variants.values())
     parent = e.parent
     if parent.kind == "root":  # its variants are columns of the row
@@ -216,13 +345,14 @@ def navigate(e: Expr, name: str, scope: Scope) -> Expr:
             raise ViewCompileError(f"extensions and ids of primitive values ('{name}') are not supported")
         raise NoSuchElementError(f"{e.type} has no element '{name}'")
     if info is None:
+        require_json(e)
         return _dynamic_member(e, name, scope)
     found = info.get(name)
     if found is None:
         raise NoSuchElementError(f"{e.type} has no element '{name}'")
     if isinstance(found, Choice):
-        return Expr("choice", None, choice=found, parent=e)
-    return _step(e, found, scope)
+        return Expr("choice", None, choice=found, parent=e, json_needs=e.json_needs)
+    return _struct_step(e, found, scope) if e.kind in STRUCT_KINDS else _step(e, found, scope)
 
 
 def _step(e: Expr, found: Element, scope: Scope) -> Expr:
@@ -275,15 +405,20 @@ def _root_member(e: Expr, name: str, scope: Scope) -> Expr:
         found = info.get(name)
         if found is None:
             raise NoSuchElementError(f"{scope.resource_type} has no element '{name}'")
-        if isinstance(
-            found, Choice
-        ):  # every variant is read (as JSON), so the choice works with or without ofType
-            for key in found.variants.values():
-                scope.root_fields[key] = "JSON"
-            return Expr("choice", None, choice=found, parent=e)
+        if isinstance(found, Choice):
+            # Read as JSON, every variant is read, so the choice works with or without ofType; read as
+            # STRUCTs, ofType() reads its one variant, and use without ofType asks for JSON.
+            pending = frozenset(k for k in found.variants.values() if k not in scope.json_keys)
+            if not (scope.structs and pending):
+                for key in found.variants.values():
+                    scope.root_fields[key] = "JSON"
+                pending = frozenset()
+            return Expr("choice", None, choice=found, parent=e, json_needs=pending)
         if not found.many and (found.type in STRING_TYPES or found.type in DATE_TYPES):
             scope.root_fields[name] = "VARCHAR"
             out = Expr("val", found.type, sql=column, sqltype="VARCHAR")
+        elif scope.structs and name not in scope.json_keys and _structable(found):
+            out = _struct_root(name, found, scope)
         else:
             scope.root_fields[name] = "JSON"
             out = Expr(
@@ -296,6 +431,8 @@ def _guard(root: Expr, e: Expr) -> Expr:
     """Apply a ``where()`` on the resource itself (kept in ``root.sql``) to a value read from it."""
     if not root.sql:
         return e
+    if e.kind in STRUCT_KINDS:  # a NULL list is the empty list
+        return replace(e, sql=f"(CASE WHEN {root.sql} THEN {e.sql} END)")
     if e.kind == "list":
         return Expr("list", e.type, sql=f"(CASE WHEN {root.sql} THEN {sql_of(e)} ELSE []::JSON[] END)")
     kind: Kind = "val" if e.kind == "val" else "json"
@@ -306,9 +443,15 @@ def _choice_column(e: Expr, key: str, fhir_type: str | None, scope: Scope) -> Ex
     """The variant ``key`` (e.g. valueQuantity) of a choice element."""
     parent = e.parent
     assert parent is not None
+    variant = Element(key, fhir_type, False)
     if parent.kind == "root":  # a top-level choice: its variants are columns of the row
+        if scope.structs and key not in scope.json_keys and _structable(variant):
+            return _guard(parent, _struct_root(key, variant, scope))
+        scope.root_fields[key] = "JSON"
         return _guard(parent, Expr("json", fhir_type, base='r."' + key + '"', path="$"))
-    return _step(parent, Element(key, fhir_type, False), scope)
+    if parent.kind in STRUCT_KINDS:
+        return _struct_step(parent, variant, scope)
+    return _step(parent, variant, scope)
 
 
 _JSON_TYPE_OF = {
@@ -462,24 +605,36 @@ def _args(node: fp.Call, low: int, high: int) -> None:
         raise ViewCompileError(f"{node.name}() takes {count} argument(s), not {len(node.args)}")
 
 
-def _lambda(e: Expr, arg: fp.Node, scope: Scope, build: Callable[[str, str], str]) -> Expr:
-    """``e.fn(arg)`` where arg is evaluated on each item (where, exists(criteria), all)."""
+def _lambda(e: Expr, arg: fp.Node, scope: Scope, build: Callable[[str, str, str], str]) -> Expr:
+    """``e.fn(arg)`` where arg is evaluated on each item (where, exists(criteria), all); ``build`` gets the
+    list, the item variable and the condition on it."""
     if e.kind == "root":
         cond = as_bool(compile_node(arg, e, scope), "the criteria")
         guard = f"({e.sql}) AND ({cond})" if e.sql else cond
         return Expr("root", None, sql=f"coalesce({guard}, FALSE)")
     x = _fresh_var(scope)
+    if e.kind in STRUCT_KINDS:
+        item = replace(e, kind="sval", sql=x)
+        cond = as_bool(compile_node(arg, item, scope), "the criteria")
+        return replace(e, kind="slist", sql=build(struct_list(e, scope), x, cond))
     item = Expr("json", e.type, base=x, path="$")
     if e.kind == "choice":
         item = Expr("json", None, sql=x)
     cond = as_bool(compile_node(arg, item, scope), "the criteria")
-    return Expr("list", e.type, sql=build(x, cond))
+    return Expr("list", e.type, sql=build(as_list(e), x, cond))
+
+
+def _count(e: Expr) -> str:
+    return struct_len(e) if e.kind in STRUCT_KINDS else f"len({as_list(e)})"
 
 
 def _reference_key(ref: str, wanted: str | None) -> str:
     """The id of a ``Type/id`` reference (relative, absolute or versioned); NULL for a conditional or
-    contained reference, or one to another type than ``wanted``. Plain string splitting for the common
-    ``Type/id`` form, a regular expression only for versioned ones: regexes cost most of a view's time."""
+    contained reference, or one to another type than ``wanted``.
+
+    The common ``Type/id`` form takes a fast path of a prefix test and one substring; the rest is split on
+    ``/``, with a regular expression only for versioned references. String splitting and regexes were most
+    of a view's time (docs/performance.md)."""
     pattern = r"(?:^|/)([A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})/_history/[^/]+$"
     parts = f"string_split({ref}, '/')"
     kind, key = f"{parts}[-2]", f"{parts}[-1]"
@@ -487,11 +642,20 @@ def _reference_key(ref: str, wanted: str | None) -> str:
     versioned_key = f"regexp_extract({ref}, {sql_string(pattern)}, 2)"
     kind_ok = f"{kind} = {sql_string(wanted)}" if wanted else f"regexp_full_match({kind}, '[A-Z][A-Za-z]+')"
     versioned_ok = f"{versioned_kind} = {sql_string(wanted)}" if wanted else f"{versioned_kind} <> ''"
-    return (
+    general = (
         f"(CASE WHEN {ref} IS NULL OR contains({ref}, '?') OR starts_with({ref}, '#') THEN NULL "
         f"WHEN contains({ref}, '/_history/') "
         f"THEN (CASE WHEN {versioned_ok} THEN nullif({versioned_key}, '') END) "
         f"WHEN {kind_ok} THEN nullif({key}, '') END)"
+    )
+    if not wanted:
+        return general
+    # A LIKE wildcard in a type name could only send more references down the general path, never fewer.
+    prefix = f"{wanted}/"
+    return (
+        f"(CASE WHEN starts_with({ref}, {sql_string(prefix)}) THEN (CASE WHEN contains({ref}, '?') OR "
+        f"{ref} LIKE {sql_string(prefix + '%/%')} OR {ref} = {sql_string(prefix)} THEN {general} "
+        f"ELSE substring({ref}, {len(prefix) + 1}) END) ELSE {general} END)"
     )
 
 
@@ -507,11 +671,11 @@ def _call(node: fp.Call, focus: Expr, scope: Scope) -> Expr:
     e = focus if node.base is None else compile_node(node.base, focus, scope)
     if name == "where":
         _args(node, 1, 1)
-        return _lambda(e, node.args[0], scope, lambda x, c: f"list_filter({as_list(e)}, {x} -> {c})")
+        return _lambda(e, node.args[0], scope, lambda lst, x, c: f"list_filter({lst}, {x} -> {c})")
     if name == "exists":
         _args(node, 0, 1)
         if node.args:
-            e = _lambda(e, node.args[0], scope, lambda x, c: f"list_filter({as_list(e)}, {x} -> {c})")
+            e = _lambda(e, node.args[0], scope, lambda lst, x, c: f"list_filter({lst}, {x} -> {c})")
         return Expr("val", "boolean", sql=_exists(e), sqltype="BOOLEAN")
     if name == "empty":
         _args(node, 0, 0)
@@ -519,18 +683,26 @@ def _call(node: fp.Call, focus: Expr, scope: Scope) -> Expr:
     if name == "all":
         _args(node, 1, 1)
         f = _lambda(
-            e, node.args[0], scope, lambda x, c: f"list_filter({as_list(e)}, {x} -> NOT coalesce({c}, FALSE))"
+            e, node.args[0], scope, lambda lst, x, c: f"list_filter({lst}, {x} -> NOT coalesce({c}, FALSE))"
         )
-        return Expr("val", "boolean", sql=f"(len({f.sql}) = 0)", sqltype="BOOLEAN")
+        return Expr("val", "boolean", sql=f"({_count(f)} = 0)", sqltype="BOOLEAN")
     if name == "first":
         _args(node, 0, 0)
+        if e.kind in STRUCT_KINDS:
+            return struct_first(e)
         return first_json(e) if e.kind != "root" else e
     if name == "last":
         _args(node, 0, 0)
-        return e if e.kind in ("json", "val", "root") else Expr("json", e.type, sql=f"({as_list(e)})[-1]")
+        if e.kind == "slist":
+            return replace(e, kind="sval", sql=f"({e.sql})[-1]")
+        return (
+            e
+            if e.kind in ("json", "val", "root", "sval")
+            else Expr("json", e.type, sql=f"({as_list(e)})[-1]")
+        )
     if name == "count":
         _args(node, 0, 0)
-        return Expr("val", "integer", sql=f"len({as_list(e)})", sqltype="BIGINT")
+        return Expr("val", "integer", sql=_count(e), sqltype="BIGINT")
     if name == "not":
         _args(node, 0, 0)
         return Expr("val", "boolean", sql=f"(NOT {as_bool(e, 'the input of not()')})", sqltype="BOOLEAN")
@@ -548,6 +720,10 @@ def _call(node: fp.Call, focus: Expr, scope: Scope) -> Expr:
             else _dynamic_member(e, "extension", scope)
         )
         x = _fresh_var(scope)
+        if exts.kind in STRUCT_KINDS:
+            url_of = as_value(navigate(replace(exts, kind="sval", sql=x), "url", scope), "VARCHAR")
+            lst = struct_list(exts, scope)
+            return replace(exts, kind="slist", sql=f"list_filter({lst}, {x} -> {url_of.sql} = {url.sql})")
         return Expr(
             "list",
             "Extension",
@@ -558,14 +734,22 @@ def _call(node: fp.Call, focus: Expr, scope: Scope) -> Expr:
         wanted = _type_arg(node.args[0], "getReferenceKey") if node.args else None
         if e.type not in (None, "Reference"):
             raise ViewCompileError(f"getReferenceKey() applies to a Reference, not {e.type}")
-        ref = as_value(
-            navigate(Expr("json", "Reference", sql=sql_of(first_json(e))), "reference", scope), "VARCHAR"
+        one = (
+            struct_first(e)
+            if e.kind in STRUCT_KINDS
+            else Expr("json", "Reference", sql=sql_of(first_json(e)))
         )
+        ref = as_value(navigate(one, "reference", scope), "VARCHAR")
         return Expr("val", "string", sql=_reference_key(ref.sql, wanted), sqltype="VARCHAR")
     if name == "join":
         _args(node, 0, 1)
         sep = as_value(compile_node(node.args[0], focus, scope), "VARCHAR").sql if node.args else "''"
         x = _fresh_var(scope)
+        if e.kind in STRUCT_KINDS and e.type in PRIMITIVE_TYPES:
+            texts = f"list_transform({struct_list(e, scope)}, {x} -> CAST({x} AS VARCHAR))"
+            return Expr(
+                "val", "string", sql=f"array_to_string(coalesce({texts}, []), {sep})", sqltype="VARCHAR"
+            )
         return Expr(
             "val",
             "string",
@@ -673,6 +857,8 @@ _STRING_FUNCTIONS: dict[str, tuple[int, int, Callable[[str, list[str]], tuple[st
 
 
 def _exists(e: Expr) -> str:
+    if e.kind in STRUCT_KINDS:
+        return f"({struct_len(e)} > 0)" if e.kind == "slist" else f"({e.sql} IS NOT NULL)"
     if e.kind == "root":
         return f"coalesce({e.sql}, FALSE)" if e.sql else "TRUE"
     if e.kind == "list":
@@ -702,6 +888,8 @@ def compile_node(node: fp.Node, focus: Expr, scope: Scope) -> Expr:
     if isinstance(node, fp.Index):
         base = compile_node(node.base, focus, scope)
         index = as_value(compile_node(node.index, focus, scope), "BIGINT")
+        if base.kind in STRUCT_KINDS:
+            return replace(base, kind="sval", sql=f"({struct_list(base, scope)})[({index.sql}) + 1]")
         return Expr("json", base.type, sql=f"({as_list(base)})[({index.sql}) + 1]")
     if isinstance(node, fp.Unary):
         operand = as_value(compile_node(node.operand, focus, scope), "DOUBLE")

@@ -37,9 +37,12 @@ class RunResult:
     files: int
 
 
-def compiled_query(compiled: Compiled, input_path: Path) -> tuple[str, list[Path]]:
-    files, kind = files_for(input_path, compiled.view.resource)
-    return compiled.sql(source_sql(files, kind, compiled.fields)), files
+def compiled_query(view: View, input_path: Path) -> tuple[Compiled, str, list[Path]]:
+    """The view compiled for the files that hold its resource type: typed STRUCT reads for NDJSON files of
+    that one type, JSON for a mixed file or Parquet."""
+    files, kind = files_for(input_path, view.resource)
+    compiled = compile_view(view, structs=kind == "ndjson")
+    return compiled, compiled.sql(source_sql(files, kind, compiled.fields)), files
 
 
 def _first_bad_line(path: Path) -> str | None:
@@ -118,8 +121,7 @@ def run_to_file(view: View, input_path: Path, out: Path) -> RunResult:
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise UserError(f"{out}: the output must end in .ndjson, .csv or .parquet")
-    compiled = compile_view(view)
-    query, files = compiled_query(compiled, input_path)
+    compiled, query, files = compiled_query(view, input_path)
     if fmt == "csv":
         query = _csv_safe(compiled, query)
     con = connect()
@@ -135,8 +137,7 @@ def run_to_file(view: View, input_path: Path, out: Path) -> RunResult:
 
 def query_rows(view: View, input_path: Path) -> tuple[list[str], list[dict[str, object]]]:
     """Run a view and return its column names and rows (JSON columns parsed), for tests and small results."""
-    compiled = compile_view(view)
-    query, files = compiled_query(compiled, input_path)
+    compiled, query, files = compiled_query(view, input_path)
     con = connect()
     try:
         cursor = con.execute(query)
@@ -199,7 +200,7 @@ def run_to_warehouse(
 ) -> list[RunResult]:
     """Write each view as a table of the DuckDB file ``warehouse``, then the ``derived`` SQL views, all in one
     transaction: if anything fails, the warehouse keeps the tables it had."""
-    compiled = [(table_name(v, p), v, compile_view(v)) for p, v in views]
+    compiled = [(table_name(v, p), v, compile_view(v)) for p, v in views]  # every view compiles, first
     names = [n for n, _, _ in compiled] + [n for n, _ in derived or []]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -211,8 +212,8 @@ def run_to_warehouse(
         raise UserError(f"cannot open the warehouse {warehouse}: {str(error).splitlines()[0]}") from None
     # (name, statement, how a failure is told, input files): the view tables first, then the SQL views.
     steps: list[tuple[str, str, Callable[[duckdb.Error], ViewRunError], list[Path]]] = []
-    for name, view, c in compiled:
-        query, files = compiled_query(c, input_path)
+    for name, view, _ in compiled:
+        _, query, files = compiled_query(view, input_path)
         steps.append(
             (name, f"CREATE OR REPLACE TABLE {quote(name)} AS {query}", _explainer(view, files), files)
         )
@@ -246,8 +247,8 @@ def _sql_file_error(name: str) -> Callable[[duckdb.Error], ViewRunError]:
 
 
 def view_sql(view: View, input_path: Path | None) -> str:
-    compiled = compile_view(view)
     if input_path is None:
+        compiled = compile_view(view, structs=True)
         source = source_sql([Path(f"<DATA_DIR>/{view.resource}.ndjson")], "ndjson", compiled.fields)
         return compiled.sql(source)
-    return compiled_query(compiled, input_path)[0]
+    return compiled_query(view, input_path)[1]

@@ -30,22 +30,31 @@ def _kind(path: Path) -> str | None:
     return None
 
 
+def _type_of_file(path: Path) -> str:
+    return path.name.split(".")[0]
+
+
 def files_for(input_path: Path, resource: str) -> tuple[list[Path], str]:
-    """The files holding ``resource`` in a folder (by name; a file or folder named for no type holds all)."""
+    """The files holding ``resource`` in a folder (by name; a file or folder named for no type holds all),
+    and how to read them: ``ndjson`` (files of this one type), ``mixed`` (NDJSON of any types) or
+    ``parquet``."""
     if not input_path.exists():
         raise SourceError(f"no input {input_path}")
     if input_path.is_file():
         kind = _kind(input_path)
         if kind is None:
             raise SourceError(f"{input_path} is not NDJSON (.ndjson, .ndjson.gz) or Parquet")
+        if kind == "ndjson" and _type_of_file(input_path) != resource:
+            kind = "mixed"
         return [input_path], kind
     candidates = sorted(p for p in input_path.iterdir() if p.is_file() and _kind(p) is not None)
-    typed = [p for p in candidates if p.name.split(".")[0] == resource]
-    chosen = typed or [p for p in candidates if not p.name.split(".")[0][:1].isupper()]
+    typed = [p for p in candidates if _type_of_file(p) == resource]
+    chosen = typed or [p for p in candidates if not _type_of_file(p)[:1].isupper()]
     kinds = {k for k in (_kind(p) for p in chosen) if k}
     if len(kinds) > 1:
         raise SourceError(f"{input_path} holds both NDJSON and Parquet files for {resource}; keep one")
-    return chosen, kinds.pop() if kinds else "ndjson"
+    kind = kinds.pop() if kinds else "ndjson"
+    return chosen, "mixed" if kind == "ndjson" and not typed and chosen else kind
 
 
 def source_sql(files: list[Path], kind: str, fields: dict[str, str]) -> str:
