@@ -3,10 +3,14 @@
     python bench/views_bench.py --input DATA_DIR       # e.g. naer synth --area region-midt --scale 0.15
     python bench/views_bench.py                        # generates that set into bench/out/r15 when missing
 
-For the encounter and patient views it prints (issue 4):
-- rows per second of the view, written to Parquet (every column computed and stored);
-- DuckDB's bare scan of the same NDJSON files (``read_ndjson`` selecting one field, also to Parquet) and the
-  ratio (target: the view within 3x of the scan);
+For the encounter and patient views it prints (issue 4), each timing the best of ``--repeat`` runs (the
+machine is shared and the page cache makes single runs vary by 2x):
+- the view evaluated: every column of every row computed and consumed inside DuckDB (``count`` of each
+  column), against DuckDB's bare scan of the same NDJSON files (``read_ndjson`` selecting one field, its
+  ``count``): the ratio is what the view costs over parsing the JSON at all (target: within 3x);
+- the same two written to Parquet, and the ratio of those: this adds the writer's cost of 13 (or 9) columns
+  against 1, so it is reported beside the other, not instead of it;
+- rows per second of the view written to Parquet;
 - the same view evaluated by fhirpathpy, a plain Python FHIRPath interpreter, over already parsed JSON on a
   sample of resources, per resource, and Nær's speed-up per resource (target: at least 50x).
 Figures go to docs/performance.md.
@@ -26,7 +30,6 @@ from typing import Any
 import fhirpathpy
 import orjson
 
-from naer.views.compile import compile_view
 from naer.views.definition import View, load_view
 from naer.views.run import compiled_query, connect
 from naer.views.source import files_for
@@ -35,14 +38,23 @@ LIBRARY = Path(__file__).resolve().parents[1] / "src" / "naer" / "views" / "libr
 _REF_KEY = re.compile(r"\.getReferenceKey\((\w*)\)")
 
 
-def _timed_copy(query: str, out: Path) -> tuple[float, int]:
-    con = connect()
-    began = time.perf_counter()
-    row = con.execute(f"COPY ({query}) TO '{out}' (FORMAT PARQUET)").fetchone()
-    seconds = time.perf_counter() - began
-    con.close()
-    out.unlink(missing_ok=True)
-    return seconds, int(row[0]) if row else 0
+def _timed(statement: str, repeat: int) -> tuple[float, int]:
+    """Best time of ``repeat`` runs of a statement whose first result value is a row count."""
+    best, rows = float("inf"), 0
+    for _ in range(repeat):
+        con = connect()
+        began = time.perf_counter()
+        row = con.execute(statement).fetchone()
+        best = min(best, time.perf_counter() - began)
+        con.close()
+        rows = int(row[0]) if row else 0
+    return best, rows
+
+
+def _evaluated(query: str, columns: list[str]) -> str:
+    """Every output column computed and consumed, nothing written."""
+    counts = ", ".join(f'count("{c}")' for c in columns)
+    return f"SELECT count(*), {counts} FROM ({query})"
 
 
 def _interpreter(view: View) -> list[tuple[str, Any, str | None]]:
@@ -90,36 +102,43 @@ def _sample(files: list[Path], n: int) -> list[dict[str, Any]]:
     return out
 
 
-def bench_view(name: str, data: Path, sample: int) -> dict[str, float]:
+def bench_view(name: str, data: Path, sample: int, repeat: int) -> dict[str, float]:
     view = load_view(LIBRARY / f"{name}.json")
-    compiled = compile_view(view)
-    query, files = compiled_query(compiled, data)
+    compiled, query, files = compiled_query(view, data)
     listing = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+    scan = f"SELECT id FROM read_ndjson({listing})"
+    eval_s, rows = _timed(_evaluated(query, [c.name for c in compiled.columns]), repeat)
+    scan_s, scan_rows = _timed(_evaluated(scan, ["id"]), repeat)
     with tempfile.TemporaryDirectory(dir=data.parent) as tmp:
         out = Path(tmp) / "out.parquet"
-        scan_s, scan_rows = _timed_copy(f"SELECT id FROM read_ndjson({listing})", out)
-        view_s, rows = _timed_copy(query, out)
+        view_s, _ = _timed(f"COPY ({query}) TO '{out}' (FORMAT PARQUET)", repeat)
+        scan_file_s, _ = _timed(f"COPY ({scan}) TO '{out}' (FORMAT PARQUET)", repeat)
     resources = _sample(files, sample)
     python_s = _python_rows(view, resources)
     per_view = view_s / max(scan_rows, 1)
     per_python = python_s / len(resources)
     size = sum(f.stat().st_size for f in files)
     print(
-        f"{name:10s} {scan_rows:>12,} resources ({size / 1e9:.2f} GB) -> {rows:,} rows\n"
-        f"  view to Parquet      {view_s:8.2f} s  {rows / view_s:>12,.0f} rows/s\n"
+        f"{name:10s} {scan_rows:>12,} resources ({size / 1e9:.2f} GB) -> {rows:,} rows, "
+        f"best of {repeat}\n"
+        f"  view evaluated       {eval_s:8.2f} s  {rows / eval_s:>12,.0f} rows/s\n"
         f"  bare scan (id only)  {scan_s:8.2f} s  {scan_rows / scan_s:>12,.0f} rows/s   view/scan = "
-        f"{view_s / scan_s:.2f}x (target <= 3x)\n"
+        f"{eval_s / scan_s:.2f}x (target <= 3x)\n"
+        f"  view to Parquet      {view_s:8.2f} s  {rows / view_s:>12,.0f} rows/s\n"
+        f"  scan to Parquet      {scan_file_s:8.2f} s  {scan_rows / scan_file_s:>12,.0f} rows/s   "
+        f"view/scan = {view_s / scan_file_s:.2f}x ({len(compiled.columns)} columns written against 1)\n"
         f"  fhirpathpy           {python_s:8.2f} s for {len(resources):,} parsed resources: "
-        f"{len(resources) / python_s:,.0f}/s; Nær is {per_python / per_view:,.0f}x faster per resource "
-        "(target >= 50x)"
+        f"{len(resources) / python_s:,.0f}/s; Nær (to Parquet) is {per_python / per_view:,.0f}x faster per "
+        "resource (target >= 50x)"
     )
-    return {"rows": rows, "view_s": view_s, "scan_s": scan_s, "python_per_s": len(resources) / python_s}
+    return {"rows": rows, "view_s": view_s, "eval_s": eval_s, "scan_s": scan_s}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, help="data folder (default: bench/out/r15, made if missing)")
     parser.add_argument("--sample", type=int, default=20_000, help="resources for the Python interpreter")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each timing; the best counts")
     args = parser.parse_args()
     data = args.input
     if data is None:
@@ -133,7 +152,7 @@ def main() -> None:
         files, _ = files_for(data, "Patient" if name == "patient" else "Encounter")
         if not files:
             raise SystemExit(f"no {name} files in {data}")
-        bench_view(name, data, args.sample)
+        bench_view(name, data, args.sample, args.repeat)
 
 
 if __name__ == "__main__":
