@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= data
 
-# The store (issue 3) tests against this PostgreSQL database; nothing uses it yet.
+# The store's tests run against this PostgreSQL database too; if it does not answer, `make test` starts a
+# throwaway cluster from the installed PostgreSQL binaries (scripts/with_test_database.py).
 export NAER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # Outside data the tests read (SQL on FHIR conformance suite, Synthea, MedCom); never copied into the repo.
 export NAER_FIXTURES ?= $(abspath ../shared/fixtures)
 
-.PHONY: demo check lint types test bench bench-views clean
+.PHONY: demo check lint types test bench bench-views serve clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,14 +28,14 @@ demo: $(STAMP)
 	$(BIN)/naer synth --report $(DATA)/samsoe
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 types: $(STAMP)
 	$(BIN)/mypy src/naer
 
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/python scripts/with_test_database.py $(BIN)/pytest
 
 check: lint types test
 
@@ -44,6 +45,10 @@ bench: $(STAMP)
 # Views on a region sample of about 205,000 citizens (generated into bench/out/r15 if missing: ~10 GB).
 bench-views: $(STAMP)
 	$(BIN)/python bench/views_bench.py
+
+# The FHIR API on the embedded SQLite store (data/store.sqlite), http://127.0.0.1:8000/fhir
+serve: $(STAMP)
+	$(BIN)/naer serve
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -64,3 +64,43 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
         SynthRequest("region-midt", date(2015, 1, 1), date(2024, 12, 31), 1, out, scale=0.01, workers=2)
     )
     return out
+
+
+def _postgres_url() -> str | None:
+    return os.environ.get("NAER_TEST_DATABASE_URL") or None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated store: an SQLite file, or a schema of its own in the PostgreSQL test database
+    (NAER_TEST_DATABASE_URL; `make check` provides one)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from naer.store.db import database_url, engine
+    from naer.store.migrate import upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+        upgrade(url)
+        yield url
+        engine(url).dispose()
+        return
+    base = _postgres_url()
+    if base is None:
+        pytest.skip("NAER_TEST_DATABASE_URL is not set (make check sets it)")
+    base = database_url(base)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as con:
+        con.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        engine(url).dispose()
+        with admin.begin() as con:
+            con.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

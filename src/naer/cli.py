@@ -140,6 +140,11 @@ from naer.cli_views import views_app  # noqa: E402 - registered after the app ex
 
 app.add_typer(views_app, name="views")
 
+from naer.cli_store import db_app, serve  # noqa: E402
+
+app.add_typer(db_app, name="db")
+app.command("serve")(serve)
+
 
 def main() -> None:
     """Entry point: user mistakes become one clear line on stderr and exit code 2."""

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
         ge=1,
         description="Processes used by parallel jobs such as `naer synth`.",
     )
+    max_body_mb: int = Field(
+        default=16, ge=1, description="Largest request body the FHIR API reads (MB); bulk data goes by file."
+    )
     database_url: str | None = Field(
         default=None, description="Store URL (PostgreSQL); the embedded SQLite file when unset."
     )

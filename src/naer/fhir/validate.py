@@ -8,6 +8,7 @@ not check (required value-set bindings, invariants), and how Nær covers those g
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -43,3 +44,30 @@ def validation_errors(resource: dict[str, Any]) -> list[str]:
     except ValidationError as exc:
         return [f"{kind}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
     return []
+
+
+@cache
+def is_resource_type(name: str) -> bool:
+    """True for a concrete FHIR resource type (``Patient``), not a data type or an abstract base."""
+    if name in ("Resource", "DomainResource"):
+        return False
+    try:
+        model = get_fhir_model_class(name)
+    except (KeyError, ValueError):
+        return False
+    return any(base.__name__ == "FHIRResourceModel" for base in model.__mro__)
+
+
+@cache
+def resource_types() -> tuple[str, ...]:
+    """Every resource type the FHIR models know, sorted (for the CapabilityStatement)."""
+    import importlib
+    import pkgutil
+
+    import fhir.resources.R4B as package
+
+    names = []
+    for module in pkgutil.iter_modules(package.__path__):
+        loaded = importlib.import_module(f"{package.__name__}.{module.name}")
+        names += [n for n in dir(loaded) if n.lower() == module.name and is_resource_type(n)]
+    return tuple(sorted(names))

@@ -1,0 +1,248 @@
+"""The FHIR REST API under ``/fhir``: read, vread, create, update, delete and history, with ETags,
+optimistic locking and OperationOutcomes for every failure.
+
+Every handler builds a RequestContext and hands it to the store, which asks ``naer.store.context.check``
+before touching data: that is where access control will decide.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from naer.api.capability import capability_statement
+from naer.api.outcome import FhirResponse, outcome
+from naer.settings import get_settings
+from naer.store import resources as store
+from naer.store.context import RequestContext
+from naer.store.db import database_url, engine
+from naer.store.errors import Invalid, NotSupported, StoreError, TooLarge
+from naer.store.migrate import upgrade
+
+log = logging.getLogger("naer.api")
+
+
+def context_of(request: Request) -> RequestContext:
+    """Who is asking. Until authentication lands every caller is anonymous; the origin is recorded."""
+    host = request.client.host if request.client else "unknown"
+    return RequestContext(actor="anonymous", purpose="TREAT", origin=host)
+
+
+async def body_of(request: Request) -> Any:
+    """The request's JSON body, refused before it is read in full when it is larger than allowed."""
+    limit = get_settings().max_body_mb * 1024 * 1024
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the body is {int(declared):,} bytes; the limit is {limit:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the body is larger than the limit of {limit:,} bytes")
+        chunks.append(chunk)
+    return store.parse_body(b"".join(chunks))
+
+
+def if_match(request: Request) -> int | None:
+    value = request.headers.get("if-match")
+    if value is None:
+        return None
+    digits = value.strip().removeprefix("W/").strip('"')
+    if not digits.isdigit():
+        raise Invalid(f'If-Match must be an ETag such as W/"3", not {value!r}')
+    return int(digits)
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def _headers(version: store.Stored, request: Request, location: bool = False) -> dict[str, str]:
+    headers = {"ETag": version.etag, "Last-Modified": format_datetime(version.last_updated, usegmt=True)}
+    if location:
+        headers["Location"] = f"{base_url(request)}/{version.reference}/_history/{version.version_id}"
+    return headers
+
+
+def _written(version: store.Stored, request: Request) -> Response:
+    """201 for a new resource, 200 for a new version; the body as ``Prefer: return=`` asks."""
+    status = 201 if version.created else 200
+    headers = _headers(version, request, location=True)
+    prefer = request.headers.get("prefer", "")
+    if "return=minimal" in prefer:
+        return Response(status_code=status, headers=headers)
+    if "return=OperationOutcome" in prefer:
+        done = "created" if version.created else "updated"
+        response = outcome(status, "informational", f"{version.reference} {done}")
+        response.headers.update(headers)
+        return response
+    return FhirResponse(version.content, status_code=status, headers=headers)
+
+
+def _since(request: Request, name: str) -> datetime | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(f"{name} must be an instant such as 2026-01-31T12:00:00Z, not {value!r}") from None
+    if moment.tzinfo is None:
+        raise Invalid(f"{name} needs a time zone (Z or +01:00): {value!r}")
+    return moment
+
+
+def _count(request: Request) -> int:
+    value = request.query_params.get("_count", "50")
+    if not value.isdigit():
+        raise Invalid(f"_count must be a whole number, not {value!r}")
+    return max(0, min(int(value), 1000))
+
+
+def _history_bundle(
+    request: Request, versions: list[store.Stored], total: int, offset: int, count: int, till: datetime
+) -> FhirResponse:
+    base = base_url(request)
+    kept = {k: v for k, v in request.query_params.items() if k not in ("_offset", "_till")}
+    here = str(request.url).split("?")[0]
+
+    def page(at: int) -> str:
+        query = "&".join(f"{k}={v}" for k, v in {**kept, "_offset": at, "_till": store.instant(till)}.items())
+        return f"{here}?{query}"
+
+    links = [{"relation": "self", "url": page(offset)}]
+    if offset + len(versions) < total:
+        links.append({"relation": "next", "url": page(offset + count)})
+    if offset > 0:
+        links.append({"relation": "previous", "url": page(max(0, offset - count))})
+    entries = []
+    for v in versions:
+        entry: dict[str, Any] = {"fullUrl": f"{base}/{v.reference}"}
+        if v.content is not None:
+            entry["resource"] = orjson.Fragment(v.content)
+        entry["request"] = {"method": v.method, "url": v.reference if v.method != "POST" else v.resource_type}
+        entry["response"] = {
+            "status": "201" if v.method == "POST" else ("204" if v.deleted else "200"),
+            "etag": v.etag,
+            "lastModified": store.instant(v.last_updated),
+        }
+        entries.append(entry)
+    bundle = {"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}
+    return FhirResponse(orjson.dumps(bundle))
+
+
+def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
+    """The API over the store at ``url`` (default: settings); ``migrate`` brings its schema up to date."""
+    resolved = database_url(url)
+    if migrate:
+        upgrade(resolved)
+    db: Engine = engine(resolved)
+    app = FastAPI(
+        title="Nær FHIR API",
+        description="FHIR R4 REST API of the Nær platform (see /fhir/metadata).",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+
+    @app.exception_handler(StoreError)
+    async def store_error(_: Request, error: StoreError) -> Response:
+        return outcome(error.status, error.code, str(error), error.where)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        if error.status_code == 404:
+            message = f"no such FHIR interaction: {request.method} {request.url.path}"
+            return outcome(404, "not-supported", message)
+        if error.status_code == 405:
+            message = f"{request.method} is not supported on {request.url.path}"
+            return outcome(405, "not-supported", message)
+        return outcome(error.status_code, "processing", str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(_: Request, error: RequestValidationError) -> Response:
+        return outcome(400, "invalid", f"bad request: {error.errors()}")
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, error: Exception) -> Response:
+        log.exception("error in %s %s", request.method, request.url.path)
+        return outcome(500, "exception", f"internal error ({type(error).__name__}); nothing was written")
+
+    @app.get("/fhir/metadata")
+    async def metadata(request: Request) -> Response:
+        return FhirResponse(capability_statement(base_url(request)))
+
+    @app.get("/fhir/_history")
+    def system_history(request: Request) -> Response:
+        return _history(request, None, None)
+
+    @app.get("/fhir/{resource_type}/_history")
+    def type_history(request: Request, resource_type: str) -> Response:
+        return _history(request, resource_type, None)
+
+    @app.get("/fhir/{resource_type}/{rid}/_history")
+    def instance_history(request: Request, resource_type: str, rid: str) -> Response:
+        return _history(request, resource_type, rid)
+
+    def _history(request: Request, resource_type: str | None, rid: str | None) -> Response:
+        count = _count(request)
+        offset_text = request.query_params.get("_offset", "0")
+        if not offset_text.isdigit():
+            raise Invalid(f"_offset must be a whole number, not {offset_text!r}")
+        till = _since(request, "_till") or store.now()
+        versions, total = store.history_of(
+            db,
+            context_of(request),
+            resource_type,
+            rid,
+            since=_since(request, "_since"),
+            till=till,
+            count=count,
+            offset=int(offset_text),
+        )
+        return _history_bundle(request, versions, total, int(offset_text), count, till)
+
+    @app.get("/fhir/{resource_type}/{rid}/_history/{vid}")
+    def vread(request: Request, resource_type: str, rid: str, vid: str) -> Response:
+        version = store.vread(db, context_of(request), resource_type, rid, vid)
+        return FhirResponse(version.content, headers=_headers(version, request))
+
+    @app.get("/fhir/{resource_type}/{rid}")
+    def read(request: Request, resource_type: str, rid: str) -> Response:
+        version = store.read(db, context_of(request), resource_type, rid)
+        if request.headers.get("if-none-match") == version.etag:
+            return Response(status_code=304, headers=_headers(version, request))
+        return FhirResponse(version.content, headers=_headers(version, request))
+
+    @app.post("/fhir/{resource_type}")
+    async def create(request: Request, resource_type: str) -> Response:
+        if request.headers.get("if-none-exist"):
+            raise NotSupported("conditional create (If-None-Exist) needs search, which is not built yet")
+        body = await body_of(request)
+        version = await run_in_threadpool(store.create, db, context_of(request), resource_type, body)
+        return _written(version, request)
+
+    @app.put("/fhir/{resource_type}/{rid}")
+    async def update(request: Request, resource_type: str, rid: str) -> Response:
+        body = await body_of(request)
+        version = await run_in_threadpool(
+            store.update, db, context_of(request), resource_type, rid, body, if_match(request)
+        )
+        return _written(version, request)
+
+    @app.delete("/fhir/{resource_type}/{rid}")
+    def delete(request: Request, resource_type: str, rid: str) -> Response:
+        done = store.delete(db, context_of(request), resource_type, rid)
+        headers = {"ETag": done.etag} if done else {}
+        return Response(status_code=204, headers=headers)
+
+    return app

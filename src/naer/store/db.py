@@ -1,0 +1,49 @@
+"""Open the store's database: PostgreSQL when ``NAER_DATABASE_URL`` says so, else an SQLite file."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+from naer.errors import UserError
+from naer.settings import get_settings
+
+
+def database_url(url: str | None = None) -> str:
+    """The SQLAlchemy URL of the store: the one given, ``NAER_DATABASE_URL``, or ``DATA_DIR/store.sqlite``."""
+    settings = get_settings()
+    url = url or settings.database_url
+    if not url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(settings.data_dir / 'store.sqlite').resolve()}"
+    # A plain postgresql:// URL (as libpq and psql take it) means psycopg 3.
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    if not url.startswith(("postgresql+psycopg://", "sqlite:")):
+        raise UserError(f"unsupported database URL {url!r}: use postgresql://... or sqlite:///FILE")
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+@cache
+def engine(url: str) -> Engine:
+    """One engine (and connection pool) per database URL for the life of the process."""
+    if url.startswith("sqlite"):
+        made = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(made, "connect", _sqlite_pragmas)
+        return made
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def is_postgres(e: Engine) -> bool:
+    return e.dialect.name == "postgresql"

@@ -1,0 +1,339 @@
+"""Create, read, update and delete FHIR resources, keeping every version.
+
+Each write is one transaction: the current row and a history row change together or not at all. Writes
+are optimistic: an update names the version it replaces, and loses (409) if another writer got there
+first; ``If-Match`` turns a stale version into 412 before anything is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, and_, func, insert, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from naer.fhir.validate import is_resource_type, validation_errors
+from naer.store.context import RequestContext, check
+from naer.store.errors import Conflict, Gone, Invalid, NotFound, PreconditionFailed, Unprocessable
+from naer.store.tables import history, resources
+
+ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One version of a resource as stored (``content`` is its JSON text; None for a deletion)."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: str | None
+    method: str = "GET"
+    created: bool = False
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+    @property
+    def reference(self) -> str:
+        return f"{self.resource_type}/{self.id}"
+
+
+def instant(moment: datetime) -> str:
+    """A FHIR instant in UTC (microseconds kept, so history order and ``_since`` agree with meta)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite returns naive datetimes, PostgreSQL ones in the session's time zone.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def known_type(resource_type: str) -> None:
+    if not is_resource_type(resource_type):
+        raise NotFound(f"unknown resource type {resource_type!r}")
+
+
+def valid_id(rid: str) -> None:
+    if not 1 <= len(rid) <= 64 or not set(rid) <= ID_CHARS:
+        raise Invalid(f"{rid!r} is not a FHIR id (1-64 letters, digits, '-' and '.')")
+
+
+def parse_body(raw: bytes) -> Any:
+    """The request body as JSON, or Invalid saying where it breaks."""
+    if not raw.strip():
+        raise Invalid("the request has no body; send a FHIR resource as JSON")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise Invalid(f"the body is not valid JSON: {error}") from None
+
+
+def checked(body: Any, resource_type: str, rid: str | None = None) -> dict[str, Any]:
+    """A resource of ``resource_type`` (with ``id`` = ``rid`` for an update), valid by the FHIR library."""
+    if not isinstance(body, dict):
+        raise Invalid("the body must be a JSON object (a FHIR resource)")
+    kind = body.get("resourceType")
+    if kind is None:
+        raise Invalid("the resource has no resourceType", where="resourceType")
+    if kind != resource_type:
+        raise Invalid(
+            f"the body is a {kind} but the URL is for {resource_type}", where=f"{kind}.resourceType"
+        )
+    if rid is not None:
+        if "id" not in body:
+            raise Invalid(f"an update must carry the resource's id ({rid!r})", where=f"{kind}.id")
+        if body["id"] != rid:
+            raise Invalid(f"the body's id {body['id']!r} is not the URL's {rid!r}", where=f"{kind}.id")
+    problems = validation_errors(body)
+    if problems:
+        where = problems[0].split(":", 1)[0]
+        raise Unprocessable(f"the {kind} is not valid FHIR R4: " + "; ".join(problems[:5]), where=where)
+    return body
+
+
+def _stamp(body: dict[str, Any], rid: str, version: int, moment: datetime) -> str:
+    body = dict(body)
+    body["id"] = rid
+    meta = dict(body.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = instant(moment)
+    body["meta"] = meta
+    return orjson.dumps(body).decode()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _record(con: Connection, version: Stored) -> None:
+    con.execute(
+        insert(history).values(
+            resource_type=version.resource_type,
+            id=version.id,
+            version_id=version.version_id,
+            last_updated=version.last_updated,
+            deleted=version.deleted,
+            method=version.method,
+            content=version.content,
+        )
+    )
+
+
+def _insert_new(con: Connection, resource_type: str, rid: str, body: dict[str, Any], method: str) -> Stored:
+    moment = now()
+    made = Stored(resource_type, rid, 1, moment, False, _stamp(body, rid, 1, moment), method, created=True)
+    con.execute(
+        insert(resources).values(
+            resource_type=resource_type,
+            id=rid,
+            version_id=1,
+            last_updated=moment,
+            deleted=False,
+            content=made.content,
+        )
+    )
+    _record(con, made)
+    return made
+
+
+def create(
+    db: Engine, context: RequestContext, resource_type: str, body: Any, rid: str | None = None
+) -> Stored:
+    """Store a new resource under a server-assigned id (or ``rid``, for bulk load of known ids)."""
+    known_type(resource_type)
+    check(context, "create", resource_type)
+    resource = checked(body, resource_type)
+    rid = rid or str(uuid.uuid4())
+    valid_id(rid)
+    try:
+        with db.begin() as con:
+            return _insert_new(con, resource_type, rid, resource, "POST")
+    except IntegrityError:
+        raise Conflict(f"{resource_type}/{rid} already exists") from None
+
+
+def _current(con: Connection, resource_type: str, rid: str) -> Any:
+    return con.execute(
+        select(resources.c.version_id, resources.c.deleted).where(
+            and_(resources.c.resource_type == resource_type, resources.c.id == rid)
+        )
+    ).first()
+
+
+def update(
+    db: Engine,
+    context: RequestContext,
+    resource_type: str,
+    rid: str,
+    body: Any,
+    if_match: int | None = None,
+) -> Stored:
+    """Replace a resource with a new version, or create it with this id if it does not exist."""
+    known_type(resource_type)
+    valid_id(rid)
+    check(context, "update", resource_type, rid)
+    resource = checked(body, resource_type, rid)
+    try:
+        with db.begin() as con:
+            row = _current(con, resource_type, rid)
+            if row is None:
+                if if_match is not None:
+                    raise PreconditionFailed(f"{resource_type}/{rid} does not exist (If-Match {if_match})")
+                return _insert_new(con, resource_type, rid, resource, "PUT")
+            old = int(row.version_id)
+            if if_match is not None and if_match != old:
+                raise PreconditionFailed(
+                    f"{resource_type}/{rid} is at version {old}, not {if_match} (If-Match)"
+                )
+            moment = now()
+            version = Stored(
+                resource_type, rid, old + 1, moment, False, _stamp(resource, rid, old + 1, moment), "PUT"
+            )
+            changed = con.execute(
+                sql_update(resources)
+                .where(
+                    and_(
+                        resources.c.resource_type == resource_type,
+                        resources.c.id == rid,
+                        resources.c.version_id == old,
+                    )
+                )
+                .values(version_id=old + 1, last_updated=moment, deleted=False, content=version.content)
+            )
+            if changed.rowcount != 1:
+                raise Conflict(f"{resource_type}/{rid} was changed by another request; read it and retry")
+            _record(con, version)
+            return replace(version, created=bool(row.deleted))
+    except IntegrityError:
+        raise Conflict(f"{resource_type}/{rid} was created by another request; read it and retry") from None
+
+
+def delete(db: Engine, context: RequestContext, resource_type: str, rid: str) -> Stored | None:
+    """Delete a resource, keeping its history; None if there was nothing to delete (already deleted or
+    never there: FHIR deletes are idempotent)."""
+    known_type(resource_type)
+    check(context, "delete", resource_type, rid)
+    with db.begin() as con:
+        row = _current(con, resource_type, rid)
+        if row is None or row.deleted:
+            return None
+        old = int(row.version_id)
+        moment = now()
+        version = Stored(resource_type, rid, old + 1, moment, True, None, "DELETE")
+        changed = con.execute(
+            sql_update(resources)
+            .where(
+                and_(
+                    resources.c.resource_type == resource_type,
+                    resources.c.id == rid,
+                    resources.c.version_id == old,
+                )
+            )
+            .values(version_id=old + 1, last_updated=moment, deleted=True, content=None)
+        )
+        if changed.rowcount != 1:
+            raise Conflict(f"{resource_type}/{rid} was changed by another request; retry the delete")
+        _record(con, version)
+        return version
+
+
+def read(db: Engine, context: RequestContext, resource_type: str, rid: str) -> Stored:
+    known_type(resource_type)
+    check(context, "read", resource_type, rid)
+    with db.connect() as con:
+        row = con.execute(
+            select(resources).where(and_(resources.c.resource_type == resource_type, resources.c.id == rid))
+        ).first()
+    if row is None:
+        raise NotFound(f"{resource_type}/{rid} is not known")
+    found = Stored(
+        row.resource_type, row.id, row.version_id, _utc(row.last_updated), row.deleted, row.content
+    )
+    if found.deleted:
+        raise Gone(f"{resource_type}/{rid} was deleted (version {found.version_id})")
+    return found
+
+
+def vread(db: Engine, context: RequestContext, resource_type: str, rid: str, version_id: str) -> Stored:
+    known_type(resource_type)
+    check(context, "vread", resource_type, rid)
+    if not version_id.isdigit():
+        raise NotFound(f"{resource_type}/{rid} has no version {version_id!r}")
+    with db.connect() as con:
+        row = con.execute(
+            select(history).where(
+                and_(
+                    history.c.resource_type == resource_type,
+                    history.c.id == rid,
+                    history.c.version_id == int(version_id),
+                )
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"{resource_type}/{rid} has no version {version_id}")
+    found = _version(row)
+    if found.deleted:
+        raise Gone(f"version {version_id} of {resource_type}/{rid} is its deletion")
+    return found
+
+
+def _version(row: Any) -> Stored:
+    return Stored(
+        row.resource_type,
+        row.id,
+        row.version_id,
+        _utc(row.last_updated),
+        row.deleted,
+        row.content,
+        row.method,
+    )
+
+
+def history_of(
+    db: Engine,
+    context: RequestContext,
+    resource_type: str | None = None,
+    rid: str | None = None,
+    since: datetime | None = None,
+    till: datetime | None = None,
+    count: int = 50,
+    offset: int = 0,
+) -> tuple[list[Stored], int]:
+    """Versions newest first (of one resource, one type, or everything), and how many there are in all.
+    ``till`` pins the newest version a page may show, so later writes do not shift the pages."""
+    if resource_type is not None:
+        known_type(resource_type)
+    check(context, "history", resource_type, rid)
+    conditions = []
+    if resource_type is not None:
+        conditions.append(history.c.resource_type == resource_type)
+    if rid is not None:
+        conditions.append(history.c.id == rid)
+    if since is not None:
+        conditions.append(history.c.last_updated >= since)
+    if till is not None:
+        conditions.append(history.c.last_updated <= till)
+    where = and_(True, *conditions)
+    with db.connect() as con:
+        total = con.execute(select(func.count()).select_from(history).where(where)).scalar()
+        rows = con.execute(
+            select(history)
+            .where(where)
+            .order_by(history.c.last_updated.desc(), history.c.resource_type, history.c.id)
+            .order_by(history.c.version_id.desc())
+            .limit(count)
+            .offset(offset)
+        ).all()
+    if rid is not None and not rows and offset == 0 and since is None:
+        raise NotFound(f"{resource_type}/{rid} is not known")
+    return [_version(r) for r in rows], int(total or 0)

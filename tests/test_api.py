@@ -1,0 +1,195 @@
+"""The FHIR REST API on SQLite and PostgreSQL: the interactions, their headers, and an OperationOutcome
+with the right status for every bad request, after which the server answers and the data is unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from naer.api.app import create_app
+
+PATIENT: dict[str, Any] = {
+    "resourceType": "Patient",
+    "name": [{"family": "Madsen", "given": ["Ole"]}],
+    "gender": "male",
+    "birthDate": "1944-05-17",
+}
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+@pytest.fixture
+def api(store_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(store_url)) as client:
+        yield client
+
+
+def _outcome(response: Any, status: int, code: str, text: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    issue = body["issue"][0]
+    assert issue["code"] == code and text in issue["diagnostics"], issue
+
+
+def test_create_read_update_delete(api: TestClient) -> None:
+    made = api.post("/fhir/Patient", content=orjson.dumps(PATIENT), headers=FHIR)
+    assert made.status_code == 201 and made.headers["etag"] == 'W/"1"'
+    rid = made.json()["id"]
+    assert made.headers["location"].endswith(f"/fhir/Patient/{rid}/_history/1")
+    got = api.get(f"/fhir/Patient/{rid}")
+    assert got.status_code == 200 and got.json() == made.json() and "last-modified" in got.headers
+    assert api.get(f"/fhir/Patient/{rid}", headers={"If-None-Match": 'W/"1"'}).status_code == 304
+
+    body = {**got.json(), "gender": "other"}
+    changed = api.put(
+        f"/fhir/Patient/{rid}", content=orjson.dumps(body), headers={**FHIR, "If-Match": 'W/"1"'}
+    )
+    assert changed.status_code == 200 and changed.json()["meta"]["versionId"] == "2"
+    stale = api.put(f"/fhir/Patient/{rid}", content=orjson.dumps(body), headers={**FHIR, "If-Match": 'W/"1"'})
+    _outcome(stale, 412, "conflict", "at version 2, not 1")
+    minimal = api.put(
+        f"/fhir/Patient/{rid}", content=orjson.dumps(body), headers={"Prefer": "return=minimal"}
+    )
+    assert minimal.status_code == 200 and minimal.content == b"" and minimal.headers["etag"] == 'W/"3"'
+
+    assert api.get(f"/fhir/Patient/{rid}/_history/1").json()["gender"] == "male"
+    assert api.delete(f"/fhir/Patient/{rid}").status_code == 204
+    assert api.delete(f"/fhir/Patient/{rid}").status_code == 204  # idempotent
+    _outcome(api.get(f"/fhir/Patient/{rid}"), 410, "deleted", "was deleted")
+
+    bundle = api.get(f"/fhir/Patient/{rid}/_history").json()
+    assert bundle["type"] == "history" and bundle["total"] == 4
+    assert [e["request"]["method"] for e in bundle["entry"]] == ["DELETE", "PUT", "PUT", "POST"]
+    assert "resource" not in bundle["entry"][0] and bundle["entry"][3]["resource"]["gender"] == "male"
+
+
+def test_update_creates_and_history_pages(api: TestClient) -> None:
+    for n in range(5):
+        body = {**PATIENT, "id": f"p{n}"}
+        assert api.put(f"/fhir/Patient/p{n}", content=orjson.dumps(body)).status_code == 201
+    first = api.get("/fhir/Patient/_history", params={"_count": 2}).json()
+    assert first["total"] == 5 and len(first["entry"]) == 2
+    # A write after the first page does not shift the following pages.
+    api.put("/fhir/Patient/p9", content=orjson.dumps({**PATIENT, "id": "p9"}))
+    ids = [e["resource"]["id"] for e in first["entry"]]
+    link = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    while link:
+        page = api.get(link).json()
+        ids += [e["resource"]["id"] for e in page["entry"]]
+        link = next((x["url"] for x in page["link"] if x["relation"] == "next"), None)
+    assert ids == ["p4", "p3", "p2", "p1", "p0"]
+    assert api.get("/fhir/_history").json()["total"] == 6
+
+
+def test_capability_statement(api: TestClient) -> None:
+    cs = api.get("/fhir/metadata").json()
+    assert cs["resourceType"] == "CapabilityStatement" and cs["fhirVersion"] == "4.0.1"
+    types = {r["type"]: r for r in cs["rest"][0]["resource"]}
+    assert {"Patient", "Encounter", "Task", "CommunicationRequest", "MeasureReport"} <= set(types)
+    assert {i["code"] for i in types["Task"]["interaction"]} == {
+        "read",
+        "vread",
+        "update",
+        "delete",
+        "history-instance",
+        "history-type",
+        "create",
+    }
+    assert "search-type" not in str(cs)  # search is not built yet, so it is not claimed
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "code", "text"),
+    [
+        ("post", "/fhir/Patient", b'{"resourceType": "Patient",', {}, 400, "invalid", "not valid JSON"),
+        ("post", "/fhir/Patient", b"", {}, 400, "invalid", "no body"),
+        (
+            "post",
+            "/fhir/Patient",
+            b'{"resourceType": "Encounter", "status": "planned", "class": {}}',
+            {},
+            400,
+            "invalid",
+            "URL is for Patient",
+        ),
+        (
+            "post",
+            "/fhir/Pasient",
+            b'{"resourceType": "Pasient"}',
+            {},
+            404,
+            "not-found",
+            "unknown resource type",
+        ),
+        (
+            "post",
+            "/fhir/Patient",
+            b'{"resourceType": "Patient", "birthDate": "1944-17-05"}',
+            {},
+            422,
+            "processing",
+            "birthDate",
+        ),
+        (
+            "put",
+            "/fhir/Patient/x",
+            b'{"resourceType": "Patient", "id": "y"}',
+            {},
+            400,
+            "invalid",
+            "not the URL's",
+        ),
+        (
+            "put",
+            "/fhir/Patient/x",
+            b'{"resourceType": "Patient", "id": "x"}',
+            {"If-Match": "3"},
+            412,
+            "conflict",
+            "does not exist",
+        ),
+        (
+            "put",
+            "/fhir/Patient/x",
+            b'{"resourceType": "Patient", "id": "x"}',
+            {"If-Match": "soon"},
+            400,
+            "invalid",
+            "If-Match",
+        ),
+        ("get", "/fhir/Patient/nobody", None, {}, 404, "not-found", "not known"),
+        ("get", "/fhir/Patient/_history?_since=yesterday", None, {}, 400, "invalid", "_since"),
+        ("get", "/fhir/Patient/_history?_count=many", None, {}, 400, "invalid", "_count"),
+        ("post", "/fhir/Patient", b"{}", {"If-None-Exist": "identifier=x"}, 501, "not-supported", "search"),
+        ("patch", "/fhir/Patient/x", b"{}", {}, 405, "not-supported", "PATCH"),
+        ("get", "/fhir", None, {}, 404, "not-supported", "no such FHIR interaction"),
+    ],
+)
+def test_bad_requests(
+    api: TestClient,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    status: int,
+    code: str,
+    text: str,
+) -> None:
+    kept = api.post("/fhir/Patient", content=orjson.dumps(PATIENT)).json()
+    before = api.get("/fhir/_history").json()["total"]
+    response = api.request(method.upper(), path, content=body, headers={**FHIR, **headers})
+    _outcome(response, status, code, text)
+    assert api.get("/fhir/_history").json()["total"] == before  # nothing written
+    assert api.get(f"/fhir/Patient/{kept['id']}").json() == kept  # the server answers; data unchanged
+
+
+def test_a_body_over_the_limit_is_refused_unread(api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NAER_MAX_BODY_MB", "1")
+    big = orjson.dumps({**PATIENT, "name": [{"family": "x" * (2 * 1024 * 1024)}]})
+    _outcome(api.post("/fhir/Patient", content=big, headers=FHIR), 413, "too-costly", "limit")
+    assert api.get("/fhir/_history").json()["total"] == 0

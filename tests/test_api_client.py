@@ -1,0 +1,84 @@
+"""A real server (uvicorn on loopback) driven by a real FHIR client library from PyPI (fhirclient, the
+SMART on FHIR Python client), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+from fhirclient import client
+from fhirclient.models.encounter import Encounter
+from fhirclient.models.patient import Patient
+from fhirclient.server import FHIRNotFoundException, FHIRServer
+
+from naer.api.app import create_app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(store_url: str) -> Iterator[FHIRServer]:
+    port = _free_port()
+    config = uvicorn.Config(create_app(store_url), host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not running.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the API server did not start")
+        time.sleep(0.05)
+    smart = client.FHIRClient(settings={"app_id": "naer-tests", "api_base": f"http://127.0.0.1:{port}/fhir/"})
+    yield smart.server
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_fhirclient_round_trip(server: FHIRServer) -> None:
+    patient = Patient(
+        {
+            "resourceType": "Patient",
+            "identifier": [{"system": "urn:oid:1.2.208.176.1.2", "value": "1705449995"}],
+            "name": [{"family": "Madsen", "given": ["Ole"]}],
+            "gender": "male",
+            "birthDate": "1944-05-17",
+        }
+    )
+    created = patient.create(server)
+    assert created is not None and created["meta"]["versionId"] == "1"
+    pid = created["id"]
+
+    read = Patient.read(pid, server)
+    assert read.name[0].family == "Madsen" and read.birthDate.isostring == "1944-05-17"
+
+    read.gender = "other"
+    read.update(server)
+    assert Patient.read(pid, server).gender == "other"
+
+    encounter = Encounter(
+        {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH"},
+            "subject": {"reference": f"Patient/{pid}"},
+        }
+    )
+    made = encounter.create(server)
+    assert made is not None
+    assert Encounter.read(made["id"], server).subject.reference == f"Patient/{pid}"
+
+    read.delete(server)
+    with pytest.raises(Exception, match="410"):
+        Patient.read(pid, server)
+    with pytest.raises(FHIRNotFoundException):
+        Patient.read("nobody", server)
+    metadata = server.request_json("metadata")
+    assert metadata["resourceType"] == "CapabilityStatement"

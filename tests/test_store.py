@@ -1,0 +1,193 @@
+"""The store on SQLite and PostgreSQL: versions, history, optimistic locking, refusals that write nothing."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from naer.store import resources as store
+from naer.store.context import SYSTEM, RequestContext, allow_all, set_policy
+from naer.store.db import engine
+from naer.store.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
+from naer.store.tables import history, resources
+
+PATIENT: dict[str, Any] = {
+    "resourceType": "Patient",
+    "identifier": [{"system": "urn:oid:1.2.208.176.1.2", "value": "0101709994"}],
+    "name": [{"family": "Jensen", "given": ["Karen"]}],
+    "gender": "female",
+    "birthDate": "1970-01-01",
+}
+
+
+def _rows(url: str) -> tuple[int, int]:
+    with engine(url).connect() as con:
+        current = con.execute(select(func.count()).select_from(resources)).scalar_one()
+        versions = con.execute(select(func.count()).select_from(history)).scalar_one()
+    return current, versions
+
+
+def test_versions_and_history(store_url: str) -> None:
+    db = engine(store_url)
+    made = store.create(db, SYSTEM, "Patient", PATIENT)
+    assert made.created and made.version_id == 1 and len(made.id) == 36
+    body = orjson.loads(store.read(db, SYSTEM, "Patient", made.id).content or "")
+    assert body["meta"]["versionId"] == "1" and body["id"] == made.id and body["name"] == PATIENT["name"]
+    assert body["meta"]["lastUpdated"].endswith("Z")
+
+    changed = store.update(db, SYSTEM, "Patient", made.id, {**body, "gender": "other"}, if_match=1)
+    assert changed.version_id == 2 and not changed.created
+    with pytest.raises(PreconditionFailed, match="at version 2, not 1"):
+        store.update(db, SYSTEM, "Patient", made.id, {**body, "gender": "male"}, if_match=1)
+    assert orjson.loads(store.vread(db, SYSTEM, "Patient", made.id, "1").content or "")["gender"] == "female"
+
+    gone = store.delete(db, SYSTEM, "Patient", made.id)
+    assert gone is not None and gone.version_id == 3
+    assert store.delete(db, SYSTEM, "Patient", made.id) is None  # deleting again changes nothing
+    with pytest.raises(Gone):
+        store.read(db, SYSTEM, "Patient", made.id)
+    with pytest.raises(Gone):
+        store.vread(db, SYSTEM, "Patient", made.id, "3")
+    versions, total = store.history_of(db, SYSTEM, "Patient", made.id)
+    assert total == 3 and [(v.version_id, v.method) for v in versions] == [
+        (3, "DELETE"),
+        (2, "PUT"),
+        (1, "POST"),
+    ]
+
+    again = store.update(db, SYSTEM, "Patient", made.id, {**body, "gender": "male"})
+    assert again.version_id == 4 and again.created  # a deleted resource comes back as a new version
+    assert _rows(store_url) == (1, 4)
+
+
+def test_update_creates_with_the_clients_id(store_url: str) -> None:
+    db = engine(store_url)
+    made = store.update(db, SYSTEM, "Patient", "p-1", {**PATIENT, "id": "p-1"})
+    assert made.created and made.version_id == 1
+    with pytest.raises(PreconditionFailed):
+        store.update(db, SYSTEM, "Patient", "p-2", {**PATIENT, "id": "p-2"}, if_match=1)
+    with pytest.raises(Conflict):
+        store.create(db, SYSTEM, "Patient", PATIENT, rid="p-1")
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda db: store.create(db, SYSTEM, "Patient", [1, 2]), Invalid, "JSON object"),
+        (lambda db: store.create(db, SYSTEM, "Patient", {"gender": "x"}), Invalid, "no resourceType"),
+        (
+            lambda db: store.create(db, SYSTEM, "Patient", {"resourceType": "Encounter"}),
+            Invalid,
+            "URL is for",
+        ),
+        (lambda db: store.create(db, SYSTEM, "Pasient", PATIENT), NotFound, "unknown resource type"),
+        (
+            lambda db: store.create(db, SYSTEM, "Patient", {**PATIENT, "colour": "red"}),
+            Unprocessable,
+            "colour",
+        ),
+        (
+            lambda db: store.create(db, SYSTEM, "Patient", {**PATIENT, "name": "Jensen"}),
+            Unprocessable,
+            "name",
+        ),
+        (
+            lambda db: store.create(db, SYSTEM, "Patient", {**PATIENT, "birthDate": "1970-13-01"}),
+            Unprocessable,
+            "birthDate",
+        ),
+        (
+            lambda db: store.update(db, SYSTEM, "Patient", "a", {**PATIENT, "id": "b"}),
+            Invalid,
+            "not the URL's",
+        ),
+        (
+            lambda db: store.update(db, SYSTEM, "Patient", "a/b", {**PATIENT, "id": "a/b"}),
+            Invalid,
+            "not a FHIR id",
+        ),
+        (lambda db: store.read(db, SYSTEM, "Patient", "nobody"), NotFound, "not known"),
+        (lambda db: store.vread(db, SYSTEM, "Patient", "nobody", "x"), NotFound, "no version"),
+    ],
+)
+def test_refusals_write_nothing(store_url: str, call: Any, error: type[Exception], message: str) -> None:
+    db = engine(store_url)
+    store.create(db, SYSTEM, "Patient", PATIENT)
+    before = _rows(store_url)
+    with pytest.raises(error, match=message):
+        call(db)
+    assert _rows(store_url) == before
+
+
+def test_concurrent_updates_lose_cleanly(store_url: str) -> None:
+    """Writers racing on one resource: every update either makes the next version or is refused with a
+    conflict; no version is lost or written twice."""
+    db = engine(store_url)
+    made = store.create(db, SYSTEM, "Patient", PATIENT)
+    outcomes: list[str] = []
+
+    def writer(n: int) -> None:
+        for _ in range(5):
+            current = store.read(db, SYSTEM, "Patient", made.id)
+            body = {**orjson.loads(current.content or ""), "gender": ["male", "female"][n % 2]}
+            try:
+                store.update(db, SYSTEM, "Patient", made.id, body, if_match=current.version_id)
+                outcomes.append("ok")
+            except (PreconditionFailed, Conflict):
+                outcomes.append("refused")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    versions, total = store.history_of(db, SYSTEM, "Patient", made.id, count=100)
+    assert total == 1 + outcomes.count("ok")
+    assert sorted(v.version_id for v in versions) == list(range(1, total + 1))
+
+
+def test_every_operation_asks_the_policy(store_url: str) -> None:
+    db = engine(store_url)
+    asked: list[tuple[str, str | None]] = []
+
+    def refuse_reads(context: RequestContext, action: str, kind: str | None, rid: str | None) -> None:
+        asked.append((action, kind))
+        if action == "read":
+            raise Forbidden(f"{context.actor} may not read {kind}/{rid}")
+
+    made = store.create(db, SYSTEM, "Patient", PATIENT)
+    set_policy(refuse_reads)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(Forbidden, match="may not read"):
+            store.read(db, RequestContext(actor="Practitioner/x"), "Patient", made.id)
+        store.vread(db, SYSTEM, "Patient", made.id, "1")
+        store.history_of(db, SYSTEM, "Patient")
+        store.update(db, SYSTEM, "Patient", made.id, {**PATIENT, "id": made.id})
+        store.delete(db, SYSTEM, "Patient", made.id)
+    finally:
+        set_policy(allow_all)
+    assert [a for a, _ in asked] == ["read", "vread", "history", "update", "delete"]
+
+
+def test_db_upgrade_command(naer: Any, tmp_path: Any) -> None:
+    done = naer("db", "upgrade", "--url", f"sqlite:///{tmp_path / 's.sqlite'}", cwd=tmp_path)
+    assert done.returncode == 0 and "at schema revision 0001" in done.stdout, done.stderr
+    again = naer("db", "upgrade", "--url", f"sqlite:///{tmp_path / 's.sqlite'}", cwd=tmp_path)
+    assert again.returncode == 0 and "0001" in again.stdout
+    down = naer("db", "upgrade", "--url", "postgresql://postgres@127.0.0.1:1/none", cwd=tmp_path)
+    assert down.returncode == 2 and "cannot reach the store database" in down.stderr
+    assert "Traceback" not in down.stderr
+    odd = naer("db", "upgrade", "--url", "mysql://x", cwd=tmp_path)
+    assert odd.returncode == 2 and "unsupported database URL" in odd.stderr
