@@ -140,10 +140,12 @@ from naer.cli_views import views_app  # noqa: E402 - registered after the app ex
 
 app.add_typer(views_app, name="views")
 
-from naer.cli_store import db_app, serve  # noqa: E402
+from naer.cli_store import db_app, export_command, load_command, serve  # noqa: E402
 
 app.add_typer(db_app, name="db")
 app.command("serve")(serve)
+app.command("load")(load_command)
+app.command("export")(export_command)
 
 
 def main() -> None:

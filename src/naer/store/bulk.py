@@ -1,0 +1,311 @@
+"""Bulk load of FHIR NDJSON into the store, and bulk export of the store as NDJSON.
+
+Load: every line is parsed and validated with the FHIR library in worker processes (validation is most
+of the cost), then written in one transaction — with PostgreSQL's COPY into the history table and a
+staging table that is merged into the current one — so a bad line anywhere leaves the store as it was.
+A resource keeps its id; one that is already stored gets a new version, as an update would.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, cast
+
+import orjson
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, select, text
+from sqlalchemy.engine import Connection
+
+from naer.errors import UserError
+from naer.fhir.validate import is_resource_type, validation_errors
+from naer.settings import get_settings
+from naer.store.context import RequestContext, check
+from naer.store.db import is_postgres
+from naer.store.resources import instant, now
+from naer.store.tables import history, resources
+
+BATCH = 2000
+SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
+
+
+class LoadError(UserError):
+    """A line of the input that is not a valid FHIR resource: nothing was loaded."""
+
+
+@dataclass
+class LoadResult:
+    counts: dict[str, int] = field(default_factory=dict)
+    files: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def ndjson_files(folder: Path) -> list[Path]:
+    if not folder.exists():
+        raise UserError(f"no such folder or file {folder}")
+    if folder.is_file():
+        return [folder]
+    found = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(SUFFIXES))
+    if not found:
+        raise UserError(f"{folder} holds no NDJSON files (*.ndjson, *.ndjson.gz)")
+    return found
+
+
+def _open(path: Path) -> IO[bytes]:
+    if path.name.endswith(".gz"):
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return path.open("rb")
+
+
+def _batches(files: list[Path]) -> Iterator[tuple[str, list[int], list[bytes]]]:
+    """(file, line numbers, lines) in batches, blank lines skipped but counted."""
+    for path in files:
+        with _open(path) as handle:
+            numbered = ((n, line) for n, line in enumerate(handle, 1) if line.strip())
+            while True:
+                chunk = list(itertools.islice(numbered, BATCH))
+                if not chunk:
+                    break
+                yield str(path), [n for n, _ in chunk], [line for _, line in chunk]
+
+
+Prepared = tuple[str, str, dict[str, Any]]
+
+
+def prepare(where: str, numbers: list[int], lines: list[bytes]) -> list[Prepared] | str:
+    """Parse and validate a batch: (type, id, resource) each, or the message for the first bad line."""
+    out: list[Prepared] = []
+    for number, line in zip(numbers, lines, strict=True):
+        try:
+            resource = orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            return f"{where}, line {number}: not JSON ({error.msg})"
+        if not isinstance(resource, dict):
+            return f"{where}, line {number}: not a JSON object"
+        kind = resource.get("resourceType")
+        if not isinstance(kind, str) or not is_resource_type(kind):
+            return f"{where}, line {number}: unknown resourceType {kind!r}"
+        problems = validation_errors(resource)
+        if problems:
+            return f"{where}, line {number}: not valid FHIR R4: {'; '.join(problems[:3])}"
+        rid = resource.get("id")
+        if not isinstance(rid, str) or not rid:
+            return f"{where}, line {number}: the resource has no id (bulk data keeps its ids)"
+        out.append((kind, rid, resource))
+    return out
+
+
+def _prepared(files: list[Path], workers: int) -> Iterator[list[Prepared]]:
+    batches = _batches(files)
+    if workers <= 1:
+        for where, numbers, lines in batches:
+            yield _ok(prepare(where, numbers, lines))
+        return
+    # Spawned, not forked: a forked worker would inherit the open database connection's socket.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # A bounded window of batches in flight: memory stays flat however large the input is.
+        window: list[Any] = []
+        for where, numbers, lines in batches:
+            window.append(pool.submit(prepare, where, numbers, lines))
+            if len(window) >= workers * 2:
+                yield _ok(window.pop(0).result())
+        for future in window:
+            yield _ok(future.result())
+
+
+def _ok(result: list[Prepared] | str) -> list[Prepared]:
+    if isinstance(result, str):
+        raise LoadError(f"{result}; nothing was loaded")
+    return result
+
+
+def _existing(
+    con: Connection, batch: list[Prepared], stored_types: dict[str, bool]
+) -> dict[tuple[str, str], int]:
+    """Stored versions of a batch's resources. A type the store held none of when the load reached it
+    needs no lookup (ids repeated within the load are counted by the caller): a first load is linear."""
+    found: dict[tuple[str, str], int] = {}
+    by_type: dict[str, list[str]] = {}
+    for kind, rid, _ in batch:
+        by_type.setdefault(kind, []).append(rid)
+    for kind, ids in by_type.items():
+        if kind not in stored_types:
+            any_row = select(resources.c.id).where(resources.c.resource_type == kind).limit(1)
+            stored_types[kind] = con.execute(any_row).first() is not None
+        if not stored_types[kind]:
+            continue
+        query = select(resources.c.id, resources.c.version_id).where(
+            and_(resources.c.resource_type == kind, resources.c.id.in_(bindparam("ids", expanding=True)))
+        )
+        for row in con.execute(query, {"ids": ids}):
+            found[(kind, row.id)] = int(row.version_id)
+    return found
+
+
+def _stamp(resource: dict[str, Any], version: int, moment: str) -> str:
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = moment
+    return orjson.dumps({**resource, "meta": meta}).decode()
+
+
+Row = tuple[str, str, int, datetime, bool, str, str]
+
+
+def _rows(
+    con: Connection, batch: list[Prepared], seen: dict[tuple[str, str], int], stored_types: dict[str, bool]
+) -> list[Row]:
+    """History rows of a batch: version 1, or one more than stored (or than loaded earlier this run)."""
+    stored = _existing(con, [b for b in batch if (b[0], b[1]) not in seen], stored_types)
+    moment = now()
+    stamp = instant(moment)
+    rows: list[Row] = []
+    for kind, rid, resource in batch:
+        key = (kind, rid)
+        version = seen.get(key, stored.get(key, 0)) + 1
+        seen[key] = version
+        method = "POST" if version == 1 else "PUT"
+        rows.append((kind, rid, version, moment, False, method, _stamp(resource, version, stamp)))
+    return rows
+
+
+def _latest(rows: list[Row]) -> list[Row]:
+    latest: dict[tuple[str, str], Row] = {}
+    for row in rows:
+        latest[(row[0], row[1])] = row
+    return list(latest.values())
+
+
+def _write_postgres(con: Connection, rows: list[Row]) -> None:
+    raw = con.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        with cur.copy(
+            "COPY resource_history (resource_type, id, version_id, last_updated, deleted, method, content) "
+            "FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        with cur.copy(
+            "COPY load_current (resource_type, id, version_id, last_updated, deleted, content) FROM STDIN"
+        ) as copy:
+            for kind, rid, version, moment, deleted, _, content in _latest(rows):
+                copy.write_row((kind, rid, version, moment, deleted, content))
+        cur.execute(
+            "INSERT INTO resources SELECT * FROM load_current ON CONFLICT (resource_type, id) DO UPDATE SET "
+            "version_id = excluded.version_id, last_updated = excluded.last_updated, deleted = FALSE, "
+            "content = excluded.content"
+        )
+        cur.execute("TRUNCATE load_current")
+
+
+def _write_sqlite(con: Connection, rows: list[Row]) -> None:
+    con.execute(
+        history.insert(),
+        [
+            dict(resource_type=k, id=i, version_id=v, last_updated=m, deleted=d, method=method, content=c)
+            for k, i, v, m, d, method, c in rows
+        ],
+    )
+    con.execute(
+        text(
+            "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content) "
+            "VALUES (:k, :i, :v, :m, 0, :c) ON CONFLICT (resource_type, id) DO UPDATE SET "
+            "version_id = excluded.version_id, last_updated = excluded.last_updated, deleted = 0, "
+            "content = excluded.content"
+        ),
+        [{"k": k, "i": i, "v": v, "m": m, "c": c} for k, i, v, m, _, _, c in _latest(rows)],
+    )
+
+
+def load(
+    db: Engine,
+    context: RequestContext,
+    source: Path,
+    workers: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> LoadResult:
+    """Load every NDJSON file of ``source`` (a folder or one file) in one transaction."""
+    check(context, "import", None)
+    files = ndjson_files(source)
+    result = LoadResult(files=len(files))
+    seen: dict[tuple[str, str], int] = {}
+    stored_types: dict[str, bool] = {}
+    postgres = is_postgres(db)
+    with db.begin() as con:
+        if postgres:
+            con.exec_driver_sql(
+                "CREATE TEMP TABLE IF NOT EXISTS load_current (LIKE resources INCLUDING DEFAULTS) "
+                "ON COMMIT DROP"
+            )
+            # The table grows inside this transaction, unseen by the statistics, and psycopg prepares a
+            # statement it runs often: a generic plan made while the table was small scans every row of
+            # the type for each batch's lookup of stored versions (quadratic time). Plan each one anew.
+            con.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+            con.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        for batch in _prepared(files, workers or get_settings().workers):
+            rows = _rows(con, batch, seen, stored_types)
+            (_write_postgres if postgres else _write_sqlite)(con, rows)
+            for kind, *_ in batch:
+                result.counts[kind] = result.counts.get(kind, 0) + 1
+            if on_batch:
+                on_batch(len(batch))
+    return result
+
+
+def export(
+    db: Engine,
+    context: RequestContext,
+    out: Path,
+    types: list[str] | None = None,
+    since: datetime | None = None,
+    on_type: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
+    """Write the current version of every resource (of ``types``, changed since ``since``) to
+    ``out/{type}.ndjson``, streaming from the database; return the count per type."""
+    check(context, "export", None)
+    out.mkdir(parents=True, exist_ok=True)
+    conditions: list[ColumnElement[bool]] = [resources.c.deleted.is_(False)]
+    if types:
+        conditions.append(resources.c.resource_type.in_(types))
+    if since is not None:
+        conditions.append(resources.c.last_updated >= since)
+    query = (
+        select(resources.c.resource_type, resources.c.content)
+        .where(and_(*conditions))
+        .order_by(resources.c.resource_type, resources.c.id)
+    )
+    counts: dict[str, int] = {}
+    handle: io.BufferedWriter | None = None
+    current = None
+    try:
+        with db.connect() as con:
+            rows = con.execution_options(stream_results=True, yield_per=5000).execute(query)
+            for kind, content in rows:
+                if kind != current:
+                    if handle is not None:
+                        handle.close()
+                        if on_type and current:
+                            on_type(current, counts[current])
+                    current = kind
+                    handle = (out / f"{kind}.ndjson").open("wb")
+                    counts[kind] = 0
+                assert handle is not None
+                handle.write(content.encode())
+                handle.write(b"\n")
+                counts[kind] += 1
+    finally:
+        if handle is not None:
+            handle.close()
+    if on_type and current:
+        on_type(current, counts[current])
+    return counts
