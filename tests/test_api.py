@@ -3,7 +3,9 @@ with the right status for every bad request, after which the server answers and 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -193,3 +195,48 @@ def test_a_body_over_the_limit_is_refused_unread(api: TestClient, monkeypatch: p
     big = orjson.dumps({**PATIENT, "name": [{"family": "x" * (2 * 1024 * 1024)}]})
     _outcome(api.post("/fhir/Patient", content=big, headers=FHIR), 413, "too-costly", "limit")
     assert api.get("/fhir/_history").json()["total"] == 0
+
+
+def _wait(api: TestClient, status_url: str) -> Any:
+    for _ in range(200):
+        response = api.get(status_url)
+        if response.status_code != 202:
+            return response
+        time.sleep(0.05)
+    pytest.fail("the export did not finish")
+
+
+def test_bulk_export(api: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NAER_DATA_DIR", str(tmp_path))
+    for n in range(3):
+        api.put(f"/fhir/Patient/p{n}", content=orjson.dumps({**PATIENT, "id": f"p{n}"}))
+    api.post("/fhir/Organization", content=orjson.dumps({"resourceType": "Organization", "name": "Samsø"}))
+    api.delete("/fhir/Patient/p2")
+    _outcome(api.get("/fhir/$export"), 400, "invalid", "Prefer: respond-async")
+    kick = api.get("/fhir/$export", headers={"Prefer": "respond-async"})
+    assert kick.status_code == 202
+    done = _wait(api, kick.headers["content-location"])
+    assert done.status_code == 200
+    manifest = done.json()
+    assert {(o["type"], o["count"]) for o in manifest["output"]} == {("Patient", 2), ("Organization", 1)}
+    patients = next(o["url"] for o in manifest["output"] if o["type"] == "Patient")
+    lines = api.get(patients)
+    assert lines.headers["content-type"].startswith("application/fhir+ndjson")
+    assert sorted(orjson.loads(x)["id"] for x in lines.content.splitlines()) == ["p0", "p1"]
+
+    only = api.post("/fhir/$export?_type=Organization", headers={"Prefer": "respond-async"})
+    assert [o["type"] for o in _wait(api, only.headers["content-location"]).json()["output"]] == [
+        "Organization"
+    ]
+    _outcome(
+        api.get("/fhir/$export?_type=Pasient", headers={"Prefer": "respond-async"}), 400, "invalid", "Pasient"
+    )
+    _outcome(
+        api.get("/fhir/$export?patient=Patient/p0", headers={"Prefer": "respond-async"}),
+        501,
+        "not-supported",
+        "patient",
+    )
+    assert api.delete(kick.headers["content-location"]).status_code == 202
+    _outcome(api.get(kick.headers["content-location"]), 404, "not-found", "no export job")
+    _outcome(api.get(patients), 404, "not-found", "no export job")

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from naer.api.capability import capability_statement
+from naer.api.export import add_export_routes
 from naer.api.outcome import FhirResponse, outcome
 from naer.settings import get_settings
 from naer.store import resources as store
@@ -180,6 +181,8 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
     @app.get("/fhir/metadata")
     async def metadata(request: Request) -> Response:
         return FhirResponse(capability_statement(base_url(request)))
+
+    add_export_routes(app, db, base_url, context_of)  # before /fhir/{type}, which would take "$export"
 
     @app.get("/fhir/_history")
     def system_history(request: Request) -> Response:

@@ -44,11 +44,18 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "mode": "server",
                 "documentation": (
                     "Every R4 resource type: read, vread, create, update (create-on-update, If-Match), "
-                    "delete (history kept) and history. Search, transactions and bulk data are not "
-                    "supported yet. Access control is not yet enforced."
+                    "delete (history kept) and history; system-level bulk $export (_type, _since). "
+                    "Search, transactions and Patient/Group-level export are not supported yet. Access "
+                    "control is not yet enforced."
                 ),
                 "resource": _resources(),
                 "interaction": [{"code": "history-system"}],
+                "operation": [
+                    {
+                        "name": "export",
+                        "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+                    }
+                ],
             }
         ],
     }

@@ -162,6 +162,30 @@ def create(
         raise Conflict(f"{resource_type}/{rid} already exists") from None
 
 
+def _replace_current(con: Connection, version: Stored) -> None:
+    """Make ``version`` the current one if the stored one is still the version before it (optimistic
+    locking: a writer that lost the race gets 409), and add it to the history."""
+    changed = con.execute(
+        sql_update(resources)
+        .where(
+            and_(
+                resources.c.resource_type == version.resource_type,
+                resources.c.id == version.id,
+                resources.c.version_id == version.version_id - 1,
+            )
+        )
+        .values(
+            version_id=version.version_id,
+            last_updated=version.last_updated,
+            deleted=version.deleted,
+            content=version.content,
+        )
+    )
+    if changed.rowcount != 1:
+        raise Conflict(f"{version.reference} was changed by another request; read it and retry")
+    _record(con, version)
+
+
 def _current(con: Connection, resource_type: str, rid: str) -> Any:
     return con.execute(
         select(resources.c.version_id, resources.c.deleted).where(
@@ -199,20 +223,7 @@ def update(
             version = Stored(
                 resource_type, rid, old + 1, moment, False, _stamp(resource, rid, old + 1, moment), "PUT"
             )
-            changed = con.execute(
-                sql_update(resources)
-                .where(
-                    and_(
-                        resources.c.resource_type == resource_type,
-                        resources.c.id == rid,
-                        resources.c.version_id == old,
-                    )
-                )
-                .values(version_id=old + 1, last_updated=moment, deleted=False, content=version.content)
-            )
-            if changed.rowcount != 1:
-                raise Conflict(f"{resource_type}/{rid} was changed by another request; read it and retry")
-            _record(con, version)
+            _replace_current(con, version)
             return replace(version, created=bool(row.deleted))
     except IntegrityError:
         raise Conflict(f"{resource_type}/{rid} was created by another request; read it and retry") from None
@@ -230,20 +241,7 @@ def delete(db: Engine, context: RequestContext, resource_type: str, rid: str) ->
         old = int(row.version_id)
         moment = now()
         version = Stored(resource_type, rid, old + 1, moment, True, None, "DELETE")
-        changed = con.execute(
-            sql_update(resources)
-            .where(
-                and_(
-                    resources.c.resource_type == resource_type,
-                    resources.c.id == rid,
-                    resources.c.version_id == old,
-                )
-            )
-            .values(version_id=old + 1, last_updated=moment, deleted=True, content=None)
-        )
-        if changed.rowcount != 1:
-            raise Conflict(f"{resource_type}/{rid} was changed by another request; retry the delete")
-        _record(con, version)
+        _replace_current(con, version)
         return version
 
 

@@ -21,14 +21,22 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+
+def _version_columns() -> list[Column[object]]:
+    """What the current table and the history share: the resource, its version, when, and the JSON."""
+    return [
+        Column("resource_type", String(64), nullable=False),
+        Column("id", String(64), nullable=False),
+        Column("version_id", Integer, nullable=False),
+        Column("last_updated", DateTime(timezone=True), nullable=False),
+        Column("deleted", Boolean, nullable=False),
+    ]
+
+
 resources = Table(
     "resources",
     metadata,
-    Column("resource_type", String(64), nullable=False),
-    Column("id", String(64), nullable=False),
-    Column("version_id", Integer, nullable=False),
-    Column("last_updated", DateTime(timezone=True), nullable=False),
-    Column("deleted", Boolean, nullable=False),
+    *_version_columns(),
     Column("content", Text, nullable=True),  # NULL once deleted
     PrimaryKeyConstraint("resource_type", "id", name="pk_resources"),
 )
@@ -36,11 +44,7 @@ resources = Table(
 history = Table(
     "resource_history",
     metadata,
-    Column("resource_type", String(64), nullable=False),
-    Column("id", String(64), nullable=False),
-    Column("version_id", Integer, nullable=False),
-    Column("last_updated", DateTime(timezone=True), nullable=False),
-    Column("deleted", Boolean, nullable=False),
+    *_version_columns(),
     Column("method", String(8), nullable=False),  # POST, PUT or DELETE: how this version came to be
     Column("content", Text, nullable=True),
     PrimaryKeyConstraint("resource_type", "id", "version_id", name="pk_resource_history"),

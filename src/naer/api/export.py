@@ -1,0 +1,154 @@
+"""FHIR Bulk Data ``$export`` at system level: the asynchronous kick-off, status and file pattern.
+
+A kick-off starts a job in a background thread that streams the store into ``DATA_DIR/exports/JOB``;
+the status URL answers 202 while it runs and then the manifest. The job's state lives in that folder
+(``status.json``), so any server process sharing the data folder can answer for it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from sqlalchemy import Engine
+from starlette.responses import FileResponse, Response
+
+from naer.api.outcome import FhirResponse, outcome
+from naer.fhir.validate import is_resource_type
+from naer.settings import get_settings
+from naer.store.bulk import export
+from naer.store.context import RequestContext, check
+from naer.store.errors import Invalid, NotFound, NotSupported
+from naer.store.resources import instant, now
+
+NDJSON_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
+
+
+def _jobs() -> Path:
+    return get_settings().data_dir.resolve() / "exports"
+
+
+def _status_file(job: str) -> Path:
+    if not job.replace("-", "").isalnum():
+        raise NotFound(f"no export job {job!r}")
+    return _jobs() / job / "status.json"
+
+
+def _write_status(job: str, status: dict[str, Any]) -> None:
+    path = _status_file(job)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps(status))
+    tmp.replace(path)
+
+
+def _read_status(job: str) -> dict[str, Any]:
+    path = _status_file(job)
+    if not path.exists():
+        raise NotFound(f"no export job {job!r} (it may have been deleted)")
+    loaded: dict[str, Any] = orjson.loads(path.read_bytes())
+    return loaded
+
+
+def _run(
+    db: Engine, context: RequestContext, job: str, types: list[str] | None, since: datetime | None
+) -> None:
+    status = _read_status(job)
+    try:
+        counts = export(db, context, _jobs() / job / "files", types=types, since=since)
+        status.update(state="done", counts=counts)
+    except Exception as error:  # the client learns of it from the status URL
+        status.update(state="error", message=f"{type(error).__name__}: {error}")
+    _write_status(job, status)
+
+
+def _parameters(request: Request) -> tuple[list[str] | None, datetime | None]:
+    params = request.query_params
+    output = params.get("_outputFormat")
+    if output is not None and output not in NDJSON_FORMATS:
+        raise Invalid(f"_outputFormat {output!r} is not supported; use application/fhir+ndjson")
+    types = None
+    if params.get("_type"):
+        types = [t.strip() for t in params["_type"].split(",") if t.strip()]
+        unknown = [t for t in types if not is_resource_type(t)]
+        if unknown:
+            raise Invalid(f"_type names unknown resource types: {', '.join(unknown)}")
+    since = None
+    if params.get("_since"):
+        try:
+            since = datetime.fromisoformat(params["_since"].replace("Z", "+00:00"))
+        except ValueError:
+            raise Invalid(f"_since must be an instant, not {params['_since']!r}") from None
+        if since.tzinfo is None:
+            raise Invalid("_since needs a time zone (Z or +01:00)")
+    for name in ("patient", "_typeFilter", "_elements", "includeAssociatedData"):
+        if name in params:
+            raise NotSupported(f"the {name} parameter of $export is not supported yet")
+    return types, since
+
+
+def add_export_routes(
+    app: FastAPI, db: Engine, base: Callable[[Request], str], context: Callable[[Request], RequestContext]
+) -> None:
+    @app.api_route("/fhir/$export", methods=["GET", "POST"])
+    def kick_off(request: Request) -> Response:
+        if "respond-async" not in request.headers.get("prefer", ""):
+            raise Invalid("$export runs asynchronously: send the header Prefer: respond-async")
+        types, since = _parameters(request)
+        asker = context(request)
+        check(asker, "export", None)
+        job = str(uuid.uuid4())
+        (_jobs() / job).mkdir(parents=True)
+        _write_status(
+            job,
+            {
+                "state": "running",
+                "transactionTime": instant(now()),
+                "request": str(request.url),
+                "counts": {},
+            },
+        )
+        threading.Thread(target=_run, args=(db, asker, job, types, since), daemon=True).start()
+        return Response(
+            status_code=202, headers={"Content-Location": f"{base(request)}/$export-status/{job}"}
+        )
+
+    @app.get("/fhir/$export-status/{job}")
+    def export_status(request: Request, job: str) -> Response:
+        status = _read_status(job)
+        if status["state"] == "running":
+            return Response(status_code=202, headers={"X-Progress": "exporting", "Retry-After": "1"})
+        if status["state"] == "error":
+            return outcome(500, "exception", f"the export failed: {status['message']}")
+        files = f"{base(request)}/$export-file/{job}"
+        manifest = {
+            "transactionTime": status["transactionTime"],
+            "request": status["request"],
+            "requiresAccessToken": False,
+            "output": [
+                {"type": kind, "url": f"{files}/{kind}.ndjson", "count": count}
+                for kind, count in sorted(status["counts"].items())
+            ],
+            "error": [],
+        }
+        return FhirResponse(manifest, media_type="application/json")
+
+    @app.delete("/fhir/$export-status/{job}")
+    def export_delete(job: str) -> Response:
+        _read_status(job)
+        shutil.rmtree(_jobs() / job, ignore_errors=True)
+        return Response(status_code=202)
+
+    @app.get("/fhir/$export-file/{job}/{name}")
+    def export_file(job: str, name: str) -> Response:
+        status = _read_status(job)
+        kind = name.removesuffix(".ndjson")
+        if status["state"] != "done" or kind not in status["counts"]:
+            raise NotFound(f"export {job} has no file {name!r}")
+        return FileResponse(_jobs() / job / "files" / f"{kind}.ndjson", media_type="application/fhir+ndjson")
