@@ -11,7 +11,7 @@ export NAER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # Outside data the tests read (SQL on FHIR conformance suite, Synthea, MedCom); never copied into the repo.
 export NAER_FIXTURES ?= $(abspath ../shared/fixtures)
 
-.PHONY: demo check lint types test bench bench-views bench-store serve clean
+.PHONY: demo check lint types test bench bench-views bench-store bench-api serve clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench-views: $(STAMP)
 # Bulk load and export of the Samsø set on PostgreSQL (NAER_TEST_DATABASE_URL; schema naer_bench).
 bench-store: $(STAMP)
 	$(BIN)/python bench/store_bench.py
+
+# Reads by id over HTTP: naer serve on PostgreSQL (schema naer_bench) driven by wrk (apt-get install wrk).
+bench-api: $(STAMP)
+	$(BIN)/python bench/api_bench.py
 
 # The FHIR API on the embedded SQLite store (data/store.sqlite), http://127.0.0.1:8000/fhir
 serve: $(STAMP)

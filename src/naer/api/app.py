@@ -220,7 +220,9 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
         return FhirResponse(version.content, headers=_headers(version, request))
 
     @app.get("/fhir/{resource_type}/{rid}")
-    def read(request: Request, resource_type: str, rid: str) -> Response:
+    async def read(request: Request, resource_type: str, rid: str) -> Response:
+        # Run on the event loop, not in the thread pool: a read by primary key takes well under a
+        # millisecond, less than the hop to a worker thread and back (docs/performance.md).
         version = store.read(db, context_of(request), resource_type, rid)
         if request.headers.get("if-none-match") == version.etag:
             return Response(status_code=304, headers=_headers(version, request))

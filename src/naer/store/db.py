@@ -42,7 +42,8 @@ def engine(url: str) -> Engine:
         made = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(made, "connect", _sqlite_pragmas)
         return made
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping (a round trip per request); connections are recycled hourly instead.
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=3600)
 
 
 def is_postgres(e: Engine) -> bool:
