@@ -169,7 +169,8 @@ def test_capability_statement(api: TestClient) -> None:
         ("get", "/fhir/Patient/_history?_count=many", None, {}, 400, "invalid", "_count"),
         ("post", "/fhir/Patient", b"{}", {"If-None-Exist": "identifier=x"}, 501, "not-supported", "search"),
         ("patch", "/fhir/Patient/x", b"{}", {}, 405, "not-supported", "PATCH"),
-        ("get", "/fhir", None, {}, 404, "not-supported", "no such FHIR interaction"),
+        ("get", "/fhir", None, {}, 405, "not-supported", "GET is not supported"),
+        ("get", "/fhir/Patient/x/y/z", None, {}, 404, "not-supported", "no such FHIR interaction"),
     ],
 )
 def test_bad_requests(
@@ -240,3 +241,78 @@ def test_bulk_export(api: TestClient, tmp_path: Path, monkeypatch: pytest.Monkey
     assert api.delete(kick.headers["content-location"]).status_code == 202
     _outcome(api.get(kick.headers["content-location"]), 404, "not-found", "no export job")
     _outcome(api.get(patients), 404, "not-found", "no export job")
+
+
+def _transaction(*entries: dict[str, Any], kind: str = "transaction") -> bytes:
+    return orjson.dumps({"resourceType": "Bundle", "type": kind, "entry": list(entries)})
+
+
+ENCOUNTER = {
+    "resourceType": "Encounter",
+    "status": "finished",
+    "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH"},
+    "subject": {"reference": "urn:uuid:6c1c2c5e-0000-4000-8000-000000000001"},
+}
+NEW_PATIENT = {
+    "fullUrl": "urn:uuid:6c1c2c5e-0000-4000-8000-000000000001",
+    "resource": PATIENT,
+    "request": {"method": "POST", "url": "Patient"},
+}
+
+
+def test_transaction_resolves_references_and_is_all_or_nothing(api: TestClient) -> None:
+    done = api.post(
+        "/fhir",
+        content=_transaction(
+            {"resource": ENCOUNTER, "request": {"method": "POST", "url": "Encounter"}}, NEW_PATIENT
+        ),
+    )
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["type"] == "transaction-response"
+    statuses = [e["response"]["status"] for e in body["entry"]]
+    assert statuses == ["201 Created", "201 Created"]
+    encounter_at, patient_at = (e["response"]["location"] for e in body["entry"])
+    assert encounter_at.startswith("Encounter/") and patient_at.startswith("Patient/")
+    encounter = api.get(f"/fhir/{encounter_at.split('/_history')[0]}").json()
+    assert encounter["subject"]["reference"] == patient_at.split("/_history")[0]
+
+    before = api.get("/fhir/_history").json()["total"]
+    bad_entry = {
+        "resource": {**PATIENT, "birthDate": "1944-17-05"},
+        "request": {"method": "POST", "url": "Patient"},
+    }
+    failed = api.post("/fhir", content=_transaction(NEW_PATIENT, bad_entry))
+    _outcome(failed, 422, "processing", "transaction failed at entry 1, nothing was written")
+    dangling = {**ENCOUNTER, "subject": {"reference": "urn:uuid:6c1c2c5e-0000-4000-8000-00000000dead"}}
+    nothing = api.post(
+        "/fhir",
+        content=_transaction(
+            NEW_PATIENT, {"resource": dangling, "request": {"method": "POST", "url": "Encounter"}}
+        ),
+    )
+    _outcome(nothing, 400, "invalid", "which no entry of the Bundle creates")
+    stale = {
+        "resource": {**PATIENT, "id": patient_at.split("/")[1]},
+        "request": {"method": "PUT", "url": patient_at.split("/_history")[0], "ifMatch": 'W/"7"'},
+    }
+    _outcome(api.post("/fhir", content=_transaction(NEW_PATIENT, stale)), 412, "conflict", "not 7")
+    conditional = {
+        "resource": PATIENT,
+        "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=x"},
+    }
+    _outcome(api.post("/fhir", content=_transaction(conditional)), 501, "not-supported", "conditional")
+    _outcome(api.post("/fhir", content=orjson.dumps(PATIENT)), 400, "invalid", "batch or transaction")
+    assert api.get("/fhir/_history").json()["total"] == before
+
+
+def test_batch_reports_each_entry(api: TestClient) -> None:
+    bad = {"resource": {**PATIENT, "colour": "red"}, "request": {"method": "POST", "url": "Patient"}}
+    good = {"resource": PATIENT, "request": {"method": "POST", "url": "Patient"}}
+    read_missing = {"request": {"method": "GET", "url": "Patient/nobody"}}
+    done = api.post("/fhir", content=_transaction(good, bad, read_missing, kind="batch"))
+    assert done.status_code == 200
+    entries = done.json()["entry"]
+    assert [e["response"]["status"] for e in entries] == ["201 Created", "422", "404"]
+    assert "colour" in entries[1]["response"]["outcome"]["issue"][0]["diagnostics"]
+    assert api.get("/fhir/Patient/_history").json()["total"] == 1

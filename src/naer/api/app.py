@@ -24,6 +24,7 @@ from naer.api.capability import capability_statement
 from naer.api.export import add_export_routes
 from naer.api.outcome import FhirResponse, outcome
 from naer.settings import get_settings
+from naer.store import bundles
 from naer.store import resources as store
 from naer.store.context import RequestContext
 from naer.store.db import database_url, engine
@@ -183,6 +184,19 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
         return FhirResponse(capability_statement(base_url(request)))
 
     add_export_routes(app, db, base_url, context_of)  # before /fhir/{type}, which would take "$export"
+
+    @app.post("/fhir")
+    @app.post("/fhir/")
+    async def bundle(request: Request) -> Response:
+        body = await body_of(request)
+        kind = body.get("type") if isinstance(body, dict) else None
+        if kind == "transaction":
+            result = await run_in_threadpool(bundles.transaction, db, context_of(request), body)
+        elif kind == "batch":
+            result = await run_in_threadpool(bundles.batch, db, context_of(request), body)
+        else:
+            raise Invalid(f"POST /fhir takes a Bundle of type batch or transaction, not {kind!r}")
+        return FhirResponse(orjson.dumps(result))
 
     @app.get("/fhir/_history")
     def system_history(request: Request) -> Response:

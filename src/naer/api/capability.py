@@ -44,12 +44,13 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "mode": "server",
                 "documentation": (
                     "Every R4 resource type: read, vread, create, update (create-on-update, If-Match), "
-                    "delete (history kept) and history; system-level bulk $export (_type, _since). "
-                    "Search, transactions and Patient/Group-level export are not supported yet. Access "
+                    "delete (history kept) and history; batch and transaction Bundles (urn:uuid references "
+                    "resolved; no conditional entries); system-level bulk $export (_type, _since). Search, "
+                    "conditional interactions and Patient/Group-level export are not supported yet. Access "
                     "control is not yet enforced."
                 ),
                 "resource": _resources(),
-                "interaction": [{"code": "history-system"}],
+                "interaction": [{"code": "history-system"}, {"code": "transaction"}, {"code": "batch"}],
                 "operation": [
                     {
                         "name": "export",

@@ -8,6 +8,8 @@ first; ``If-Match`` turns a stale version into 412 before anything is written.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -111,6 +113,25 @@ def _stamp(body: dict[str, Any], rid: str, version: int, moment: datetime) -> st
     return orjson.dumps(body).decode()
 
 
+@contextmanager
+def _transaction(db: Engine | Connection) -> Iterator[Connection]:
+    """A transaction of its own, or the caller's when given a connection (a transaction Bundle)."""
+    if isinstance(db, Connection):
+        yield db
+    else:
+        with db.begin() as con:
+            yield con
+
+
+@contextmanager
+def _reading(db: Engine | Connection) -> Iterator[Connection]:
+    if isinstance(db, Connection):
+        yield db
+    else:
+        with db.connect() as con:
+            yield con
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -147,7 +168,7 @@ def _insert_new(con: Connection, resource_type: str, rid: str, body: dict[str, A
 
 
 def create(
-    db: Engine, context: RequestContext, resource_type: str, body: Any, rid: str | None = None
+    db: Engine | Connection, context: RequestContext, resource_type: str, body: Any, rid: str | None = None
 ) -> Stored:
     """Store a new resource under a server-assigned id (or ``rid``, for bulk load of known ids)."""
     known_type(resource_type)
@@ -156,7 +177,7 @@ def create(
     rid = rid or str(uuid.uuid4())
     valid_id(rid)
     try:
-        with db.begin() as con:
+        with _transaction(db) as con:
             return _insert_new(con, resource_type, rid, resource, "POST")
     except IntegrityError:
         raise Conflict(f"{resource_type}/{rid} already exists") from None
@@ -195,7 +216,7 @@ def _current(con: Connection, resource_type: str, rid: str) -> Any:
 
 
 def update(
-    db: Engine,
+    db: Engine | Connection,
     context: RequestContext,
     resource_type: str,
     rid: str,
@@ -208,7 +229,7 @@ def update(
     check(context, "update", resource_type, rid)
     resource = checked(body, resource_type, rid)
     try:
-        with db.begin() as con:
+        with _transaction(db) as con:
             row = _current(con, resource_type, rid)
             if row is None:
                 if if_match is not None:
@@ -229,12 +250,12 @@ def update(
         raise Conflict(f"{resource_type}/{rid} was created by another request; read it and retry") from None
 
 
-def delete(db: Engine, context: RequestContext, resource_type: str, rid: str) -> Stored | None:
+def delete(db: Engine | Connection, context: RequestContext, resource_type: str, rid: str) -> Stored | None:
     """Delete a resource, keeping its history; None if there was nothing to delete (already deleted or
     never there: FHIR deletes are idempotent)."""
     known_type(resource_type)
     check(context, "delete", resource_type, rid)
-    with db.begin() as con:
+    with _transaction(db) as con:
         row = _current(con, resource_type, rid)
         if row is None or row.deleted:
             return None
@@ -245,10 +266,10 @@ def delete(db: Engine, context: RequestContext, resource_type: str, rid: str) ->
         return version
 
 
-def read(db: Engine, context: RequestContext, resource_type: str, rid: str) -> Stored:
+def read(db: Engine | Connection, context: RequestContext, resource_type: str, rid: str) -> Stored:
     known_type(resource_type)
     check(context, "read", resource_type, rid)
-    with db.connect() as con:
+    with _reading(db) as con:
         row = con.execute(
             select(resources).where(and_(resources.c.resource_type == resource_type, resources.c.id == rid))
         ).first()
@@ -262,12 +283,14 @@ def read(db: Engine, context: RequestContext, resource_type: str, rid: str) -> S
     return found
 
 
-def vread(db: Engine, context: RequestContext, resource_type: str, rid: str, version_id: str) -> Stored:
+def vread(
+    db: Engine | Connection, context: RequestContext, resource_type: str, rid: str, version_id: str
+) -> Stored:
     known_type(resource_type)
     check(context, "vread", resource_type, rid)
     if not version_id.isdigit():
         raise NotFound(f"{resource_type}/{rid} has no version {version_id!r}")
-    with db.connect() as con:
+    with _reading(db) as con:
         row = con.execute(
             select(history).where(
                 and_(
