@@ -114,22 +114,14 @@ def _stamp(body: dict[str, Any], rid: str, version: int, moment: datetime) -> st
 
 
 @contextmanager
-def _transaction(db: Engine | Connection) -> Iterator[Connection]:
-    """A transaction of its own, or the caller's when given a connection (a transaction Bundle)."""
+def _connection(db: Engine | Connection, write: bool) -> Iterator[Connection]:
+    """The caller's connection (inside a transaction Bundle), or one of our own: a transaction to write,
+    a plain connection to read."""
     if isinstance(db, Connection):
         yield db
-    else:
-        with db.begin() as con:
-            yield con
-
-
-@contextmanager
-def _reading(db: Engine | Connection) -> Iterator[Connection]:
-    if isinstance(db, Connection):
-        yield db
-    else:
-        with db.connect() as con:
-            yield con
+        return
+    with db.begin() if write else db.connect() as con:
+        yield con
 
 
 def now() -> datetime:
@@ -177,7 +169,7 @@ def create(
     rid = rid or str(uuid.uuid4())
     valid_id(rid)
     try:
-        with _transaction(db) as con:
+        with _connection(db, write=True) as con:
             return _insert_new(con, resource_type, rid, resource, "POST")
     except IntegrityError:
         raise Conflict(f"{resource_type}/{rid} already exists") from None
@@ -229,7 +221,7 @@ def update(
     check(context, "update", resource_type, rid)
     resource = checked(body, resource_type, rid)
     try:
-        with _transaction(db) as con:
+        with _connection(db, write=True) as con:
             row = _current(con, resource_type, rid)
             if row is None:
                 if if_match is not None:
@@ -255,7 +247,7 @@ def delete(db: Engine | Connection, context: RequestContext, resource_type: str,
     never there: FHIR deletes are idempotent)."""
     known_type(resource_type)
     check(context, "delete", resource_type, rid)
-    with _transaction(db) as con:
+    with _connection(db, write=True) as con:
         row = _current(con, resource_type, rid)
         if row is None or row.deleted:
             return None
@@ -269,7 +261,7 @@ def delete(db: Engine | Connection, context: RequestContext, resource_type: str,
 def read(db: Engine | Connection, context: RequestContext, resource_type: str, rid: str) -> Stored:
     known_type(resource_type)
     check(context, "read", resource_type, rid)
-    with _reading(db) as con:
+    with _connection(db, write=False) as con:
         row = con.execute(
             select(resources).where(and_(resources.c.resource_type == resource_type, resources.c.id == rid))
         ).first()
@@ -290,7 +282,7 @@ def vread(
     check(context, "vread", resource_type, rid)
     if not version_id.isdigit():
         raise NotFound(f"{resource_type}/{rid} has no version {version_id!r}")
-    with _reading(db) as con:
+    with _connection(db, write=False) as con:
         row = con.execute(
             select(history).where(
                 and_(
