@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 
 from naer.store.bulk import load
 from naer.store.context import SYSTEM
-from naer.store.db import database_url, engine
+from naer.store.db import database_url, engine, in_schema
 from naer.store.migrate import upgrade
 
 MEDPLUM_READS_PER_VCPU = 20_797 / 60  # 15 servers x 4 vCPU (issue 3)
@@ -46,7 +46,7 @@ def _store(base: str, data: Path, reload: bool) -> str:
         if reload:
             con.execute(text("DROP SCHEMA IF EXISTS naer_bench CASCADE"))
         con.execute(text("CREATE SCHEMA IF NOT EXISTS naer_bench"))
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3Dnaer_bench"
+    url = in_schema(base, "naer_bench")
     upgrade(url)
     with engine(url).connect() as con:
         held = con.execute(text("SELECT count(*) FROM resources")).scalar_one()

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 
 from naer.store.bulk import export, load
 from naer.store.context import SYSTEM
-from naer.store.db import database_url, engine
+from naer.store.db import database_url, engine, in_schema
 from naer.store.migrate import upgrade
 
 HAPI_IMPORT = 2_200  # resources/s, a vendor benchmark of HAPI FHIR's import (issue 3)
@@ -49,7 +49,7 @@ def main() -> None:
     with admin.begin() as con:
         con.execute(text("DROP SCHEMA IF EXISTS naer_bench CASCADE"))
         con.execute(text("CREATE SCHEMA naer_bench"))
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3Dnaer_bench"
+    url = in_schema(base, "naer_bench")
     upgrade(url)
     db = engine(url)
     cores = os.cpu_count() or 1

@@ -78,7 +78,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
     from sqlalchemy import create_engine, text
 
-    from naer.store.db import database_url, engine
+    from naer.store.db import database_url, engine, in_schema
     from naer.store.migrate import upgrade
 
     if request.param == "sqlite":
@@ -95,7 +95,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     admin = create_engine(base)
     with admin.begin() as con:
         con.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    url = in_schema(base, schema)
     try:
         upgrade(url)
         yield url

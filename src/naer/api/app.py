@@ -23,6 +23,7 @@ from starlette.responses import Response
 from naer.api.capability import capability_statement
 from naer.api.export import add_export_routes
 from naer.api.outcome import FhirResponse, outcome
+from naer.api.params import instant_param
 from naer.settings import get_settings
 from naer.store import bundles
 from naer.store import resources as store
@@ -89,19 +90,6 @@ def _written(version: store.Stored, request: Request) -> Response:
         response.headers.update(headers)
         return response
     return FhirResponse(version.content, status_code=status, headers=headers)
-
-
-def _since(request: Request, name: str) -> datetime | None:
-    value = request.query_params.get(name)
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise Invalid(f"{name} must be an instant such as 2026-01-31T12:00:00Z, not {value!r}") from None
-    if moment.tzinfo is None:
-        raise Invalid(f"{name} needs a time zone (Z or +01:00): {value!r}")
-    return moment
 
 
 def _count(request: Request) -> int:
@@ -215,13 +203,13 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
         offset_text = request.query_params.get("_offset", "0")
         if not offset_text.isdigit():
             raise Invalid(f"_offset must be a whole number, not {offset_text!r}")
-        till = _since(request, "_till") or store.now()
+        till = instant_param(request, "_till") or store.now()
         versions, total = store.history_of(
             db,
             context_of(request),
             resource_type,
             rid,
-            since=_since(request, "_since"),
+            since=instant_param(request, "_since"),
             till=till,
             count=count,
             offset=int(offset_text),

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from starlette.responses import FileResponse, Response
 
 from naer.api.outcome import FhirResponse, outcome
+from naer.api.params import instant_param
 from naer.fhir.validate import is_resource_type
 from naer.settings import get_settings
 from naer.store.bulk import export
@@ -79,14 +80,7 @@ def _parameters(request: Request) -> tuple[list[str] | None, datetime | None]:
         unknown = [t for t in types if not is_resource_type(t)]
         if unknown:
             raise Invalid(f"_type names unknown resource types: {', '.join(unknown)}")
-    since = None
-    if params.get("_since"):
-        try:
-            since = datetime.fromisoformat(params["_since"].replace("Z", "+00:00"))
-        except ValueError:
-            raise Invalid(f"_since must be an instant, not {params['_since']!r}") from None
-        if since.tzinfo is None:
-            raise Invalid("_since needs a time zone (Z or +01:00)")
+    since = instant_param(request, "_since") if params.get("_since") else None
     for name in ("patient", "_typeFilter", "_elements", "includeAssociatedData"):
         if name in params:
             raise NotSupported(f"the {name} parameter of $export is not supported yet")

@@ -8,7 +8,6 @@ A resource keeps its id; one that is already stored gets a new version, as an up
 
 from __future__ import annotations
 
-import gzip
 import io
 import itertools
 import multiprocessing
@@ -17,18 +16,18 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 
-import orjson
 from sqlalchemy import ColumnElement, Engine, and_, bindparam, select, text
 from sqlalchemy.engine import Connection
 
 from naer.errors import UserError
+from naer.fhir.ndjson import json_object, open_ndjson
 from naer.fhir.validate import is_resource_type, validation_errors
 from naer.settings import get_settings
 from naer.store.context import RequestContext, check
 from naer.store.db import is_postgres
-from naer.store.resources import instant, now
+from naer.store.resources import now, stamp
 from naer.store.tables import history, resources
 
 BATCH = 2000
@@ -60,16 +59,10 @@ def ndjson_files(folder: Path) -> list[Path]:
     return found
 
 
-def _open(path: Path) -> IO[bytes]:
-    if path.name.endswith(".gz"):
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return path.open("rb")
-
-
 def _batches(files: list[Path]) -> Iterator[tuple[str, list[int], list[bytes]]]:
     """(file, line numbers, lines) in batches, blank lines skipped but counted."""
     for path in files:
-        with _open(path) as handle:
+        with open_ndjson(path) as handle:
             numbered = ((n, line) for n, line in enumerate(handle, 1) if line.strip())
             while True:
                 chunk = list(itertools.islice(numbered, BATCH))
@@ -85,12 +78,9 @@ def prepare(where: str, numbers: list[int], lines: list[bytes]) -> list[Prepared
     """Parse and validate a batch: (type, id, resource) each, or the message for the first bad line."""
     out: list[Prepared] = []
     for number, line in zip(numbers, lines, strict=True):
-        try:
-            resource = orjson.loads(line)
-        except orjson.JSONDecodeError as error:
-            return f"{where}, line {number}: not JSON ({error.msg})"
-        if not isinstance(resource, dict):
-            return f"{where}, line {number}: not a JSON object"
+        resource = json_object(line)
+        if isinstance(resource, str):
+            return f"{where}, line {number}: {resource}"
         kind = resource.get("resourceType")
         if not isinstance(kind, str) or not is_resource_type(kind):
             return f"{where}, line {number}: unknown resourceType {kind!r}"
@@ -151,13 +141,6 @@ def _existing(
     return found
 
 
-def _stamp(resource: dict[str, Any], version: int, moment: str) -> str:
-    meta = dict(resource.get("meta") or {})
-    meta["versionId"] = str(version)
-    meta["lastUpdated"] = moment
-    return orjson.dumps({**resource, "meta": meta}).decode()
-
-
 Row = tuple[str, str, int, datetime, bool, str, str]
 
 
@@ -167,14 +150,13 @@ def _rows(
     """History rows of a batch: version 1, or one more than stored (or than loaded earlier this run)."""
     stored = _existing(con, [b for b in batch if (b[0], b[1]) not in seen], stored_types)
     moment = now()
-    stamp = instant(moment)
     rows: list[Row] = []
     for kind, rid, resource in batch:
         key = (kind, rid)
         version = seen.get(key, stored.get(key, 0)) + 1
         seen[key] = version
         method = "POST" if version == 1 else "PUT"
-        rows.append((kind, rid, version, moment, False, method, _stamp(resource, version, stamp)))
+        rows.append((kind, rid, version, moment, False, method, stamp(resource, rid, version, moment)))
     return rows
 
 

@@ -23,7 +23,7 @@ from naer.store.errors import Invalid, NotSupported, StoreError
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 
 
-def _entries(bundle: Any, kind: str) -> list[dict[str, Any]]:
+def _entries(bundle: Any) -> list[dict[str, Any]]:
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise Invalid("POST /fhir takes a Bundle of type batch or transaction")
     entries = bundle.get("entry") or []
@@ -125,7 +125,7 @@ def _assign_ids(entries: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def transaction(db: Engine, context: RequestContext, bundle: Any) -> dict[str, Any]:
-    entries = _entries(bundle, "transaction")
+    entries = _entries(bundle)
     ids = _assign_ids(entries)
     results: dict[int, dict[str, Any]] = {}
     order = sorted(range(len(entries)), key=lambda i: ORDER[entries[i]["request"]["method"]])
@@ -145,7 +145,7 @@ def transaction(db: Engine, context: RequestContext, bundle: Any) -> dict[str, A
 
 
 def batch(db: Engine, context: RequestContext, bundle: Any) -> dict[str, Any]:
-    entries = _entries(bundle, "batch")
+    entries = _entries(bundle)
     out = []
     for n, entry in enumerate(entries):
         try:

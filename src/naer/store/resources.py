@@ -103,7 +103,8 @@ def checked(body: Any, resource_type: str, rid: str | None = None) -> dict[str, 
     return body
 
 
-def _stamp(body: dict[str, Any], rid: str, version: int, moment: datetime) -> str:
+def stamp(body: dict[str, Any], rid: str, version: int, moment: datetime) -> str:
+    """The resource as stored: its id, and meta.versionId and meta.lastUpdated set by the store."""
     body = dict(body)
     body["id"] = rid
     meta = dict(body.get("meta") or {})
@@ -144,7 +145,7 @@ def _record(con: Connection, version: Stored) -> None:
 
 def _insert_new(con: Connection, resource_type: str, rid: str, body: dict[str, Any], method: str) -> Stored:
     moment = now()
-    made = Stored(resource_type, rid, 1, moment, False, _stamp(body, rid, 1, moment), method, created=True)
+    made = Stored(resource_type, rid, 1, moment, False, stamp(body, rid, 1, moment), method, created=True)
     con.execute(
         insert(resources).values(
             resource_type=resource_type,
@@ -234,7 +235,7 @@ def update(
                 )
             moment = now()
             version = Stored(
-                resource_type, rid, old + 1, moment, False, _stamp(resource, rid, old + 1, moment), "PUT"
+                resource_type, rid, old + 1, moment, False, stamp(resource, rid, old + 1, moment), "PUT"
             )
             _replace_current(con, version)
             return replace(version, created=bool(row.deleted))

@@ -624,6 +624,11 @@ def _lambda(e: Expr, arg: fp.Node, scope: Scope, build: Callable[[str, str, str]
     return Expr("list", e.type, sql=build(as_list(e), x, cond))
 
 
+def _keep(lst: str, x: str, cond: str) -> str:
+    """The items of a list that meet a condition (where(), exists(criteria))."""
+    return f"list_filter({lst}, {x} -> {cond})"
+
+
 def _count(e: Expr) -> str:
     return struct_len(e) if e.kind in STRUCT_KINDS else f"len({as_list(e)})"
 
@@ -671,11 +676,11 @@ def _call(node: fp.Call, focus: Expr, scope: Scope) -> Expr:
     e = focus if node.base is None else compile_node(node.base, focus, scope)
     if name == "where":
         _args(node, 1, 1)
-        return _lambda(e, node.args[0], scope, lambda lst, x, c: f"list_filter({lst}, {x} -> {c})")
+        return _lambda(e, node.args[0], scope, _keep)
     if name == "exists":
         _args(node, 0, 1)
         if node.args:
-            e = _lambda(e, node.args[0], scope, lambda lst, x, c: f"list_filter({lst}, {x} -> {c})")
+            e = _lambda(e, node.args[0], scope, _keep)
         return Expr("val", "boolean", sql=_exists(e), sqltype="BOOLEAN")
     if name == "empty":
         _args(node, 0, 0)

@@ -6,7 +6,6 @@ filled in one transaction, so a view that fails leaves the tables as they were.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import duckdb
 import orjson
 
 from naer.errors import UserError
+from naer.fhir.ndjson import json_object, open_ndjson
 from naer.settings import get_settings
 from naer.views.compile import Compiled, compile_view, is_sql_name, quote
 from naer.views.definition import View, load_view
@@ -47,17 +47,13 @@ def compiled_query(view: View, input_path: Path) -> tuple[Compiled, str, list[Pa
 
 def _first_bad_line(path: Path) -> str | None:
     """Find the first line of an NDJSON file that is not a JSON object (DuckDB reports only a byte offset)."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as handle:
+    with open_ndjson(path) as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
-            try:
-                value = orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                return f"line {number} is not JSON ({error.msg})"
-            if not isinstance(value, dict):
-                return f"line {number} is not a JSON object"
+            value = json_object(line)
+            if isinstance(value, str):
+                return f"line {number} is {value}"
     return None
 
 
@@ -200,8 +196,9 @@ def run_to_warehouse(
 ) -> list[RunResult]:
     """Write each view as a table of the DuckDB file ``warehouse``, then the ``derived`` SQL views, all in one
     transaction: if anything fails, the warehouse keeps the tables it had."""
-    compiled = [(table_name(v, p), v, compile_view(v)) for p, v in views]  # every view compiles, first
-    names = [n for n, _, _ in compiled] + [n for n, _ in derived or []]
+    # Every view is compiled for its input files before the warehouse is opened.
+    compiled = [(table_name(v, p), v, *compiled_query(v, input_path)[1:]) for p, v in views]
+    names = [n for n, _, _, _ in compiled] + [n for n, _ in derived or []]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise UserError(f"two views would make the same table: {', '.join(repeated)}")
@@ -212,8 +209,7 @@ def run_to_warehouse(
         raise UserError(f"cannot open the warehouse {warehouse}: {str(error).splitlines()[0]}") from None
     # (name, statement, how a failure is told, input files): the view tables first, then the SQL views.
     steps: list[tuple[str, str, Callable[[duckdb.Error], ViewRunError], list[Path]]] = []
-    for name, view, _ in compiled:
-        _, query, files = compiled_query(view, input_path)
+    for name, view, query, files in compiled:
         steps.append(
             (name, f"CREATE OR REPLACE TABLE {quote(name)} AS {query}", _explainer(view, files), files)
         )
