@@ -104,3 +104,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as con:
             con.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def api(store_url: str) -> Iterator[Any]:
+    """The FHIR API over a fresh store, driven in-process."""
+    from fastapi.testclient import TestClient
+
+    from naer.api.app import create_app
+
+    with TestClient(create_app(store_url)) as client:
+        yield client

@@ -4,15 +4,12 @@ with the right status for every bad request, after which the server answers and 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-
-from naer.api.app import create_app
 
 PATIENT: dict[str, Any] = {
     "resourceType": "Patient",
@@ -21,12 +18,6 @@ PATIENT: dict[str, Any] = {
     "birthDate": "1944-05-17",
 }
 FHIR = {"Content-Type": "application/fhir+json"}
-
-
-@pytest.fixture
-def api(store_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(store_url)) as client:
-        yield client
 
 
 def _outcome(response: Any, status: int, code: str, text: str) -> None:

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     max_body_mb: int = Field(
         default=16, ge=1, description="Largest request body the FHIR API reads (MB); bulk data goes by file."
     )
+    max_import_mb: int = Field(
+        default=4096,
+        ge=1,
+        description="Largest NDJSON body POST /fhir/$import accepts (MB), spooled to disk.",
+    )
     database_url: str | None = Field(
         default=None, description="Store URL (PostgreSQL); the embedded SQLite file when unset."
     )

@@ -1,5 +1,5 @@
-"""The FHIR REST API under ``/fhir``: read, vread, create, update, delete and history, with ETags,
-optimistic locking and OperationOutcomes for every failure.
+"""The FHIR REST API under ``/fhir``: read, vread, create, update, delete, history, search (api/search.py),
+Bundles, bulk export and import, with ETags, optimistic locking and OperationOutcomes for every failure.
 
 Every handler builds a RequestContext and hands it to the store, which asks ``naer.store.context.check``
 before touching data: that is where access control will decide.
@@ -22,14 +22,16 @@ from starlette.responses import Response
 
 from naer.api.capability import capability_statement
 from naer.api.export import add_export_routes
+from naer.api.imports import add_import_definition_route, add_import_route
 from naer.api.outcome import FhirResponse, outcome
 from naer.api.params import instant_param
+from naer.api.search import add_search_routes
 from naer.settings import get_settings
-from naer.store import bundles
+from naer.store import bundles, conditional
 from naer.store import resources as store
 from naer.store.context import RequestContext
 from naer.store.db import database_url, engine
-from naer.store.errors import Invalid, NotSupported, StoreError, TooLarge
+from naer.store.errors import Invalid, StoreError, TooLarge
 from naer.store.migrate import upgrade
 
 log = logging.getLogger("naer.api")
@@ -179,16 +181,23 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
         body = await body_of(request)
         kind = body.get("type") if isinstance(body, dict) else None
         if kind == "transaction":
-            result = await run_in_threadpool(bundles.transaction, db, context_of(request), body)
+            result = await run_in_threadpool(
+                bundles.transaction, db, context_of(request), body, base_url(request)
+            )
         elif kind == "batch":
-            result = await run_in_threadpool(bundles.batch, db, context_of(request), body)
+            result = await run_in_threadpool(bundles.batch, db, context_of(request), body, base_url(request))
         else:
             raise Invalid(f"POST /fhir takes a Bundle of type batch or transaction, not {kind!r}")
         return FhirResponse(orjson.dumps(result))
 
+    add_import_route(app, db, context_of)
+    add_import_definition_route(app)
+
     @app.get("/fhir/_history")
     def system_history(request: Request) -> Response:
         return _history(request, None, None)
+
+    add_search_routes(app, db, base_url, context_of, body_of, _written)  # after /fhir/_history
 
     @app.get("/fhir/{resource_type}/_history")
     def type_history(request: Request, resource_type: str) -> Response:
@@ -232,10 +241,14 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
 
     @app.post("/fhir/{resource_type}")
     async def create(request: Request, resource_type: str) -> Response:
-        if request.headers.get("if-none-exist"):
-            raise NotSupported("conditional create (If-None-Exist) needs search, which is not built yet")
         body = await body_of(request)
-        version = await run_in_threadpool(store.create, db, context_of(request), resource_type, body)
+        criteria = request.headers.get("if-none-exist")
+        if criteria:
+            version = await run_in_threadpool(
+                conditional.create, db, context_of(request), resource_type, body, criteria
+            )
+        else:
+            version = await run_in_threadpool(store.create, db, context_of(request), resource_type, body)
         return _written(version, request)
 
     @app.put("/fhir/{resource_type}/{rid}")

@@ -1,4 +1,5 @@
-"""The CapabilityStatement: exactly what this server does, generated from the same facts it runs on."""
+"""The CapabilityStatement: exactly what this server does, generated from the same facts it runs on
+(the search parameters come from the definitions the index is built from)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,88 @@ from typing import Any
 
 from naer import __version__
 from naer.fhir.validate import resource_types
+from naer.store.search import MODIFIERS
+from naer.store.searchparams import params_of, searchable_types
 
-INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "history-type", "create"]
+INTERACTIONS = [
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+]
+SPECIAL = [
+    {"name": "_id", "type": "token", "documentation": "resource id; comma-separated ids OR"},
+    {"name": "_lastUpdated", "type": "date", "documentation": "prefixes eq ne lt le gt ge sa eb"},
+]
+OPERATIONS = {
+    "export": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+    "patient-export": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+    "group-export": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+    "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+}
+
+
+def _search_params(kind: str) -> list[dict[str, Any]]:
+    found = list(SPECIAL)
+    for param in params_of(kind).values():
+        modifiers = [f":{m}" for m in MODIFIERS[param.type]]
+        if param.type == "reference":
+            modifiers.append(":[type]")
+            chained = "; chainable one level"
+        else:
+            chained = ""
+        found.append(
+            {
+                "name": param.name,
+                "type": param.type,
+                "documentation": f"modifiers {' '.join(modifiers)}{chained}",
+            }
+        )
+    return found
+
+
+def _includes(kind: str) -> tuple[list[str], list[str]]:
+    include = [f"{kind}:{p.name}" for p in params_of(kind).values() if p.type == "reference"]
+    revinclude = [
+        f"{source}:{p.name}"
+        for source in searchable_types()
+        for p in params_of(source).values()
+        if p.type == "reference" and (not p.targets or kind in p.targets)
+    ]
+    return include, revinclude
 
 
 @cache
 def _resources() -> list[dict[str, Any]]:
-    return [
-        {
+    out = []
+    for name in resource_types():
+        include, revinclude = _includes(name)
+        entry: dict[str, Any] = {
             "type": name,
             "interaction": [{"code": code} for code in INTERACTIONS],
             "versioning": "versioned-update",
             "readHistory": True,
             "updateCreate": True,
-            "conditionalCreate": False,
-            "conditionalUpdate": False,
-            "conditionalDelete": "not-supported",
+            "conditionalCreate": True,
+            "conditionalUpdate": True,
+            "conditionalDelete": "single",
+            "searchInclude": include,
+            "searchRevInclude": revinclude,
+            "searchParam": _search_params(name),
         }
-        for name in resource_types()
-    ]
+        if name == "Patient":
+            entry["operation"] = [
+                {"name": "everything", "definition": OPERATIONS["everything"]},
+                {"name": "export", "definition": OPERATIONS["patient-export"]},
+            ]
+        if name == "Group":
+            entry["operation"] = [{"name": "export", "definition": OPERATIONS["group-export"]}]
+        out.append(entry)
+    return out
 
 
 def capability_statement(base: str) -> dict[str, Any]:
@@ -44,18 +108,18 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "mode": "server",
                 "documentation": (
                     "Every R4 resource type: read, vread, create, update (create-on-update, If-Match), "
-                    "delete (history kept) and history; batch and transaction Bundles (urn:uuid references "
-                    "resolved; no conditional entries); system-level bulk $export (_type, _since). Search, "
-                    "conditional interactions and Patient/Group-level export are not supported yet. Access "
-                    "control is not yet enforced."
+                    "delete (history kept), history, search by GET and POST _search (the parameters listed "
+                    "per type; _sort, _count, _total, _summary, _elements, _include and _revinclude one "
+                    "level; Prefer: handling=strict|lenient), conditional create/update/delete; batch and "
+                    "transaction Bundles (urn:uuid references resolved; conditional entries); Patient/"
+                    "$everything; bulk $export at system, Patient and Group level (_type, _since); "
+                    "$import of an NDJSON body. Access control is not yet enforced."
                 ),
                 "resource": _resources(),
                 "interaction": [{"code": "history-system"}, {"code": "transaction"}, {"code": "batch"}],
                 "operation": [
-                    {
-                        "name": "export",
-                        "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
-                    }
+                    {"name": "export", "definition": OPERATIONS["export"]},
+                    {"name": "import", "definition": f"{base}/OperationDefinition/naer-import"},
                 ],
             }
         ],

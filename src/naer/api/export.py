@@ -1,4 +1,6 @@
-"""FHIR Bulk Data ``$export`` at system level: the asynchronous kick-off, status and file pattern.
+"""FHIR Bulk Data ``$export`` at system, Patient and Group level: the asynchronous kick-off, status and
+file pattern. Patient level exports every patient's compartment; Group level the compartments of the
+Group's member patients.
 
 A kick-off starts a job in a background thread that streams the store into ``DATA_DIR/exports/JOB``;
 the status URL answers 202 while it runs and then the manifest. The job's state lives in that folder
@@ -13,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import FastAPI, Request
@@ -27,7 +29,8 @@ from naer.settings import get_settings
 from naer.store.bulk import export
 from naer.store.context import RequestContext, check
 from naer.store.errors import Invalid, NotFound, NotSupported
-from naer.store.resources import instant, now
+from naer.store.index import parse_reference
+from naer.store.resources import instant, now, read
 
 NDJSON_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 
@@ -58,11 +61,16 @@ def _read_status(job: str) -> dict[str, Any]:
 
 
 def _run(
-    db: Engine, context: RequestContext, job: str, types: list[str] | None, since: datetime | None
+    db: Engine,
+    context: RequestContext,
+    job: str,
+    types: list[str] | None,
+    since: datetime | None,
+    patients: list[str] | Literal["all"] | None,
 ) -> None:
     status = _read_status(job)
     try:
-        counts = export(db, context, _jobs() / job / "files", types=types, since=since)
+        counts = export(db, context, _jobs() / job / "files", types=types, since=since, patients=patients)
         status.update(state="done", counts=counts)
     except Exception as error:  # the client learns of it from the status URL
         status.update(state="error", message=f"{type(error).__name__}: {error}")
@@ -91,7 +99,21 @@ def add_export_routes(
     app: FastAPI, db: Engine, base: Callable[[Request], str], context: Callable[[Request], RequestContext]
 ) -> None:
     @app.api_route("/fhir/$export", methods=["GET", "POST"])
-    def kick_off(request: Request) -> Response:
+    def system_export(request: Request) -> Response:
+        return kick_off(request, None)
+
+    @app.api_route("/fhir/Patient/$export", methods=["GET", "POST"])
+    def patient_export(request: Request) -> Response:
+        return kick_off(request, "all")
+
+    @app.api_route("/fhir/Group/{group_id}/$export", methods=["GET", "POST"])
+    def group_export(request: Request, group_id: str) -> Response:
+        group = orjson.loads(read(db, context(request), "Group", group_id).content or "{}")
+        members = [m.get("entity", {}).get("reference", "") for m in group.get("member", [])]
+        patients = [rid for kind, rid in map(parse_reference, members) if kind == "Patient"]
+        return kick_off(request, patients)
+
+    def kick_off(request: Request, patients: list[str] | Literal["all"] | None) -> Response:
         if "respond-async" not in request.headers.get("prefer", ""):
             raise Invalid("$export runs asynchronously: send the header Prefer: respond-async")
         types, since = _parameters(request)
@@ -108,7 +130,7 @@ def add_export_routes(
                 "counts": {},
             },
         )
-        threading.Thread(target=_run, args=(db, asker, job, types, since), daemon=True).start()
+        threading.Thread(target=_run, args=(db, asker, job, types, since, patients), daemon=True).start()
         return Response(
             status_code=202, headers={"Content-Location": f"{base(request)}/$export-status/{job}"}
         )

@@ -71,3 +71,15 @@ def resource_types() -> tuple[str, ...]:
         loaded = importlib.import_module(f"{package.__name__}.{module.name}")
         names += [n for n in dir(loaded) if n.lower() == module.name and is_resource_type(n)]
     return tuple(sorted(names))
+
+
+@cache
+def summary_elements(resource_type: str) -> frozenset[str]:
+    """The top-level elements of a type that FHIR marks as part of its summary (``_summary=true``)."""
+    fields = get_fhir_model_class(resource_type).model_fields
+    found = set()
+    for name, info in fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("summary_element_property"):
+            found.add(info.alias or name)
+    return frozenset(found | {"id", "meta", "resourceType"})

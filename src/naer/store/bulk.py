@@ -1,9 +1,10 @@
 """Bulk load of FHIR NDJSON into the store, and bulk export of the store as NDJSON.
 
-Load: every line is parsed and validated with the FHIR library in worker processes (validation is most
-of the cost), then written in one transaction — with PostgreSQL's COPY into the history table and a
-staging table that is merged into the current one — so a bad line anywhere leaves the store as it was.
-A resource keeps its id; one that is already stored gets a new version, as an update would.
+Load: every line is parsed, validated with the FHIR library and turned into search index rows in worker
+processes (validation is most of the cost), then written in one transaction — with PostgreSQL's COPY
+into the history and index tables and a staging table that is merged into the current one — so a bad
+line anywhere leaves the store as it was. A resource keeps its id; one that is already stored gets a
+new version, as an update would.
 """
 
 from __future__ import annotations
@@ -11,24 +12,28 @@ from __future__ import annotations
 import io
 import itertools
 import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, and_, bindparam, select, text
+from sqlalchemy import ColumnElement, Engine, Index, and_, bindparam, false, or_, select, text
 from sqlalchemy.engine import Connection
 
 from naer.errors import UserError
 from naer.fhir.ndjson import json_object, open_ndjson
 from naer.fhir.validate import is_resource_type, validation_errors
 from naer.settings import get_settings
+from naer.store import search_index
+from naer.store.compartment import compartment_types, in_compartment
 from naer.store.context import RequestContext, check
 from naer.store.db import is_postgres
+from naer.store.index import Rows, index_rows
 from naer.store.resources import now, stamp
-from naer.store.tables import history, resources
+from naer.store.search_index import COLUMNS
+from naer.store.tables import INDEX_TABLES, history, resources
 
 BATCH = 2000
 SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
@@ -71,11 +76,12 @@ def _batches(files: list[Path]) -> Iterator[tuple[str, list[int], list[bytes]]]:
                 yield str(path), [n for n, _ in chunk], [line for _, line in chunk]
 
 
-Prepared = tuple[str, str, dict[str, Any]]
+Prepared = tuple[str, str, dict[str, Any], Rows]
 
 
 def prepare(where: str, numbers: list[int], lines: list[bytes]) -> list[Prepared] | str:
-    """Parse and validate a batch: (type, id, resource) each, or the message for the first bad line."""
+    """Parse, validate and index a batch: (type, id, resource, index rows) each, or the message for the
+    first bad line."""
     out: list[Prepared] = []
     for number, line in zip(numbers, lines, strict=True):
         resource = json_object(line)
@@ -90,7 +96,7 @@ def prepare(where: str, numbers: list[int], lines: list[bytes]) -> list[Prepared
         rid = resource.get("id")
         if not isinstance(rid, str) or not rid:
             return f"{where}, line {number}: the resource has no id (bulk data keeps its ids)"
-        out.append((kind, rid, resource))
+        out.append((kind, rid, resource, index_rows(resource)))
     return out
 
 
@@ -125,7 +131,7 @@ def _existing(
     needs no lookup (ids repeated within the load are counted by the caller): a first load is linear."""
     found: dict[tuple[str, str], int] = {}
     by_type: dict[str, list[str]] = {}
-    for kind, rid, _ in batch:
+    for kind, rid, *_ in batch:
         by_type.setdefault(kind, []).append(rid)
     for kind, ids in by_type.items():
         if kind not in stored_types:
@@ -144,20 +150,43 @@ def _existing(
 Row = tuple[str, str, int, datetime, bool, str, str]
 
 
+@dataclass
+class Written:
+    """What a batch writes: history rows, index rows of each resource's latest version, and the
+    resources stored before (whose old index rows go)."""
+
+    rows: list[Row]
+    index: list[tuple[str, str, Rows]]
+    replaced: list[tuple[str, str]]
+
+
 def _rows(
     con: Connection, batch: list[Prepared], seen: dict[tuple[str, str], int], stored_types: dict[str, bool]
-) -> list[Row]:
+) -> Written:
     """History rows of a batch: version 1, or one more than stored (or than loaded earlier this run)."""
     stored = _existing(con, [b for b in batch if (b[0], b[1]) not in seen], stored_types)
     moment = now()
     rows: list[Row] = []
-    for kind, rid, resource in batch:
+    index: dict[tuple[str, str], Rows] = {}
+    replaced: set[tuple[str, str]] = set()
+    for kind, rid, resource, found in batch:
         key = (kind, rid)
         version = seen.get(key, stored.get(key, 0)) + 1
+        if version > 1 and key not in index:
+            replaced.add(key)
         seen[key] = version
+        index[key] = found
         method = "POST" if version == 1 else "PUT"
         rows.append((kind, rid, version, moment, False, method, stamp(resource, rid, version, moment)))
-    return rows
+    return Written(rows, [(k, i, r) for (k, i), r in index.items()], sorted(replaced))
+
+
+def _drop_index(con: Connection, replaced: list[tuple[str, str]]) -> None:
+    by_type: dict[str, list[str]] = {}
+    for kind, rid in replaced:
+        by_type.setdefault(kind, []).append(rid)
+    for kind, ids in by_type.items():
+        search_index.drop(con, kind, ids)
 
 
 def _latest(rows: list[Row]) -> list[Row]:
@@ -167,10 +196,17 @@ def _latest(rows: list[Row]) -> list[Row]:
     return list(latest.values())
 
 
-def _write_postgres(con: Connection, rows: list[Row]) -> None:
+def _write_postgres(con: Connection, written: Written) -> None:
+    rows = written.rows
     raw = con.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
+        for kind, columns in COLUMNS.items():
+            names = ", ".join(("resource_type", "id", "param", *columns))
+            with cur.copy(f"COPY search_{kind} ({names}) FROM STDIN") as copy:
+                for resource_type, rid, found in written.index:
+                    for row in found[kind]:
+                        copy.write_row((resource_type, rid, *row))
         with cur.copy(
             "COPY resource_history (resource_type, id, version_id, last_updated, deleted, method, content) "
             "FROM STDIN"
@@ -190,7 +226,9 @@ def _write_postgres(con: Connection, rows: list[Row]) -> None:
         cur.execute("TRUNCATE load_current")
 
 
-def _write_sqlite(con: Connection, rows: list[Row]) -> None:
+def _write_sqlite(con: Connection, written: Written) -> None:
+    rows = written.rows
+    search_index.add(con, written.index)
     con.execute(
         history.insert(),
         [
@@ -209,6 +247,18 @@ def _write_sqlite(con: Connection, rows: list[Row]) -> None:
     )
 
 
+def _defer_indexes(con: Connection) -> list[Index]:
+    """On a first load (empty search index), drop the index tables' B-trees and build them once at the
+    end: far cheaper than keeping them up to date row by row. DDL is transactional in PostgreSQL, so a
+    failed load gets them back; searches wait for the load meanwhile (the tables are locked)."""
+    if any(con.execute(select(table.c.id).limit(1)).first() for table in INDEX_TABLES.values()):
+        return []
+    dropped = [index for table in INDEX_TABLES.values() for index in table.indexes]
+    for index in dropped:
+        index.drop(con)
+    return dropped
+
+
 def load(
     db: Engine,
     context: RequestContext,
@@ -223,6 +273,7 @@ def load(
     seen: dict[tuple[str, str], int] = {}
     stored_types: dict[str, bool] = {}
     postgres = is_postgres(db)
+    deferred: list[Index] = []
     with db.begin() as con:
         if postgres:
             con.exec_driver_sql(
@@ -234,14 +285,30 @@ def load(
             # the type for each batch's lookup of stored versions (quadratic time). Plan each one anew.
             con.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
             con.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            deferred = _defer_indexes(con)
         for batch in _prepared(files, workers or get_settings().workers):
-            rows = _rows(con, batch, seen, stored_types)
-            (_write_postgres if postgres else _write_sqlite)(con, rows)
+            written = _rows(con, batch, seen, stored_types)
+            if written.replaced:
+                _drop_index(con, written.replaced)
+            (_write_postgres if postgres else _write_sqlite)(con, written)
             for kind, *_ in batch:
                 result.counts[kind] = result.counts.get(kind, 0) + 1
             if on_batch:
                 on_batch(len(batch))
+        if deferred:
+            con.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+            for index in deferred:
+                index.create(con)
+    analyse(db)
     return result
+
+
+def analyse(db: Engine) -> None:
+    """Refresh the planner's statistics after a bulk change: without them a query planner (SQLite's
+    above all) does not know which index narrows a search most."""
+    with db.begin() as con:
+        for table in ("resources", "resource_history", *(f"search_{kind}" for kind in COLUMNS)):
+            con.exec_driver_sql(f"ANALYZE {table}")
 
 
 def export(
@@ -251,13 +318,21 @@ def export(
     types: list[str] | None = None,
     since: datetime | None = None,
     on_type: Callable[[str, int], None] | None = None,
+    patients: Sequence[str] | Literal["all"] | None = None,
 ) -> dict[str, int]:
     """Write the current version of every resource (of ``types``, changed since ``since``) to
-    ``out/{type}.ndjson``, streaming from the database; return the count per type."""
+    ``out/{type}.ndjson``, streaming from the database; return the count per type. ``patients``: only
+    the compartments of these patients ("all": of every patient) — Patient- and Group-level export."""
     check(context, "export", None)
     out.mkdir(parents=True, exist_ok=True)
     conditions: list[ColumnElement[bool]] = [resources.c.deleted.is_(False)]
-    if types:
+    if patients is not None:
+        chosen = None if patients == "all" else patients
+        kinds = [t for t in compartment_types() if not types or t in types]
+        conditions.append(
+            or_(false(), *(and_(resources.c.resource_type == t, in_compartment(t, chosen)) for t in kinds))
+        )
+    elif types:
         conditions.append(resources.c.resource_type.in_(types))
     if since is not None:
         conditions.append(resources.c.last_updated >= since)

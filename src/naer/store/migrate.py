@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -10,6 +11,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
 
 from naer.errors import UserError
+from naer.store import search_index
 from naer.store.db import engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -22,14 +24,19 @@ def _config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str) -> str:
-    """Bring the database at ``url`` to the newest schema; return the revision it is at."""
+def upgrade(url: str, on_batch: Callable[[int], None] | None = None) -> str:
+    """Bring the database at ``url`` to the newest schema, and its search index up to date with the
+    search definitions (``on_batch`` hears of each batch re-indexed); return the revision it is at."""
     try:
         with engine(url).connect():
             pass
     except OperationalError as error:
         raise UserError(f"cannot reach the store database: {str(error.orig).splitlines()[0]}") from None
     command.upgrade(_config(url), "head")
+    with engine(url).connect() as con:
+        needs_index = search_index.stale(con)
+    if needs_index:
+        search_index.rebuild(engine(url), on_batch)
     return current(url)
 
 

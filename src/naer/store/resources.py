@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from naer.fhir.validate import is_resource_type, validation_errors
+from naer.store import search_index
 from naer.store.context import RequestContext, check
 from naer.store.errors import Conflict, Gone, Invalid, NotFound, PreconditionFailed, Unprocessable
 from naer.store.tables import history, resources
@@ -157,6 +158,7 @@ def _insert_new(con: Connection, resource_type: str, rid: str, body: dict[str, A
         )
     )
     _record(con, made)
+    search_index.write(con, resource_type, rid, body, fresh=True)
     return made
 
 
@@ -176,9 +178,10 @@ def create(
         raise Conflict(f"{resource_type}/{rid} already exists") from None
 
 
-def _replace_current(con: Connection, version: Stored) -> None:
-    """Make ``version`` the current one if the stored one is still the version before it (optimistic
-    locking: a writer that lost the race gets 409), and add it to the history."""
+def _replace_current(con: Connection, version: Stored, resource: dict[str, Any] | None) -> None:
+    """Make ``version`` (of ``resource``; None for a deletion) the current one if the stored one is
+    still the version before it (optimistic locking: a writer that lost the race gets 409), add it to
+    the history and re-index it."""
     changed = con.execute(
         sql_update(resources)
         .where(
@@ -198,6 +201,7 @@ def _replace_current(con: Connection, version: Stored) -> None:
     if changed.rowcount != 1:
         raise Conflict(f"{version.reference} was changed by another request; read it and retry")
     _record(con, version)
+    search_index.write(con, version.resource_type, version.id, resource, fresh=False)
 
 
 def _current(con: Connection, resource_type: str, rid: str) -> Any:
@@ -237,7 +241,7 @@ def update(
             version = Stored(
                 resource_type, rid, old + 1, moment, False, stamp(resource, rid, old + 1, moment), "PUT"
             )
-            _replace_current(con, version)
+            _replace_current(con, version, resource)
             return replace(version, created=bool(row.deleted))
     except IntegrityError:
         raise Conflict(f"{resource_type}/{rid} was created by another request; read it and retry") from None
@@ -255,8 +259,13 @@ def delete(db: Engine | Connection, context: RequestContext, resource_type: str,
         old = int(row.version_id)
         moment = now()
         version = Stored(resource_type, rid, old + 1, moment, True, None, "DELETE")
-        _replace_current(con, version)
+        _replace_current(con, version, None)
         return version
+
+
+def current_of(row: Any) -> Stored:
+    """A row of the current-version table as a Stored."""
+    return Stored(row.resource_type, row.id, row.version_id, _utc(row.last_updated), row.deleted, row.content)
 
 
 def read(db: Engine | Connection, context: RequestContext, resource_type: str, rid: str) -> Stored:
@@ -268,9 +277,7 @@ def read(db: Engine | Connection, context: RequestContext, resource_type: str, r
         ).first()
     if row is None:
         raise NotFound(f"{resource_type}/{rid} is not known")
-    found = Stored(
-        row.resource_type, row.id, row.version_id, _utc(row.last_updated), row.deleted, row.content
-    )
+    found = current_of(row)
     if found.deleted:
         raise Gone(f"{resource_type}/{rid} was deleted (version {found.version_id})")
     return found

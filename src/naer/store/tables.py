@@ -7,6 +7,7 @@ search reads index tables written beside them, so the database never has to pars
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects import postgresql
 
 metadata = MetaData()
 
@@ -52,3 +54,62 @@ history = Table(
 
 Index("ix_history_last_updated", history.c.last_updated)
 Index("ix_history_type_last_updated", history.c.resource_type, history.c.last_updated)
+
+
+def _index_table(kind: str, *columns: Column[object]) -> Table:
+    """An index table: which resource, which parameter, and the value in the form search compares."""
+    return Table(
+        f"search_{kind}",
+        metadata,
+        Column("resource_type", String(64), nullable=False),
+        Column("id", String(64), nullable=False),
+        Column("param", String(64), nullable=False),
+        *columns,
+    )
+
+
+# Strings compare byte-wise on PostgreSQL ("C" collation), as on SQLite, so a prefix is a range.
+_Bytewise = Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+
+search_token = _index_table(
+    "token", Column("system", Text, nullable=True), Column("code", Text, nullable=False)
+)
+search_string = _index_table(
+    "string", Column("value", _Bytewise, nullable=False), Column("exact", Text, nullable=False)
+)
+search_reference = _index_table(
+    "reference",
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", Text, nullable=False),
+)
+search_date = _index_table(
+    "date", Column("low", BigInteger, nullable=False), Column("high", BigInteger, nullable=False)
+)
+INDEX_TABLES = {
+    "token": search_token,
+    "string": search_string,
+    "reference": search_reference,
+    "date": search_date,
+}
+
+Index("ix_search_token_value", search_token.c.code, search_token.c.resource_type, search_token.c.param)
+Index("ix_search_token_resource", search_token.c.resource_type, search_token.c.id, search_token.c.param)
+Index("ix_search_string_value", search_string.c.resource_type, search_string.c.param, search_string.c.value)
+Index("ix_search_string_resource", search_string.c.resource_type, search_string.c.id, search_string.c.param)
+Index(
+    "ix_search_reference_target",
+    search_reference.c.target_id,
+    search_reference.c.resource_type,
+    search_reference.c.param,
+)
+Index(
+    "ix_search_reference_resource",
+    search_reference.c.resource_type,
+    search_reference.c.id,
+    search_reference.c.param,
+)
+Index("ix_search_date_value", search_date.c.resource_type, search_date.c.param, search_date.c.low)
+Index("ix_search_date_resource", search_date.c.resource_type, search_date.c.id, search_date.c.param)
+
+# What the index tables were built from (a digest of the search definitions); see migrate.upgrade.
+search_index_state = Table("search_index_state", metadata, Column("definitions", String(64), nullable=False))

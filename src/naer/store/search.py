@@ -1,0 +1,477 @@
+"""FHIR search over the index tables: parameters parsed, checked and turned into one SQL query.
+
+What is supported (the CapabilityStatement claims exactly this; docs/store.md lists it):
+- each type's parameters of ``search_parameters.json`` plus ``_id``, ``_lastUpdated``, ``_tag``,
+  ``_profile``, ``_security``; repeated parameters AND, comma-separated values OR;
+- token ``code``, ``system|code``, ``|code``, ``system|`` and ``:not``; string prefix (case- and accent-
+  insensitive), ``:exact``, ``:contains``; reference ``Type/id``, ``id``, absolute URL and ``:Type``;
+  date with the prefixes eq, ne, lt, le, gt, ge, sa, eb; ``:missing`` on all;
+- one level of chaining (``patient.identifier=...``, ``subject:Patient.name=...``);
+- ``_sort``, ``_count``, ``_offset`` (paging), ``_total``, ``_summary`` (count, true, data, text, false),
+  ``_elements``, ``_include`` and ``_revinclude`` (one level, not ``:iterate``).
+Unknown parameters are ignored (and reported) or refused, as ``Prefer: handling`` asks; an unknown
+modifier or a malformed value is always refused (400).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+from urllib.parse import parse_qsl
+
+from sqlalchemy import ColumnElement, Engine, Select, Table, and_, func, not_, or_, select, true, tuple_
+from sqlalchemy.engine import Connection
+
+from naer.store.context import RequestContext, check
+from naer.store.errors import Invalid, NotSupported
+from naer.store.index import EPOCH, date_range, normalise, parse_reference
+from naer.store.resources import Stored, _connection, current_of, known_type
+from naer.store.searchparams import SearchParam, params_of, searchable_types
+from naer.store.tables import INDEX_TABLES, resources
+
+PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
+RESULT_PARAMETERS = (
+    "_count",
+    "_offset",
+    "_sort",
+    "_total",
+    "_summary",
+    "_elements",
+    "_include",
+    "_revinclude",
+)
+IGNORED = ("_format", "_pretty")  # about the response's form, which is always JSON here
+MODIFIERS = {
+    "token": ("missing", "not"),
+    "uri": ("missing",),
+    "string": ("missing", "exact", "contains"),
+    "reference": ("missing",),  # and :Type
+    "date": ("missing",),
+}
+MAX_COUNT = 1000
+DEFAULT_COUNT = 50
+TOP = "\U0010ffff"  # above every character: a string prefix p is the range [p, p + TOP)
+
+
+@dataclass(frozen=True)
+class Include:
+    source: str
+    param: str
+    target: str | None
+
+
+@dataclass
+class Query:
+    resource_type: str
+    where: list[ColumnElement[bool]] = field(default_factory=list)
+    order: list[Any] = field(default_factory=list)
+    count: int = DEFAULT_COUNT
+    offset: int = 0
+    total: str = "accurate"
+    summary: str | None = None
+    elements: tuple[str, ...] | None = None
+    includes: list[Include] = field(default_factory=list)
+    revincludes: list[Include] = field(default_factory=list)
+    used: list[tuple[str, str]] = field(default_factory=list)  # as given, for the self link
+    ignored: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    query: Query
+    matches: list[Stored]
+    included: list[Stored]
+    total: int | None
+
+
+def split_values(value: str) -> list[str]:
+    """A parameter value's comma-separated alternatives (``\\,`` is a literal comma)."""
+    return [v.replace("\\,", ",") for v in re.split(r"(?<!\\),", value)]
+
+
+def _whole(name: str, value: str, lowest: int, highest: int) -> int:
+    if not value.isdigit():
+        raise Invalid(f"{name} must be a whole number, not {value!r}")
+    return max(lowest, min(int(value), highest))
+
+
+def _date_value(name: str, raw: str) -> tuple[str, int, int]:
+    prefix, text = "eq", raw
+    if raw[:2] in PREFIXES and raw[2:3].isdigit():
+        prefix, text = raw[:2], raw[2:]
+    elif raw[:2].isalpha():
+        raise Invalid(f"{name}: unknown date prefix {raw[:2]!r} (use one of {', '.join(PREFIXES)})")
+    try:
+        low, high = date_range(text)
+    except ValueError:
+        example = "2024, 2024-05, 2024-05-17 or 2024-05-17T10:00"
+        raise Invalid(f"{name}: {raw!r} is not a date such as {example}") from None
+    return prefix, low, high
+
+
+def _date_match(prefix: str, low: Any, high: Any, tl: Any, th: Any) -> ColumnElement[bool]:
+    """FHIR's prefixes over ranges: the search range [low, high] against the target's [tl, th]."""
+    inside = and_(tl >= low, th <= high)
+    match prefix:
+        case "eq":
+            return inside
+        case "ne":
+            return not_(inside)
+        case "gt":
+            return cast(ColumnElement[bool], th > high)
+        case "lt":
+            return cast(ColumnElement[bool], tl < low)
+        case "ge":
+            return or_(th > high, inside)
+        case "le":
+            return or_(tl < low, inside)
+        case "sa":
+            return cast(ColumnElement[bool], tl > high)
+        case _:  # "eb"
+            return cast(ColumnElement[bool], th < low)
+
+
+def _moment(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def _token_match(table: Table, raw: str) -> ColumnElement[bool]:
+    parts = re.split(r"(?<!\\)\|", raw, maxsplit=1)
+    if len(parts) == 1:
+        return table.c.code == raw.replace("\\|", "|")
+    system, code = (p.replace("\\|", "|") for p in parts)
+    conditions = [table.c.system.is_(None) if system == "" else table.c.system == system]
+    if code:
+        conditions.append(table.c.code == code)
+    return and_(*conditions)
+
+
+def _string_match(table: Table, raw: str, modifier: str | None) -> ColumnElement[bool]:
+    if modifier == "exact":
+        return table.c.exact == raw
+    value = normalise(raw)
+    if modifier == "contains":
+        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return table.c.value.like(f"%{escaped}%", escape="\\")
+    return and_(table.c.value >= value, table.c.value < value + TOP)
+
+
+def _reference_match(table: Table, raw: str, kind: str | None) -> ColumnElement[bool]:
+    if kind is None and "/" in raw:
+        kind, rid = parse_reference(raw)
+    else:
+        rid = raw
+    condition = table.c.target_id == rid
+    return and_(condition, table.c.target_type == kind) if kind else condition
+
+
+def _value_match(param: SearchParam, table: Table, raw: str, modifier: str | None, name: str) -> Any:
+    if raw == "":
+        raise Invalid(f"{name} has an empty value")
+    if param.table == "token":
+        return _token_match(table, raw)
+    if param.type == "string":
+        return _string_match(table, raw, modifier)
+    if param.type == "reference":
+        return _reference_match(table, raw, modifier)
+    prefix, low, high = _date_value(name, raw)
+    return _date_match(prefix, low, high, table.c.low, table.c.high)
+
+
+def _has(resource_type: str, param: SearchParam, condition: Any) -> ColumnElement[bool]:
+    """The resource has an index row of ``param`` meeting ``condition``.
+
+    Reference and token conditions are usually selective (a patient, a code): written as ``id IN (...)``
+    they let the database start from the index rows. Date and string conditions are usually broad (a
+    year, a name prefix): written as a correlated ``EXISTS`` they are checked on the rows the other
+    conditions found. PostgreSQL plans both as semi-joins; SQLite follows the form.
+    """
+    table = INDEX_TABLES[param.table]
+    rows = select(table.c.id).where(
+        table.c.resource_type == resource_type, table.c.param == param.name, condition
+    )
+    if param.table in ("reference", "token"):
+        return resources.c.id.in_(rows)
+    return rows.where(table.c.id == resources.c.id).exists()
+
+
+def _modifier(param: SearchParam, modifier: str | None, name: str) -> str | None:
+    if modifier is None:
+        return None
+    if param.type == "reference" and modifier != "missing":
+        if modifier not in searchable_types():
+            raise Invalid(f"{name}: unknown modifier or type :{modifier}")
+        return modifier
+    if modifier not in MODIFIERS[param.type]:
+        allowed = ", ".join(f":{m}" for m in MODIFIERS[param.type])
+        raise Invalid(f"{name}: a {param.type} parameter takes no :{modifier} (supported: {allowed})")
+    return modifier
+
+
+def _filter(resource_type: str, name: str, value: str, strict: bool, query: Query) -> bool:
+    """Add the condition of one parameter to ``query``; False if it is unknown and ignored."""
+    if "." in name:
+        return _chained(resource_type, name, value, strict, query)
+    code, _, modifier_text = name.partition(":")
+    modifier = modifier_text or None
+    values = split_values(value)
+    if code == "_id":
+        if modifier:
+            raise Invalid(f"{name}: _id takes no modifier")
+        query.where.append(resources.c.id.in_(values))
+        return True
+    if code == "_lastUpdated":
+        if modifier:
+            raise Invalid(f"{name}: _lastUpdated takes no modifier")
+        options = []
+        for raw in values:
+            prefix, low, high = _date_value(name, raw)
+            moment = resources.c.last_updated
+            options.append(_date_match(prefix, _moment(low), _moment(high), moment, moment))
+        query.where.append(or_(*options))
+        return True
+    param = params_of(resource_type).get(code)
+    if param is None:
+        return _unknown(resource_type, name, strict, query)
+    modifier = _modifier(param, modifier, name)
+    if modifier == "missing":
+        if value not in ("true", "false"):
+            raise Invalid(f"{name} must be true or false, not {value!r}")
+        present = _has(resource_type, param, true())
+        query.where.append(not_(present) if value == "true" else present)
+        return True
+    table = INDEX_TABLES[param.table]
+    condition = or_(*(_value_match(param, table, raw, modifier, name) for raw in values))
+    if modifier == "not":
+        query.where.append(not_(_has(resource_type, param, condition)))
+    else:
+        query.where.append(_has(resource_type, param, condition))
+    return True
+
+
+def _chained(resource_type: str, name: str, value: str, strict: bool, query: Query) -> bool:
+    head, chain = name.split(".", 1)
+    code, _, kind = head.partition(":")
+    param = params_of(resource_type).get(code)
+    if param is None:
+        return _unknown(resource_type, name, strict, query)
+    if param.type != "reference":
+        raise Invalid(f"{name}: only a reference parameter can be chained, and {code} is a {param.type}")
+    if "." in chain:
+        raise NotSupported(f"{name}: one level of chaining is supported, not more")
+    chain_code, _, chain_modifier_text = chain.partition(":")
+    targets = (kind,) if kind else param.targets or tuple(searchable_types())
+    holders = [t for t in targets if chain_code == "_id" or chain_code in params_of(t)]
+    if not holders:
+        raise Invalid(f"{name}: none of {', '.join(targets)} has a search parameter {chain_code!r}")
+    values = split_values(value)
+    links = INDEX_TABLES["reference"]
+    if chain_code == "_id":
+        found = and_(links.c.target_id.in_(values), links.c.target_type.in_(holders))
+    else:
+        chained = params_of(holders[0])[chain_code]
+        modifier = _modifier(chained, chain_modifier_text or None, name)
+        if modifier in ("missing", "not"):
+            raise NotSupported(f"{name}: :{modifier} is not supported inside a chain")
+        table = INDEX_TABLES[chained.table]
+        condition = or_(*(_value_match(chained, table, raw, modifier, name) for raw in values))
+        inner = select(table.c.resource_type, table.c.id).where(
+            table.c.resource_type.in_(holders), table.c.param == chain_code, condition
+        )
+        found = tuple_(links.c.target_type, links.c.target_id).in_(inner)
+    query.where.append(_has(resource_type, param, found))
+    return True
+
+
+def _unknown(resource_type: str, name: str, strict: bool, query: Query) -> bool:
+    if strict:
+        raise Invalid(
+            f"unknown search parameter {name!r} for {resource_type} (Prefer: handling=strict)",
+            where=name,
+        )
+    query.ignored.append(name)
+    return False
+
+
+def _sort_key(resource_type: str, spec: str) -> list[Any]:
+    descending = spec.startswith("-")
+    code = spec.lstrip("-")
+    if code == "_id":
+        column: Any = resources.c.id
+    elif code == "_lastUpdated":
+        column = resources.c.last_updated
+    else:
+        param = params_of(resource_type).get(code)
+        if param is None:
+            raise Invalid(f"_sort: {resource_type} has no search parameter {code!r}")
+        table = INDEX_TABLES[param.table]
+        sort_column = {"token": "code", "string": "value", "reference": "target_id"}.get(
+            param.table, "high" if descending else "low"
+        )
+        value = table.c[sort_column]
+        pick = func.max if descending else func.min
+        column = (
+            select(pick(value))
+            .where(
+                table.c.resource_type == resource_type, table.c.id == resources.c.id, table.c.param == code
+            )
+            .scalar_subquery()
+        )
+    return [column.desc().nulls_last() if descending else column.asc().nulls_last()]
+
+
+def _include(resource_type: str, value: str, reverse: bool) -> Include:
+    parts = value.split(":")
+    name = "_revinclude" if reverse else "_include"
+    if value == "*" or len(parts) not in (2, 3):
+        raise Invalid(f"{name}={value!r}: write SourceType:parameter[:TargetType] (* is not supported)")
+    source, code = parts[0], parts[1]
+    target = parts[2] if len(parts) == 3 else None
+    param = params_of(source).get(code) if source in searchable_types() else None
+    if param is None or param.type != "reference":
+        raise Invalid(f"{name}={value!r}: {source} has no reference search parameter {code!r}")
+    if not reverse and source != resource_type:
+        raise Invalid(f"_include={value!r}: the source must be the searched type {resource_type}")
+    if reverse and param.targets and resource_type not in param.targets:
+        raise Invalid(f"_revinclude={value!r}: {source}.{code} never refers to a {resource_type}")
+    return Include(source, code, target)
+
+
+def _result_parameter(resource_type: str, name: str, value: str, query: Query) -> None:
+    if name == "_count":
+        query.count = _whole(name, value, 0, MAX_COUNT)
+    elif name == "_offset":
+        query.offset = _whole(name, value, 0, 10**9)
+    elif name == "_sort":
+        for spec in value.split(","):
+            query.order.extend(_sort_key(resource_type, spec))
+    elif name == "_total":
+        if value not in ("none", "estimate", "accurate"):
+            raise Invalid(f"_total must be none, estimate or accurate, not {value!r}")
+        query.total = value
+    elif name == "_summary":
+        if value not in ("count", "true", "false", "data", "text"):
+            raise Invalid(f"_summary must be count, true, data, text or false, not {value!r}")
+        query.summary = None if value == "false" else value
+    elif name == "_elements":
+        query.elements = tuple(e.strip() for e in value.split(",") if e.strip())
+    else:
+        reverse = name == "_revinclude"
+        for one in value.split(","):
+            (query.revincludes if reverse else query.includes).append(_include(resource_type, one, reverse))
+
+
+def parse(resource_type: str, pairs: Sequence[tuple[str, str]], strict: bool = False) -> Query:
+    """A query for ``resource_type`` from (name, value) pairs as the URL or form gave them."""
+    query = Query(resource_type)
+    for name, value in pairs:
+        if name in IGNORED:
+            continue
+        if name in RESULT_PARAMETERS:
+            _result_parameter(resource_type, name, value, query)
+        elif name.startswith(("_include:", "_revinclude:")):
+            raise NotSupported(f"{name}: :iterate is not supported; include one level")
+        elif not _filter(resource_type, name, value, strict, query):
+            continue
+        query.used.append((name, value))
+    return query
+
+
+def _base(query: Query) -> Select[Any]:
+    return select(resources).where(
+        resources.c.resource_type == query.resource_type, resources.c.deleted.is_(False), *query.where
+    )
+
+
+def _fetch(con: Connection, keys: Sequence[tuple[str, str]]) -> list[Stored]:
+    by_type: dict[str, list[str]] = {}
+    for kind, rid in keys:
+        by_type.setdefault(kind, []).append(rid)
+    found: list[Stored] = []
+    for kind, ids in by_type.items():
+        rows = con.execute(
+            select(resources).where(
+                resources.c.resource_type == kind, resources.c.id.in_(ids), resources.c.deleted.is_(False)
+            )
+        )
+        found.extend(current_of(row) for row in rows)
+    return sorted(found, key=lambda s: (s.resource_type, s.id))
+
+
+def _included(con: Connection, query: Query, matches: list[Stored]) -> list[Stored]:
+    if not matches or not (query.includes or query.revincludes):
+        return []
+    ids = [m.id for m in matches]
+    links = INDEX_TABLES["reference"]
+    keys: set[tuple[str, str]] = set()
+    for inc in query.includes:
+        rows = con.execute(
+            select(links.c.target_type, links.c.target_id).where(
+                links.c.resource_type == inc.source,
+                links.c.param == inc.param,
+                links.c.id.in_(ids),
+                links.c.target_type.is_not(None)
+                if inc.target is None
+                else (links.c.target_type == inc.target),
+            )
+        )
+        keys.update((kind, rid) for kind, rid in rows)
+    for inc in query.revincludes:
+        rows = con.execute(
+            select(links.c.resource_type, links.c.id).where(
+                links.c.resource_type == inc.source,
+                links.c.param == inc.param,
+                links.c.target_type == query.resource_type,
+                links.c.target_id.in_(ids),
+            )
+        )
+        keys.update((kind, rid) for kind, rid in rows)
+    keys -= {(m.resource_type, m.id) for m in matches}
+    return _fetch(con, sorted(keys))
+
+
+def run(con: Connection, query: Query) -> Result:
+    """Answer a parsed query: the page of matches, what they include, and the total when asked for."""
+    base = _base(query)
+    total: int | None = None
+    matches: list[Stored] = []
+    if query.summary != "count" and query.count > 0:
+        ordered = base.order_by(*query.order, resources.c.id).limit(query.count).offset(query.offset)
+        matches = [current_of(row) for row in con.execute(ordered)]
+    wants_total = query.total != "none" or query.summary == "count" or query.count == 0
+    if wants_total:
+        if query.offset == 0 and 0 < len(matches) < query.count:
+            total = len(matches)
+        else:
+            total = int(con.execute(select(func.count()).select_from(base.subquery())).scalar() or 0)
+    return Result(query, matches, _included(con, query, matches), total)
+
+
+def search(
+    db: Engine | Connection,
+    context: RequestContext,
+    resource_type: str,
+    pairs: Sequence[tuple[str, str]],
+    strict: bool = False,
+) -> Result:
+    """Search one type with FHIR search parameters (``strict``: refuse unknown ones)."""
+    known_type(resource_type)
+    check(context, "search", resource_type)
+    query = parse(resource_type, pairs, strict)
+    with _connection(db, write=False) as con:
+        return run(con, query)
+
+
+def matching_ids(con: Connection, context: RequestContext, resource_type: str, criteria: str) -> list[str]:
+    """Ids of the resources a conditional request's criteria (a query string) select, at most two (all a
+    conditional create, update or delete needs to know: none, one, or several)."""
+    check(context, "search", resource_type)
+    pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
+    if not pairs:
+        raise Invalid(f"a conditional request needs search criteria, not {criteria!r}")
+    query = parse(resource_type, pairs, strict=True)
+    rows = con.execute(_base(query).with_only_columns(resources.c.id).order_by(resources.c.id).limit(2))
+    return [row.id for row in rows]

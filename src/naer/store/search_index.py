@@ -1,0 +1,97 @@
+"""Keep the search index tables in step with the current versions of resources.
+
+Every write replaces a resource's index rows in the same transaction as the resource itself. When the
+search definitions change (or the index is new), ``rebuild`` derives every row again from the stored
+resources; ``stale`` says whether that is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select
+from sqlalchemy.engine import Connection
+
+from naer.store.index import Rows, index_rows
+from naer.store.searchparams import DEFINITIONS
+from naer.store.tables import INDEX_TABLES, resources, search_index_state
+
+# Bump when index.py changes how values are turned into rows: the index is then rebuilt on upgrade.
+INDEX_FORMAT = "1"
+COLUMNS = {
+    "token": ("system", "code"),
+    "string": ("value", "exact"),
+    "reference": ("target_type", "target_id"),
+    "date": ("low", "high"),
+}
+
+
+def digest() -> str:
+    return hashlib.sha256(INDEX_FORMAT.encode() + DEFINITIONS.read_bytes()).hexdigest()
+
+
+def drop(con: Connection, resource_type: str, ids: list[str]) -> None:
+    """Remove the index rows of these resources of one type."""
+    for table in INDEX_TABLES.values():
+        con.execute(
+            delete(table).where(
+                and_(table.c.resource_type == resource_type, table.c.id.in_(bindparam("ids", expanding=True)))
+            ),
+            {"ids": ids},
+        )
+
+
+def add(con: Connection, items: Iterable[tuple[str, str, Rows]]) -> None:
+    """Insert the index rows of (type, id, rows) items (one multi-row INSERT per table)."""
+    for kind, table in INDEX_TABLES.items():
+        names = ("resource_type", "id", "param", *COLUMNS[kind])
+        values = [
+            dict(zip(names, (rt, rid, *row), strict=True)) for rt, rid, rows in items for row in rows[kind]
+        ]
+        if values:
+            con.execute(insert(table), values)
+
+
+def write(
+    con: Connection, resource_type: str, rid: str, resource: dict[str, Any] | None, fresh: bool
+) -> None:
+    """Replace the index rows of one resource (``None``: deleted, no rows); ``fresh``: it had none."""
+    if not fresh:
+        drop(con, resource_type, [rid])
+    if resource is not None:
+        add(con, [(resource_type, rid, index_rows(resource))])
+
+
+def stale(con: Connection) -> bool:
+    row = con.execute(select(search_index_state.c.definitions)).first()
+    return row is None or row.definitions != digest()
+
+
+def rebuild(db: Engine, on_batch: Callable[[int], None] | None = None, batch: int = 2000) -> int:
+    """Derive every index row again from the current resources, in one transaction; return how many
+    resources were indexed."""
+    done = 0
+    with db.begin() as con:
+        for table in INDEX_TABLES.values():
+            con.execute(delete(table))
+        query = select(resources.c.resource_type, resources.c.id, resources.c.content).where(
+            resources.c.deleted.is_(False)
+        )
+        with db.connect() as reader:
+            rows = reader.execution_options(stream_results=True, yield_per=batch).execute(query)
+            for chunk in rows.partitions(batch):
+                add(con, [(kind, rid, index_rows(orjson.loads(content))) for kind, rid, content in chunk])
+                done += len(chunk)
+                if on_batch:
+                    on_batch(len(chunk))
+        con.execute(delete(search_index_state))
+        con.execute(insert(search_index_state).values(definitions=digest()))
+    return done
+
+
+def resource_count(db: Engine) -> int:
+    with db.connect() as con:
+        return int(con.execute(select(func.count()).select_from(resources)).scalar() or 0)

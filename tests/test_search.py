@@ -1,0 +1,503 @@
+"""FHIR search, conditional interactions, Patient/$everything, Patient/Group $export and $import, on
+SQLite and PostgreSQL, over a small hand-written set where each expected answer is known."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from naer.store.searchparams import params_of, searchable_types
+
+CPR = "urn:oid:1.2.208.176.1.2"
+SKS = "urn:oid:1.2.208.176.2.4"
+ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def _encounter(rid: str, patient: str, cls: str, status: str, period: dict[str, str], org: str) -> Any:
+    return {
+        "resourceType": "Encounter",
+        "id": rid,
+        "status": status,
+        "class": {"system": ACT, "code": cls},
+        "subject": {"reference": f"Patient/{patient}"},
+        "period": period,
+        "serviceProvider": {"reference": f"Organization/{org}"},
+    }
+
+
+def _task(rid: str, status: str, owner: str, patient: str, **more: Any) -> Any:
+    return {
+        "resourceType": "Task",
+        "id": rid,
+        "status": status,
+        "intent": "order",
+        "owner": {"reference": f"Organization/{owner}"},
+        "for": {"reference": f"Patient/{patient}"},
+        **more,
+    }
+
+
+RESOURCES: list[Any] = [
+    {"resourceType": "Organization", "id": "org-gp", "name": "Lægehuset Samsø"},
+    {"resourceType": "Organization", "id": "org-hosp", "name": "Aarhus Universitetshospital"},
+    {"resourceType": "Organization", "id": "org-kom", "name": "Samsø Kommune"},
+    {
+        "resourceType": "Patient",
+        "id": "p1",
+        "identifier": [{"system": CPR, "value": "0101401234"}],
+        "name": [{"family": "Østergård", "given": ["Åse"]}],
+        "gender": "female",
+        "birthDate": "1940-01-01",
+        "generalPractitioner": [{"reference": "Organization/org-gp"}],
+        "address": [{"postalCode": "8305", "city": "Samsø"}],
+    },
+    {
+        "resourceType": "Patient",
+        "id": "p2",
+        "identifier": [{"system": CPR, "value": "1506801235"}],
+        "name": [{"family": "Hansen", "given": ["Jens"]}],
+        "gender": "male",
+        "birthDate": "1980-06-15",
+        "generalPractitioner": [{"reference": "Organization/org-gp"}],
+        "address": [{"postalCode": "8000", "city": "Aarhus C"}],
+    },
+    {
+        "resourceType": "Patient",
+        "id": "p3",
+        "name": [{"family": "Madsen", "given": ["Anne"]}],
+        "gender": "female",
+        "birthDate": "1965",
+        "address": [{"postalCode": "8305"}],
+    },
+    _encounter(
+        "e1",
+        "p1",
+        "IMP",
+        "finished",
+        {"start": "2024-03-01T10:00:00+01:00", "end": "2024-03-05T12:00:00+01:00"},
+        "org-hosp",
+    ),
+    _encounter("e2", "p1", "AMB", "finished", {"start": "2025-01-10", "end": "2025-01-10"}, "org-gp"),
+    _encounter("e3", "p2", "IMP", "in-progress", {"start": "2025-06-01T08:00:00Z"}, "org-hosp"),
+    _encounter(
+        "e4",
+        "p3",
+        "EMER",
+        "finished",
+        {"start": "2023-12-31T23:00:00Z", "end": "2024-01-01T01:00:00Z"},
+        "org-hosp",
+    ),
+    {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": SKS, "code": "DJ441"}]},
+        "onsetDateTime": "2019-05",
+    },
+    {
+        "resourceType": "Condition",
+        "id": "c2",
+        "subject": {"reference": "Patient/p2"},
+        "code": {"coding": [{"system": SKS, "code": "DE119"}]},
+        "onsetDateTime": "2010",
+    },
+    _task(
+        "t1",
+        "requested",
+        "org-kom",
+        "p1",
+        focus={"reference": "Encounter/e1"},
+        executionPeriod={"start": "2025-01-01"},
+    ),
+    _task("t2", "completed", "org-kom", "p2"),
+    _task("t3", "in-progress", "org-gp", "p1"),
+    {
+        "resourceType": "Group",
+        "id": "g1",
+        "type": "person",
+        "actual": True,
+        "member": [{"entity": {"reference": "Patient/p1"}}, {"entity": {"reference": "Patient/p3"}}],
+    },
+]
+
+
+@pytest.fixture
+def fhir(api: TestClient) -> TestClient:
+    entries = [
+        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+        for r in RESOURCES
+    ]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    done = api.post("/fhir", content=orjson.dumps(bundle), headers=FHIR)
+    assert done.status_code == 200, done.text
+    return api
+
+
+def ids(api: TestClient, url: str, **headers: str) -> list[str]:
+    got = api.get(url, headers=headers)
+    assert got.status_code == 200, got.text
+    return [e["resource"]["id"] for e in got.json().get("entry", []) if e["search"]["mode"] == "match"]
+
+
+def found(api: TestClient, url: str) -> set[str]:
+    return set(ids(api, url))
+
+
+def test_token_search(fhir: TestClient) -> None:
+    assert found(fhir, "/fhir/Encounter?class=IMP") == {"e1", "e3"}
+    assert found(fhir, f"/fhir/Encounter?class={ACT}|IMP") == {"e1", "e3"}
+    assert found(fhir, "/fhir/Encounter?class=http://other|IMP") == set()
+    assert found(fhir, "/fhir/Encounter?class=|IMP") == set()  # these codings have a system
+    assert found(fhir, f"/fhir/Encounter?class={ACT}|") == {"e1", "e2", "e3", "e4"}
+    assert found(fhir, "/fhir/Encounter?class:not=IMP") == {"e2", "e4"}
+    assert found(fhir, f"/fhir/Patient?identifier={CPR}|0101401234") == {"p1"}
+    assert found(fhir, "/fhir/Task?status=requested,in-progress") == {"t1", "t3"}
+    assert found(fhir, "/fhir/Patient?gender=female&address-postalcode=8305") == {"p1", "p3"}
+    assert found(fhir, f"/fhir/Condition?code={SKS}|DJ441") == {"c1"}
+    assert found(fhir, "/fhir/Group?actual=true") == {"g1"}
+
+
+def test_string_search(fhir: TestClient) -> None:
+    assert found(fhir, "/fhir/Patient?name=østergard") == {"p1"}  # accent-insensitive: å = a
+    assert found(fhir, "/fhir/Patient?name=ØSTER") == {"p1"}  # case-insensitive, a prefix
+    assert found(fhir, "/fhir/Patient?name=ase") == {"p1"}  # any part of the name
+    assert found(fhir, "/fhir/Patient?name:exact=Østergård") == {"p1"}
+    assert found(fhir, "/fhir/Patient?name:exact=østergård") == set()
+    assert found(fhir, "/fhir/Patient?name:contains=ERGA") == {"p1"}
+    assert found(fhir, "/fhir/Patient?family=han,mad") == {"p2", "p3"}
+    assert found(fhir, "/fhir/Patient?address-postalcode=8305") == {"p1", "p3"}
+    assert found(fhir, "/fhir/Patient?address=aarhus") == {"p2"}
+    assert found(fhir, "/fhir/Organization?name=samsø") == {"org-kom"}
+
+
+def test_reference_search(fhir: TestClient) -> None:
+    for value in ("p1", "Patient/p1", "http://example.org/fhir/Patient/p1"):
+        assert found(fhir, f"/fhir/Encounter?patient={value}") == {"e1", "e2"}
+    assert found(fhir, "/fhir/Encounter?subject:Patient=p1") == {"e1", "e2"}
+    assert found(fhir, "/fhir/Encounter?subject:Group=p1") == set()
+    assert found(fhir, "/fhir/Encounter?service-provider=Organization/org-gp") == {"e2"}
+    assert found(fhir, "/fhir/Task?owner=Organization/org-kom&status=requested") == {"t1"}
+    assert found(fhir, "/fhir/Task?focus=Encounter/e1") == {"t1"}
+    assert found(fhir, "/fhir/Group?member=Patient/p3") == {"g1"}
+
+
+def test_date_search_prefixes_over_ranges(fhir: TestClient) -> None:
+    assert found(fhir, "/fhir/Encounter?date=2024") == {"e1"}  # e4 starts in 2023: not inside 2024
+    assert found(fhir, "/fhir/Encounter?date=eq2024-03") == {"e1"}
+    assert found(fhir, "/fhir/Encounter?date=ge2025-01-01") == {"e2", "e3"}  # e3 has no end
+    assert found(fhir, "/fhir/Encounter?date=gt2025-01-10") == {"e3"}
+    assert found(fhir, "/fhir/Encounter?date=lt2024-01-01") == {"e4"}
+    assert found(fhir, "/fhir/Encounter?date=le2024") == {"e1", "e4"}
+    assert found(fhir, "/fhir/Encounter?date=sa2024-12-31") == {"e2", "e3"}
+    assert found(fhir, "/fhir/Encounter?date=eb2024-01-02") == {"e4"}
+    assert found(fhir, "/fhir/Encounter?date=ne2024") == {"e2", "e3", "e4"}
+    assert found(fhir, "/fhir/Encounter?date=ge2024&date=lt2025") == {"e1"}
+    # 2024-03-01T10:00+01:00 is 09:00 UTC
+    assert found(fhir, "/fhir/Encounter?date=sa2024-03-01T09:30:00Z") == {"e2", "e3"}
+    assert found(fhir, "/fhir/Encounter?date=lt2024-03-01T09:30:00Z") == {"e1", "e4"}
+    assert found(fhir, "/fhir/Patient?birthdate=le1965") == {"p1", "p3"}
+    assert found(fhir, "/fhir/Patient?birthdate=1965-07") == set()  # the year 1965 is wider than July
+    assert found(fhir, "/fhir/Condition?onset-date=lt2015") == {"c2"}
+    assert found(fhir, "/fhir/Task?period=ge2025") == {"t1"}
+
+
+def test_missing_chaining_id_and_last_updated(fhir: TestClient) -> None:
+    assert found(fhir, "/fhir/Patient?general-practitioner:missing=true") == {"p3"}
+    assert found(fhir, "/fhir/Patient?general-practitioner:missing=false") == {"p1", "p2"}
+    assert found(fhir, f"/fhir/Encounter?patient.identifier={CPR}|0101401234") == {"e1", "e2"}
+    assert found(fhir, "/fhir/Encounter?patient.name=hansen") == {"e3"}
+    assert found(fhir, "/fhir/Encounter?subject:Patient.birthdate=lt1950") == {"e1", "e2"}
+    assert found(fhir, "/fhir/Task?patient.birthdate=lt1950") == {"t1", "t3"}
+    assert found(fhir, "/fhir/Encounter?service-provider.name=lægehus") == {"e2"}
+    assert found(fhir, "/fhir/Encounter?patient._id=p3") == {"e4"}
+    assert found(fhir, "/fhir/Patient?_id=p1,p2") == {"p1", "p2"}
+    assert found(fhir, "/fhir/Patient?_lastUpdated=gt2000") == {"p1", "p2", "p3"}
+    assert found(fhir, "/fhir/Patient?_lastUpdated=lt2000") == set()
+
+
+def test_include_and_revinclude(fhir: TestClient) -> None:
+    got = fhir.get("/fhir/Encounter?_id=e1&_include=Encounter:patient&_include=Encounter:service-provider")
+    entries = [(e["search"]["mode"], e["resource"]["id"]) for e in got.json()["entry"]]
+    assert entries[0] == ("match", "e1") and sorted(entries[1:]) == [
+        ("include", "org-hosp"),
+        ("include", "p1"),
+    ]
+    assert got.json()["total"] == 1
+    got = fhir.get("/fhir/Patient?_id=p1&_revinclude=Encounter:patient&_revinclude=Task:patient")
+    included = {e["resource"]["id"] for e in got.json()["entry"] if e["search"]["mode"] == "include"}
+    assert included == {"e1", "e2", "t1", "t3"}
+    got = fhir.get("/fhir/Task?owner=Organization/org-kom&status=requested&_include=Task:patient")
+    assert {e["resource"]["id"] for e in got.json()["entry"]} == {"t1", "p1"}
+    typed = fhir.get("/fhir/Encounter?_id=e1&_include=Encounter:subject:Group").json()
+    assert [e["resource"]["id"] for e in typed["entry"]] == ["e1"]
+
+
+def test_sort_paging_total_summary_elements(fhir: TestClient) -> None:
+    assert ids(fhir, "/fhir/Encounter?_sort=date") == ["e4", "e1", "e2", "e3"]
+    assert ids(fhir, "/fhir/Encounter?_sort=-date") == ["e3", "e2", "e1", "e4"]
+    assert ids(fhir, "/fhir/Patient?_sort=-birthdate") == ["p2", "p3", "p1"]
+    assert ids(fhir, "/fhir/Patient?_sort=family") == ["p2", "p3", "p1"]  # hansen, madsen, østergård
+    assert ids(fhir, "/fhir/Encounter?_sort=status,-_id") == ["e4", "e2", "e1", "e3"]
+
+    first = fhir.get("/fhir/Encounter?_sort=date&_count=3").json()
+    assert first["total"] == 4 and [e["resource"]["id"] for e in first["entry"]] == ["e4", "e1", "e2"]
+    links = {link["relation"]: link["url"] for link in first["link"]}
+    assert "previous" not in links and "_sort=date" in links["next"]
+    second = fhir.get(links["next"]).json()
+    assert [e["resource"]["id"] for e in second["entry"]] == ["e3"]
+    assert {link["relation"] for link in second["link"]} == {"self", "first", "previous"}
+
+    assert "total" not in fhir.get("/fhir/Encounter?_total=none").json()
+    counted = fhir.get("/fhir/Encounter?class=IMP&_summary=count").json()
+    assert counted["total"] == 2 and "entry" not in counted
+    assert fhir.get("/fhir/Encounter?_count=0").json()["total"] == 4
+
+    summary = fhir.get("/fhir/Patient?_id=p1&_summary=true").json()["entry"][0]["resource"]
+    assert "name" in summary and "generalPractitioner" not in summary
+    assert {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+        "code": "SUBSETTED",
+    } in summary["meta"]["tag"]
+    elements = fhir.get("/fhir/Patient?_id=p1&_elements=gender").json()["entry"][0]["resource"]
+    assert set(elements) == {"resourceType", "id", "meta", "gender"}
+
+
+def test_unknown_parameters_follow_prefer_handling(fhir: TestClient) -> None:
+    lenient = fhir.get("/fhir/Patient?gender=male&colour=blue")
+    assert lenient.status_code == 200
+    body = lenient.json()
+    assert body["total"] == 1 and "colour" not in body["link"][0]["url"]
+    assert "colour" in body["entry"][-1]["resource"]["issue"][0]["diagnostics"]
+    strict = fhir.get("/fhir/Patient?gender=male&colour=blue", headers={"Prefer": "handling=strict"})
+    assert strict.status_code == 400 and "colour" in strict.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize(
+    ("url", "text"),
+    [
+        ("/fhir/Encounter?date=2024-13-01", "is not a date"),
+        ("/fhir/Encounter?date=xx2024", "unknown date prefix"),
+        ("/fhir/Patient?gender:exact=male", "takes no :exact"),
+        ("/fhir/Patient?general-practitioner:missing=maybe", "true or false"),
+        ("/fhir/Patient?_count=lots", "_count must be a whole number"),
+        ("/fhir/Patient?gender.name=x", "only a reference parameter can be chained"),
+        ("/fhir/Encounter?patient.organization.name=x", "one level of chaining"),
+        ("/fhir/Patient?_include=Patient:name", "no reference search parameter"),
+        ("/fhir/Patient?_include=Encounter:patient", "must be the searched type"),
+        ("/fhir/Patient?_sort=colour", "no search parameter 'colour'"),
+        ("/fhir/Patient?_summary=maybe", "_summary must be"),
+        ("/fhir/Patient?_include:iterate=Patient:link", ":iterate is not supported"),
+        ("/fhir/Wizard?name=x", "unknown resource type"),
+    ],
+)
+def test_bad_searches_are_refused(fhir: TestClient, url: str, text: str) -> None:
+    got = fhir.get(url)
+    assert got.status_code in (400, 404, 501), got.text
+    assert text in got.json()["issue"][0]["diagnostics"]
+
+
+def test_post_search_is_the_same_search(fhir: TestClient) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    posted = fhir.post("/fhir/Encounter/_search?class=IMP", content=b"patient=p2", headers=form)
+    assert posted.status_code == 200 and [e["resource"]["id"] for e in posted.json()["entry"]] == ["e3"]
+    wrong = fhir.post("/fhir/Encounter/_search", content=b"{}", headers=FHIR)
+    assert wrong.status_code == 400
+
+
+def _count(api: TestClient, kind: str) -> int:
+    total: int = api.get(f"/fhir/{kind}?_summary=count").json()["total"]
+    return total
+
+
+def test_conditional_create_update_delete(fhir: TestClient) -> None:
+    patient = {"resourceType": "Patient", "identifier": [{"system": CPR, "value": "0101401234"}]}
+    same = fhir.post(
+        "/fhir/Patient",
+        content=orjson.dumps(patient),
+        headers={**FHIR, "If-None-Exist": f"identifier={CPR}|0101401234"},
+    )
+    assert same.status_code == 200 and same.json()["id"] == "p1" and _count(fhir, "Patient") == 3
+    new = {"resourceType": "Patient", "identifier": [{"system": CPR, "value": "0202021111"}]}
+    made = fhir.post(
+        "/fhir/Patient",
+        content=orjson.dumps(new),
+        headers={**FHIR, "If-None-Exist": f"identifier={CPR}|0202021111"},
+    )
+    assert made.status_code == 201 and _count(fhir, "Patient") == 4
+    several = fhir.post(
+        "/fhir/Patient", content=orjson.dumps(new), headers={**FHIR, "If-None-Exist": "gender=female"}
+    )
+    assert several.status_code == 412 and _count(fhir, "Patient") == 4
+
+    url = f"/fhir/Patient?identifier={CPR}|0303031111"
+    body = {
+        "resourceType": "Patient",
+        "identifier": [{"system": CPR, "value": "0303031111"}],
+        "gender": "male",
+    }
+    created = fhir.put(url, content=orjson.dumps(body), headers=FHIR)
+    assert created.status_code == 201
+    updated = fhir.put(url, content=orjson.dumps({**body, "gender": "female"}), headers=FHIR)
+    assert updated.status_code == 200 and updated.json()["id"] == created.json()["id"]
+    assert updated.json()["meta"]["versionId"] == "2"
+    assert (
+        fhir.put("/fhir/Patient?gender=female", content=orjson.dumps(body), headers=FHIR).status_code == 412
+    )
+    assert fhir.put("/fhir/Patient", content=orjson.dumps(body), headers=FHIR).status_code == 400
+
+    assert fhir.delete("/fhir/Patient?gender=female").status_code == 412
+    assert fhir.delete(url).status_code == 204
+    assert fhir.get(f"/fhir/Patient/{created.json()['id']}").status_code == 410
+    assert found(fhir, f"/fhir/Patient?identifier={CPR}|0303031111") == set()
+    assert fhir.delete(url).status_code == 204  # nothing left to delete: still fine
+
+
+def test_conditional_entries_and_searches_in_bundles(fhir: TestClient) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:9b3a2b8e-0000-4000-8000-000000000001",
+                "resource": {
+                    "resourceType": "Patient",
+                    "identifier": [{"system": CPR, "value": "0101401234"}],
+                },
+                "request": {
+                    "method": "POST",
+                    "url": "Patient",
+                    "ifNoneExist": f"identifier={CPR}|0101401234",
+                },
+            },
+            {
+                "resource": {
+                    "resourceType": "Encounter",
+                    "status": "planned",
+                    "class": {"system": ACT, "code": "HH"},
+                    "subject": {"reference": "urn:uuid:9b3a2b8e-0000-4000-8000-000000000001"},
+                },
+                "request": {"method": "POST", "url": "Encounter"},
+            },
+            {"request": {"method": "GET", "url": "Task?owner=Organization/org-kom"}},
+            {
+                "resource": {"resourceType": "Organization", "id": "org-new", "name": "Ny"},
+                "request": {"method": "PUT", "url": "Organization?name:exact=Ny"},
+            },
+        ],
+    }
+    done = fhir.post("/fhir", content=orjson.dumps(bundle), headers=FHIR)
+    assert done.status_code == 200, done.text
+    entries = done.json()["entry"]
+    assert entries[0]["response"]["status"] == "200 OK" and entries[0]["response"]["location"].startswith(
+        "Patient/p1/"
+    )
+    assert entries[2]["resource"]["type"] == "searchset" and entries[2]["resource"]["total"] == 2
+    assert entries[3]["response"]["status"] == "201 Created"
+    assert found(fhir, "/fhir/Encounter?class=HH&patient=p1") != set() and _count(fhir, "Patient") == 3
+
+
+def test_everything_and_compartment_exports(fhir: TestClient) -> None:
+    everything = fhir.get("/fhir/Patient/p1/$everything").json()
+    got = [(e["resource"]["resourceType"], e["resource"]["id"]) for e in everything["entry"]]
+    assert got[0] == ("Patient", "p1")
+    assert set(got) == {
+        ("Patient", "p1"),
+        ("Encounter", "e1"),
+        ("Encounter", "e2"),
+        ("Condition", "c1"),
+        ("Task", "t1"),
+        ("Task", "t3"),
+        ("Organization", "org-gp"),
+        ("Organization", "org-hosp"),
+        ("Organization", "org-kom"),
+        ("Group", "g1"),
+    }
+    paged = fhir.get("/fhir/Patient/p1/$everything?_count=4").json()
+    assert paged["total"] == 10 and len(paged["entry"]) == 4
+    assert any(link["relation"] == "next" for link in paged["link"])
+    only = fhir.get("/fhir/Patient/p1/$everything?_type=Encounter").json()
+    assert {e["resource"]["id"] for e in only["entry"]} == {"e1", "e2"}
+    assert fhir.get("/fhir/Patient/nobody/$everything").status_code == 404
+
+    def exported(url: str) -> dict[str, int]:
+        kick = fhir.get(url, headers={"Prefer": "respond-async"})
+        assert kick.status_code == 202, kick.text
+        status = kick.headers["content-location"]
+        for _ in range(200):
+            answer = fhir.get(status)
+            if answer.status_code == 200:
+                return {o["type"]: o["count"] for o in answer.json()["output"]}
+            time.sleep(0.05)
+        raise AssertionError("export did not finish")
+
+    assert exported("/fhir/Group/g1/$export") == {
+        "Patient": 2,
+        "Encounter": 3,
+        "Condition": 1,
+        "Task": 2,
+        "Group": 1,
+    }
+    everyone = exported("/fhir/Patient/$export")
+    assert everyone["Patient"] == 3 and everyone["Encounter"] == 4 and "Organization" not in everyone
+    assert fhir.get("/fhir/Group/none/$export", headers={"Prefer": "respond-async"}).status_code == 404
+
+
+def test_import_operation(fhir: TestClient) -> None:
+    lines = [
+        {"resourceType": "Patient", "id": "i1", "gender": "male", "name": [{"family": "Import"}]},
+        {"resourceType": "Patient", "id": "i2", "gender": "male", "name": [{"family": "Import"}]},
+    ]
+    body = b"\n".join(orjson.dumps(line) for line in lines)
+    ndjson = {"Content-Type": "application/fhir+ndjson"}
+    done = fhir.post("/fhir/$import", content=body, headers=ndjson)
+    assert (
+        done.status_code == 200 and "loaded 2 resources (Patient 2)" in done.json()["issue"][0]["diagnostics"]
+    )
+    assert found(fhir, "/fhir/Patient?family=import") == {"i1", "i2"}
+    bad = body + b"\n{not json\n"
+    refused = fhir.post("/fhir/$import", content=bad.replace(b'"i1"', b'"i3"'), headers=ndjson)
+    assert (
+        refused.status_code == 400 and "the request body, line 3" in refused.json()["issue"][0]["diagnostics"]
+    )
+    assert fhir.get("/fhir/Patient/i3").status_code == 404
+    assert fhir.post("/fhir/$import", content=body, headers=FHIR).status_code == 400
+    assert fhir.post("/fhir/$import", content=b"", headers=ndjson).status_code == 400
+
+
+def test_index_follows_updates_and_deletes(fhir: TestClient) -> None:
+    p2 = fhir.get("/fhir/Patient/p2").json()
+    assert (
+        fhir.put(
+            "/fhir/Patient/p2", content=orjson.dumps({**p2, "gender": "other"}), headers=FHIR
+        ).status_code
+        == 200
+    )
+    assert found(fhir, "/fhir/Patient?gender=male") == set()
+    assert found(fhir, "/fhir/Patient?gender=other") == {"p2"}
+    assert fhir.delete("/fhir/Encounter/e3").status_code == 204
+    assert found(fhir, "/fhir/Encounter?patient=p2") == set()
+    assert found(fhir, "/fhir/Patient?_id=p2&_revinclude=Encounter:patient") == {"p2"}
+
+
+def _sample(kind: str) -> str:
+    return {"token": "x", "uri": "x", "string": "x", "reference": "x", "date": "2020"}[kind]
+
+
+def test_capability_statement_claims_exactly_what_runs(fhir: TestClient) -> None:
+    statement = fhir.get("/fhir/metadata").json()
+    by_type = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    encounter = {p["name"] for p in by_type["Encounter"]["searchParam"]}
+    assert encounter == {"_id", "_lastUpdated", *params_of("Encounter")}
+    assert "Encounter:patient" in by_type["Encounter"]["searchInclude"]
+    assert "Encounter:patient" in by_type["Patient"]["searchRevInclude"]
+    assert by_type["Patient"]["conditionalCreate"] is True
+    strict = {"Prefer": "handling=strict"}
+    for kind in searchable_types():
+        for claimed in by_type[kind]["searchParam"]:
+            url = f"/fhir/{kind}?{claimed['name']}={_sample(claimed['type'])}"
+            assert fhir.get(url, headers=strict).status_code == 200, url
