@@ -11,7 +11,7 @@ export NAER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # Outside data the tests read (SQL on FHIR conformance suite, Synthea, MedCom); never copied into the repo.
 export NAER_FIXTURES ?= $(abspath ../shared/fixtures)
 
-.PHONY: demo check lint types test bench bench-views bench-store bench-api serve clean
+.PHONY: demo check lint types test bench bench-views bench-store bench-api bench-mix serve clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-store: $(STAMP)
 # Reads by id over HTTP: naer serve on PostgreSQL (schema naer_bench) driven by wrk (apt-get install wrk).
 bench-api: $(STAMP)
 	$(BIN)/python bench/api_bench.py
+
+# The clinician mix (70 % reads, 20 % searches, 10 % writes) over HTTP, as bench-api.
+bench-mix: $(STAMP)
+	$(BIN)/python bench/api_bench.py --mix
 
 # The FHIR API on the embedded SQLite store (data/store.sqlite), http://127.0.0.1:8000/fhir
 serve: $(STAMP)

@@ -465,6 +465,16 @@ def test_import_operation(fhir: TestClient) -> None:
         refused.status_code == 400 and "the request body, line 3" in refused.json()["issue"][0]["diagnostics"]
     )
     assert fhir.get("/fhir/Patient/i3").status_code == 404
+    again = (
+        orjson.dumps({**lines[0], "gender": "female"}) + b"\n" + orjson.dumps({**lines[0], "gender": "other"})
+    )
+    assert fhir.post("/fhir/$import", content=again, headers=ndjson).status_code == 200
+    assert found(fhir, "/fhir/Patient?family=import&gender=male") == {"i2"}  # i1's old index rows went
+    assert (
+        found(fhir, "/fhir/Patient?gender=other") == {"i1"}
+        and found(fhir, "/fhir/Patient?gender=female&family=import") == set()
+    )
+    assert fhir.get("/fhir/Patient/i1").json()["meta"]["versionId"] == "3"
     assert fhir.post("/fhir/$import", content=body, headers=FHIR).status_code == 400
     assert fhir.post("/fhir/$import", content=b"", headers=ndjson).status_code == 400
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy import ColumnElement, Engine, Index, and_, bindparam, false, or_, select, text
 from sqlalchemy.engine import Connection
 
@@ -76,13 +77,47 @@ def _batches(files: list[Path]) -> Iterator[tuple[str, list[int], list[bytes]]]:
                 yield str(path), [n for n, _ in chunk], [line for _, line in chunk]
 
 
-Prepared = tuple[str, str, dict[str, Any], Rows]
+@dataclass
+class Prepared:
+    """A validated batch: each resource's (type, id) and JSON stamped as version 1 at ``moment``, and the
+    search index rows of the batch — as COPY text per table for PostgreSQL, as tuples for SQLite (made in
+    the worker, so the loading process only streams them)."""
+
+    keys: list[tuple[str, str]]
+    contents: list[str]
+    moment: datetime
+    index: list[tuple[str, str, Rows]]
+    index_copy: dict[str, bytes]
 
 
-def prepare(where: str, numbers: list[int], lines: list[bytes]) -> list[Prepared] | str:
-    """Parse, validate and index a batch: (type, id, resource, index rows) each, or the message for the
-    first bad line."""
-    out: list[Prepared] = []
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return str(value)
+
+
+def _copy_text(index: list[tuple[str, str, Rows]]) -> dict[str, bytes]:
+    """COPY text format (tab-separated, backslash escapes, \\N for NULL) of the index rows per table."""
+    out: dict[str, bytes] = {}
+    for kind in COLUMNS:
+        lines = [
+            "\t".join(map(_copy_field, (rt, rid, *row))) + "\n"
+            for rt, rid, rows in index
+            for row in rows[kind]
+        ]
+        out[kind] = "".join(lines).encode()
+    return out
+
+
+def prepare(where: str, numbers: list[int], lines: list[bytes], copy: bool = False) -> Prepared | str:
+    """Parse, validate, stamp and index a batch, or give the message for its first bad line. ``copy``:
+    index rows as PostgreSQL COPY text."""
+    keys: list[tuple[str, str]] = []
+    contents: list[str] = []
+    index: dict[tuple[str, str], Rows] = {}  # a resource twice in a batch: its last version's rows
+    moment = now()
     for number, line in zip(numbers, lines, strict=True):
         resource = json_object(line)
         if isinstance(resource, str):
@@ -96,42 +131,47 @@ def prepare(where: str, numbers: list[int], lines: list[bytes]) -> list[Prepared
         rid = resource.get("id")
         if not isinstance(rid, str) or not rid:
             return f"{where}, line {number}: the resource has no id (bulk data keeps its ids)"
-        out.append((kind, rid, resource, index_rows(resource)))
-    return out
+        keys.append((kind, rid))
+        contents.append(stamp(resource, rid, 1, moment))
+        index[(kind, rid)] = index_rows(resource)
+    rows = [(kind, rid, found) for (kind, rid), found in index.items()]
+    if copy:
+        return Prepared(keys, contents, moment, [], _copy_text(rows))
+    return Prepared(keys, contents, moment, rows, {})
 
 
-def _prepared(files: list[Path], workers: int) -> Iterator[list[Prepared]]:
+def _prepared(files: list[Path], workers: int, copy: bool) -> Iterator[Prepared]:
     batches = _batches(files)
     if workers <= 1:
         for where, numbers, lines in batches:
-            yield _ok(prepare(where, numbers, lines))
+            yield _ok(prepare(where, numbers, lines, copy))
         return
     # Spawned, not forked: a forked worker would inherit the open database connection's socket.
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         # A bounded window of batches in flight: memory stays flat however large the input is.
         window: list[Any] = []
         for where, numbers, lines in batches:
-            window.append(pool.submit(prepare, where, numbers, lines))
+            window.append(pool.submit(prepare, where, numbers, lines, copy))
             if len(window) >= workers * 2:
                 yield _ok(window.pop(0).result())
         for future in window:
             yield _ok(future.result())
 
 
-def _ok(result: list[Prepared] | str) -> list[Prepared]:
+def _ok(result: Prepared | str) -> Prepared:
     if isinstance(result, str):
         raise LoadError(f"{result}; nothing was loaded")
     return result
 
 
 def _existing(
-    con: Connection, batch: list[Prepared], stored_types: dict[str, bool]
+    con: Connection, keys: list[tuple[str, str]], stored_types: dict[str, bool]
 ) -> dict[tuple[str, str], int]:
     """Stored versions of a batch's resources. A type the store held none of when the load reached it
     needs no lookup (ids repeated within the load are counted by the caller): a first load is linear."""
     found: dict[tuple[str, str], int] = {}
     by_type: dict[str, list[str]] = {}
-    for kind, rid, *_ in batch:
+    for kind, rid in keys:
         by_type.setdefault(kind, []).append(rid)
     for kind, ids in by_type.items():
         if kind not in stored_types:
@@ -152,33 +192,37 @@ Row = tuple[str, str, int, datetime, bool, str, str]
 
 @dataclass
 class Written:
-    """What a batch writes: history rows, index rows of each resource's latest version, and the
-    resources stored before (whose old index rows go)."""
+    """What a batch writes: history rows, and the resources stored before (whose old index rows go)."""
 
     rows: list[Row]
-    index: list[tuple[str, str, Rows]]
+    batch: Prepared
     replaced: list[tuple[str, str]]
 
 
+def _restamp(content: str, rid: str, version: int, moment: datetime) -> str:
+    return stamp(orjson.loads(content), rid, version, moment)
+
+
 def _rows(
-    con: Connection, batch: list[Prepared], seen: dict[tuple[str, str], int], stored_types: dict[str, bool]
+    con: Connection, batch: Prepared, seen: dict[tuple[str, str], int], stored_types: dict[str, bool]
 ) -> Written:
     """History rows of a batch: version 1, or one more than stored (or than loaded earlier this run)."""
-    stored = _existing(con, [b for b in batch if (b[0], b[1]) not in seen], stored_types)
-    moment = now()
+    stored = _existing(con, [k for k in batch.keys if k not in seen], stored_types)
     rows: list[Row] = []
-    index: dict[tuple[str, str], Rows] = {}
     replaced: set[tuple[str, str]] = set()
-    for kind, rid, resource, found in batch:
+    fresh: set[tuple[str, str]] = set()
+    for (kind, rid), content in zip(batch.keys, batch.contents, strict=True):
         key = (kind, rid)
         version = seen.get(key, stored.get(key, 0)) + 1
-        if version > 1 and key not in index:
-            replaced.add(key)
+        if version > 1:
+            if key not in fresh:  # stored before this batch: its index rows go
+                replaced.add(key)
+            content = _restamp(content, rid, version, batch.moment)
+        fresh.add(key)
         seen[key] = version
-        index[key] = found
         method = "POST" if version == 1 else "PUT"
-        rows.append((kind, rid, version, moment, False, method, stamp(resource, rid, version, moment)))
-    return Written(rows, [(k, i, r) for (k, i), r in index.items()], sorted(replaced))
+        rows.append((kind, rid, version, batch.moment, False, method, content))
+    return Written(rows, batch, sorted(replaced))
 
 
 def _drop_index(con: Connection, replaced: list[tuple[str, str]]) -> None:
@@ -204,9 +248,7 @@ def _write_postgres(con: Connection, written: Written) -> None:
         for kind, columns in COLUMNS.items():
             names = ", ".join(("resource_type", "id", "param", *columns))
             with cur.copy(f"COPY search_{kind} ({names}) FROM STDIN") as copy:
-                for resource_type, rid, found in written.index:
-                    for row in found[kind]:
-                        copy.write_row((resource_type, rid, *row))
+                copy.write(written.batch.index_copy[kind])
         with cur.copy(
             "COPY resource_history (resource_type, id, version_id, last_updated, deleted, method, content) "
             "FROM STDIN"
@@ -228,7 +270,7 @@ def _write_postgres(con: Connection, written: Written) -> None:
 
 def _write_sqlite(con: Connection, written: Written) -> None:
     rows = written.rows
-    search_index.add(con, written.index)
+    search_index.add(con, written.batch.index)
     con.execute(
         history.insert(),
         [
@@ -286,15 +328,15 @@ def load(
             con.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
             con.exec_driver_sql("SET LOCAL enable_seqscan = off")
             deferred = _defer_indexes(con)
-        for batch in _prepared(files, workers or get_settings().workers):
+        for batch in _prepared(files, workers or get_settings().workers, copy=postgres):
             written = _rows(con, batch, seen, stored_types)
             if written.replaced:
                 _drop_index(con, written.replaced)
             (_write_postgres if postgres else _write_sqlite)(con, written)
-            for kind, *_ in batch:
+            for kind, _ in batch.keys:
                 result.counts[kind] = result.counts.get(kind, 0) + 1
             if on_batch:
-                on_batch(len(batch))
+                on_batch(len(batch.keys))
         if deferred:
             con.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
             for index in deferred:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from calendar import monthrange
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from naer.store.searchparams import SearchParam, params_of
@@ -48,9 +47,17 @@ def _micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+@lru_cache(maxsize=65_536)
 def date_range(text: str) -> tuple[int, int]:
     """The range a FHIR date/dateTime/instant covers, to its precision; ValueError if it is none of them.
     A time without a zone is taken as UTC."""
+    if len(text) >= 19 and text[10] == "T" and text[16] == ":" and DATE.match(text):
+        # A time to the second or finer (most of what is stored): the C parser does it.
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        low = _micros(moment.astimezone(UTC))
+        return low, low + (0 if text[19:20] == "." else 999_999)
     match = DATE.match(text)
     if not match:
         raise ValueError(f"{text!r} is not a FHIR date, dateTime or instant")
@@ -105,35 +112,36 @@ def _values(resource: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
     return found
 
 
-def _tokens(value: Any) -> Iterator[tuple[str | None, str]]:
+def _tokens(name: str, value: Any, out: set[tuple[Any, ...]]) -> None:
     if isinstance(value, bool):
-        yield None, "true" if value else "false"
+        out.add((name, None, "true" if value else "false"))
     elif isinstance(value, str | int):
-        yield None, str(value)
+        out.add((name, None, str(value)))
     elif isinstance(value, dict):
-        if isinstance(value.get("coding"), list):
-            for coding in value["coding"]:
+        codings = value.get("coding")
+        if isinstance(codings, list):
+            for coding in codings:
                 if isinstance(coding, dict) and coding.get("code") is not None:
-                    yield coding.get("system"), str(coding["code"])
+                    out.add((name, coding.get("system"), str(coding["code"])))
         elif value.get("code") is not None:  # Coding
-            yield value.get("system"), str(value["code"])
+            out.add((name, value.get("system"), str(value["code"])))
         elif value.get("value") is not None:  # Identifier, ContactPoint
-            yield value.get("system"), str(value["value"])
+            out.add((name, value.get("system"), str(value["value"])))
 
 
 NAME_PARTS = ("family", "given", "prefix", "suffix", "text")
 ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")
 
 
-def _strings(value: Any) -> Iterator[str]:
+def _strings(name: str, value: Any, out: set[tuple[Any, ...]]) -> None:
     if isinstance(value, str):
-        yield value
+        out.add((name, normalise(value), value))
     elif isinstance(value, dict):
         for part in NAME_PARTS if "family" in value or "given" in value else ADDRESS_PARTS:
             found = value.get(part)
             for item in found if isinstance(found, list) else [found]:
                 if isinstance(item, str):
-                    yield item
+                    out.add((name, normalise(item), item))
 
 
 def parse_reference(reference: str) -> tuple[str | None, str]:
@@ -149,41 +157,25 @@ def parse_reference(reference: str) -> tuple[str | None, str]:
     return None, reference
 
 
-def _references(value: Any, targets: tuple[str, ...]) -> Iterator[tuple[str | None, str]]:
+def _references(name: str, value: Any, out: set[tuple[Any, ...]], targets: tuple[str, ...]) -> None:
     text = value.get("reference") if isinstance(value, dict) else value
     if not isinstance(text, str) or text.startswith("#"):
         return
     kind, rid = parse_reference(text)
-    if targets and kind not in targets:
-        return
-    yield kind, rid
+    if not targets or kind in targets:
+        out.add((name, kind, rid))
 
 
-def _dates(value: Any) -> Iterator[tuple[int, int]]:
+def _dates(name: str, value: Any, out: set[tuple[Any, ...]]) -> None:
     try:
         if isinstance(value, str):
-            yield date_range(value)
+            out.add((name, *date_range(value)))
         elif isinstance(value, dict) and ("start" in value or "end" in value):
             low = date_range(value["start"])[0] if "start" in value else LOWEST
             high = date_range(value["end"])[1] if "end" in value else HIGHEST
-            yield low, high
+            out.add((name, low, high))
     except ValueError:
         return  # validation let it through; it is simply not searchable as a date
-
-
-def _rows_of(param: SearchParam, value: Any) -> Iterator[tuple[Any, ...]]:
-    if param.table == "token":
-        for system, code in _tokens(value):
-            yield param.name, system, code
-    elif param.type == "string":
-        for text in _strings(value):
-            yield param.name, normalise(text), text
-    elif param.type == "reference":
-        for kind, rid in _references(value, param.targets):
-            yield param.name, kind, rid
-    elif param.type == "date":
-        for low, high in _dates(value):
-            yield param.name, low, high
 
 
 @cache
@@ -196,8 +188,19 @@ def index_rows(resource: dict[str, Any]) -> Rows:
     rows: Rows = {"token": set(), "string": set(), "reference": set(), "date": set()}
     for param, path in _plan(resource["resourceType"]):
         values = _values(resource, path)
-        if values:
-            target = rows[param.table]
+        if not values:
+            continue
+        out, name = rows[param.table], param.name
+        if param.table == "token":
             for value in values:
-                target.update(_rows_of(param, value))
+                _tokens(name, value, out)
+        elif param.type == "reference":
+            for value in values:
+                _references(name, value, out, param.targets)
+        elif param.type == "date":
+            for value in values:
+                _dates(name, value, out)
+        else:
+            for value in values:
+                _strings(name, value, out)
     return rows
