@@ -511,3 +511,28 @@ def test_capability_statement_claims_exactly_what_runs(fhir: TestClient) -> None
         for claimed in by_type[kind]["searchParam"]:
             url = f"/fhir/{kind}?{claimed['name']}={_sample(claimed['type'])}"
             assert fhir.get(url, headers=strict).status_code == 200, url
+
+
+def test_upgrade_rebuilds_the_index_when_the_definitions_change(store_url: str) -> None:
+    from sqlalchemy import delete, update
+
+    from naer.store import resources as store
+    from naer.store.context import SYSTEM
+    from naer.store.db import engine
+    from naer.store.migrate import upgrade
+    from naer.store.search import search
+    from naer.store.tables import INDEX_TABLES, search_index_state
+
+    db = engine(store_url)
+    store.update(db, SYSTEM, "Patient", "p1", RESOURCES[3])
+    with db.begin() as con:  # as if the index were built from other definitions
+        for table in INDEX_TABLES.values():
+            con.execute(delete(table))
+        con.execute(update(search_index_state).values(definitions="older"))
+    assert search(db, SYSTEM, "Patient", [("gender", "female")]).total == 0
+    batches: list[int] = []
+    upgrade(store_url, on_batch=batches.append)
+    assert batches == [1]
+    assert [m.id for m in search(db, SYSTEM, "Patient", [("gender", "female")]).matches] == ["p1"]
+    upgrade(store_url, on_batch=batches.append)
+    assert batches == [1]  # up to date: not rebuilt again

@@ -34,11 +34,25 @@ def _shown(url: str) -> str:
 def upgrade_command(
     url: Annotated[str | None, typer.Option("--url", help="Database URL (default: settings).")] = None,
 ) -> None:
+    resolved = database_url(url)
+    revision = _upgrade(resolved)
+    console.print(f"{_shown(resolved)} is at schema revision {revision}")
+
+
+def _upgrade(resolved: str) -> str:
+    """Migrate, with a progress bar while the search index is rebuilt (new definitions, or a new index)."""
     from naer.store.migrate import upgrade
 
-    resolved = database_url(url)
-    revision = upgrade(resolved)
-    console.print(f"{_shown(resolved)} is at schema revision {revision}")
+    with Progress(
+        TextColumn("re-indexing for search"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("index", total=None)
+        return upgrade(resolved, on_batch=lambda n: progress.advance(task, n))
 
 
 def serve(
@@ -52,10 +66,8 @@ def serve(
 
     import uvicorn
 
-    from naer.store.migrate import upgrade
-
     resolved = database_url(url)
-    upgrade(resolved)
+    _upgrade(resolved)
     os.environ["NAER_DATABASE_URL"] = resolved  # the worker processes build the app from the settings
     console.print(f"Nær FHIR API on http://{host}:{port}/fhir (store: {_shown(resolved)})")
     uvicorn.run(
@@ -86,10 +98,9 @@ def load_command(
     from naer.store.bulk import load, ndjson_files
     from naer.store.context import RequestContext
     from naer.store.db import engine
-    from naer.store.migrate import upgrade
 
     resolved = database_url(url)
-    upgrade(resolved)
+    _upgrade(resolved)
     files = ndjson_files(source)
     sizes = [_lines(f) for f in files]
     total = None if None in sizes else sum(s or 0 for s in sizes)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from naer.store import resources as store
 from naer.store.context import RequestContext, check
-from naer.store.resources import Stored, _connection, current_of
+from naer.store.resources import Stored, connection, current_of
 from naer.store.searchparams import compartment
 from naer.store.tables import INDEX_TABLES, resources
 
@@ -56,7 +56,7 @@ def everything(
 ) -> list[Stored]:
     """The patient, every resource in the patient's compartment, and the resources those refer to that
     belong to no patient (organisations, practitioners, locations ...): Patient first, then by type, id."""
-    with _connection(db, write=False) as con:
+    with connection(db, write=False) as con:
         patient = store.read(con, context, PATIENT, patient_id)  # 404 / 410 for an unknown or deleted one
         found: list[Stored] = [patient]
         for kind in compartment_types():

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from naer.store import resources as store
 from naer.store.context import RequestContext
 from naer.store.errors import Invalid, PreconditionFailed
-from naer.store.resources import _connection
+from naer.store.resources import connection
 from naer.store.search import matching_ids
 
 
@@ -38,7 +38,7 @@ def create(
     """Create (under ``rid`` if given) unless ``criteria`` (If-None-Exist) already select a resource;
     then return that one."""
     store.known_type(resource_type)
-    with _connection(db, write=True) as con:
+    with connection(db, write=True) as con:
         existing = _one(matching_ids(con, context, resource_type, criteria), resource_type, criteria)
         if existing is not None:
             return store.read(con, context, resource_type, existing)
@@ -50,7 +50,7 @@ def update(
 ) -> store.Stored:
     """Update the one resource ``criteria`` select, or create one when none does."""
     store.known_type(resource_type)
-    with _connection(db, write=True) as con:
+    with connection(db, write=True) as con:
         existing = _one(matching_ids(con, context, resource_type, criteria), resource_type, criteria)
         given = body.get("id") if isinstance(body, dict) else None
         if existing is None:
@@ -70,6 +70,6 @@ def delete(
 ) -> store.Stored | None:
     """Delete the one resource ``criteria`` select (None: nothing matched)."""
     store.known_type(resource_type)
-    with _connection(db, write=True) as con:
+    with connection(db, write=True) as con:
         existing = _one(matching_ids(con, context, resource_type, criteria), resource_type, criteria)
         return None if existing is None else store.delete(con, context, resource_type, existing)

@@ -116,7 +116,7 @@ def stamp(body: dict[str, Any], rid: str, version: int, moment: datetime) -> str
 
 
 @contextmanager
-def _connection(db: Engine | Connection, write: bool) -> Iterator[Connection]:
+def connection(db: Engine | Connection, write: bool) -> Iterator[Connection]:
     """The caller's connection (inside a transaction Bundle), or one of our own: a transaction to write,
     a plain connection to read."""
     if isinstance(db, Connection):
@@ -172,7 +172,7 @@ def create(
     rid = rid or str(uuid.uuid4())
     valid_id(rid)
     try:
-        with _connection(db, write=True) as con:
+        with connection(db, write=True) as con:
             return _insert_new(con, resource_type, rid, resource, "POST")
     except IntegrityError:
         raise Conflict(f"{resource_type}/{rid} already exists") from None
@@ -226,7 +226,7 @@ def update(
     check(context, "update", resource_type, rid)
     resource = checked(body, resource_type, rid)
     try:
-        with _connection(db, write=True) as con:
+        with connection(db, write=True) as con:
             row = _current(con, resource_type, rid)
             if row is None:
                 if if_match is not None:
@@ -252,7 +252,7 @@ def delete(db: Engine | Connection, context: RequestContext, resource_type: str,
     never there: FHIR deletes are idempotent)."""
     known_type(resource_type)
     check(context, "delete", resource_type, rid)
-    with _connection(db, write=True) as con:
+    with connection(db, write=True) as con:
         row = _current(con, resource_type, rid)
         if row is None or row.deleted:
             return None
@@ -271,7 +271,7 @@ def current_of(row: Any) -> Stored:
 def read(db: Engine | Connection, context: RequestContext, resource_type: str, rid: str) -> Stored:
     known_type(resource_type)
     check(context, "read", resource_type, rid)
-    with _connection(db, write=False) as con:
+    with connection(db, write=False) as con:
         row = con.execute(
             select(resources).where(and_(resources.c.resource_type == resource_type, resources.c.id == rid))
         ).first()
@@ -290,7 +290,7 @@ def vread(
     check(context, "vread", resource_type, rid)
     if not version_id.isdigit():
         raise NotFound(f"{resource_type}/{rid} has no version {version_id!r}")
-    with _connection(db, write=False) as con:
+    with connection(db, write=False) as con:
         row = con.execute(
             select(history).where(
                 and_(

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from naer.store.context import RequestContext, check
 from naer.store.errors import Invalid, NotSupported
 from naer.store.index import EPOCH, date_range, normalise, parse_reference
-from naer.store.resources import Stored, _connection, current_of, known_type
+from naer.store.resources import Stored, connection, current_of, known_type
 from naer.store.searchparams import SearchParam, params_of, searchable_types
 from naer.store.tables import INDEX_TABLES, resources
 
@@ -461,7 +461,7 @@ def search(
     known_type(resource_type)
     check(context, "search", resource_type)
     query = parse(resource_type, pairs, strict)
-    with _connection(db, write=False) as con:
+    with connection(db, write=False) as con:
         return run(con, query)
 
 
