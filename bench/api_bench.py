@@ -2,6 +2,7 @@
 
     python bench/api_bench.py                  # reads by id; Samsø in schema naer_bench (loaded if empty)
     python bench/api_bench.py --mix            # the clinician mix: 70 % reads, 20 % searches, 10 % writes
+    python bench/api_bench.py --export         # a whole-store $export over HTTP (kick-off, poll, manifest)
     python bench/api_bench.py --input SAMSOE --input REGION_SAMPLE --reload --mix --connections 8
 
 The store is loaded once into the schema ``naer_bench`` of the PostgreSQL test database and kept for
@@ -155,6 +156,28 @@ _READS = (
 )
 
 
+def _http_export(base: str) -> None:
+    """System-level $export over HTTP: kick-off, poll the status URL, count what the manifest lists."""
+    kick_off = urllib.request.Request(f"{base}/fhir/$export", headers={"Prefer": "respond-async"})
+    started = time.perf_counter()
+    with urllib.request.urlopen(kick_off) as answer:
+        status_url = answer.headers["Content-Location"]
+    while True:
+        with urllib.request.urlopen(status_url) as answer:
+            if answer.status == 200:
+                manifest = orjson.loads(answer.read())
+                break
+        time.sleep(0.5)
+    took = time.perf_counter() - started
+    total = sum(int(o["count"]) for o in manifest["output"])
+    urllib.request.urlopen(urllib.request.Request(status_url, method="DELETE")).close()
+    cores = os.cpu_count() or 1
+    print(
+        f"$export over HTTP: {total:,} resources in {took:.1f} s: {total / took:,.0f}/s "
+        f"({total / took / cores:,.0f} per core on {cores}; target >= 20,000/s)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -164,6 +187,7 @@ def main() -> None:
         help="NDJSON folder, repeatable (default: Samsø, made if missing)",
     )
     parser.add_argument("--mix", action="store_true", help="the clinician mix instead of reads by id")
+    parser.add_argument("--export", action="store_true", help="time a system-level $export over HTTP instead")
     parser.add_argument(
         "--url", default=os.environ.get("NAER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     )
@@ -198,6 +222,9 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
+        if args.export:
+            _http_export(f"http://127.0.0.1:{port}")
+            return
         script = tmp / "requests.lua"
         if args.mix:
             script.write_text(_mix_script(url))

@@ -24,14 +24,13 @@ from naer.api.capability import capability_statement
 from naer.api.export import add_export_routes
 from naer.api.imports import add_import_definition_route, add_import_route
 from naer.api.outcome import FhirResponse, outcome
-from naer.api.params import instant_param
+from naer.api.params import instant_param, raw_body
 from naer.api.search import add_search_routes
-from naer.settings import get_settings
 from naer.store import bundles, conditional
 from naer.store import resources as store
 from naer.store.context import RequestContext
 from naer.store.db import database_url, engine
-from naer.store.errors import Invalid, StoreError, TooLarge
+from naer.store.errors import Invalid, StoreError
 from naer.store.migrate import upgrade
 
 log = logging.getLogger("naer.api")
@@ -45,17 +44,7 @@ def context_of(request: Request) -> RequestContext:
 
 async def body_of(request: Request) -> Any:
     """The request's JSON body, refused before it is read in full when it is larger than allowed."""
-    limit = get_settings().max_body_mb * 1024 * 1024
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"the body is {int(declared):,} bytes; the limit is {limit:,}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the body is larger than the limit of {limit:,} bytes")
-        chunks.append(chunk)
-    return store.parse_body(b"".join(chunks))
+    return store.parse_body(await raw_body(request))
 
 
 def if_match(request: Request) -> int | None:

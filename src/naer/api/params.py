@@ -1,4 +1,4 @@
-"""Query parameters several interactions share, read one way with one kind of error."""
+"""Query parameters and request bodies several interactions share, read one way with one kind of error."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from datetime import datetime
 
 from fastapi import Request
 
-from naer.store.errors import Invalid
+from naer.settings import get_settings
+from naer.store.errors import Invalid, TooLarge
 
 
 def instant_param(request: Request, name: str) -> datetime | None:
@@ -21,3 +22,18 @@ def instant_param(request: Request, name: str) -> datetime | None:
     if moment.tzinfo is None:
         raise Invalid(f"{name} needs a time zone (Z or +01:00): {value!r}")
     return moment
+
+
+async def raw_body(request: Request) -> bytes:
+    """The request body, refused before it is read in full when it is larger than NAER_MAX_BODY_MB."""
+    limit = get_settings().max_body_mb * 1024 * 1024
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the body is {int(declared):,} bytes; the limit is {limit:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the body is larger than the limit of {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

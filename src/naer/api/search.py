@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from naer.api.outcome import FhirResponse
-from naer.api.params import instant_param
+from naer.api.params import instant_param, raw_body
 from naer.store import conditional
 from naer.store.compartment import everything
 from naer.store.context import RequestContext
@@ -72,7 +72,7 @@ def add_search_routes(
         kind = request.headers.get("content-type", FORM).split(";")[0].strip()
         if kind != FORM:
             raise Invalid(f"POST _search takes a form ({FORM}), not {kind}")
-        body = (await request.body()).decode("utf-8", errors="replace")
+        body = (await raw_body(request)).decode("utf-8", errors="replace")
         pairs = [*request.query_params.multi_items(), *parse_qsl(body, keep_blank_values=True)]
         return await run_in_threadpool(answer, request, resource_type, pairs)
 
