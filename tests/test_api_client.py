@@ -74,6 +74,12 @@ def test_fhirclient_round_trip(server: FHIRServer) -> None:
     made = encounter.create(server)
     assert made is not None
     assert Encounter.read(made["id"], server).subject.reference == f"Patient/{pid}"
+    found = list(Encounter.where(struct={"patient": pid, "class": "HH"}).perform_resources_iter(server))
+    assert [e.id for e in found] == [made["id"]]
+    by_name = list(
+        Patient.where(struct={"name": "mads", "birthdate": "le1950"}).perform_resources_iter(server)
+    )
+    assert [p.id for p in by_name] == [pid]
 
     read.delete(server)
     with pytest.raises(Exception, match="410"):
