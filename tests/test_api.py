@@ -302,9 +302,15 @@ def test_transaction_resolves_references_and_is_all_or_nothing(api: TestClient) 
     _outcome(api.post("/fhir", content=_transaction(NEW_PATIENT, stale)), 412, "conflict", "not 7")
     conditional = {
         "resource": PATIENT,
-        "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=x"},
+        "fullUrl": "urn:uuid:0b6c2a2e-1111-4000-8000-000000000000",
+        "request": {"method": "POST", "url": "Patient", "ifNoneExist": "birthdate=2024-13"},
     }
-    _outcome(api.post("/fhir", content=_transaction(conditional)), 501, "not-supported", "conditional")
+    _outcome(
+        api.post("/fhir", content=_transaction(NEW_PATIENT, conditional)),
+        400,
+        "invalid",
+        "nothing was written",
+    )
     _outcome(api.post("/fhir", content=orjson.dumps(PATIENT)), 400, "invalid", "batch or transaction")
     assert api.get("/fhir/_history").json()["total"] == before
 
