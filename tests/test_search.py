@@ -459,6 +459,10 @@ def test_import_operation(fhir: TestClient) -> None:
         done.status_code == 200 and "loaded 2 resources (Patient 2)" in done.json()["issue"][0]["diagnostics"]
     )
     assert found(fhir, "/fhir/Patient?family=import") == {"i1", "i2"}
+    odd = {"resourceType": "Patient", "id": "i5", "name": [{"family": "Tab\tBack\\slash\nNy"}]}
+    assert fhir.post("/fhir/$import", content=orjson.dumps(odd), headers=ndjson).status_code == 200
+    exact = fhir.get("/fhir/Patient", params={"family:exact": "Tab\tBack\\slash\nNy"}).json()
+    assert [e["resource"]["id"] for e in exact["entry"]] == ["i5"]  # COPY's escapes round-trip
     bad = body + b"\n{not json\n"
     refused = fhir.post("/fhir/$import", content=bad.replace(b'"i1"', b'"i3"'), headers=ndjson)
     assert (

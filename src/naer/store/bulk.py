@@ -90,25 +90,37 @@ class Prepared:
     index_copy: dict[str, bytes]
 
 
-def _copy_field(value: Any) -> str:
+def _text(value: str | None) -> str:
+    """A text field in COPY's text format: backslash, tab, newline and carriage return escaped, NULL as
+    \\N. Most values need no escape, and ``isprintable`` finds the control characters in one pass."""
     if value is None:
         return "\\N"
-    if isinstance(value, str):
+    if "\\" in value or not value.isprintable():
         return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return str(value)
+    return value
 
 
 def _copy_text(index: list[tuple[str, str, Rows]]) -> dict[str, bytes]:
-    """COPY text format (tab-separated, backslash escapes, \\N for NULL) of the index rows per table."""
-    out: dict[str, bytes] = {}
-    for kind in COLUMNS:
-        lines = [
-            "\t".join(map(_copy_field, (rt, rid, *row))) + "\n"
-            for rt, rid, rows in index
-            for row in rows[kind]
-        ]
-        out[kind] = "".join(lines).encode()
-    return out
+    """COPY text of the index rows per table. Types, ids and parameter names are FHIR ids and names (no
+    character to escape) and dates are integers; only the values are escaped."""
+    token: list[str] = []
+    string: list[str] = []
+    reference: list[str] = []
+    date: list[str] = []
+    for rt, rid, rows in index:
+        key = f"{rt}\t{rid}\t"
+        token.extend(f"{key}{p}\t{_text(system)}\t{_text(code)}\n" for p, system, code in rows["token"])
+        string.extend(f"{key}{p}\t{_text(value)}\t{_text(exact)}\n" for p, value, exact in rows["string"])
+        reference.extend(
+            f"{key}{p}\t{_text(kind)}\t{_text(target)}\n" for p, kind, target in rows["reference"]
+        )
+        date.extend(f"{key}{p}\t{low}\t{high}\n" for p, low, high in rows["date"])
+    return {
+        "token": "".join(token).encode(),
+        "string": "".join(string).encode(),
+        "reference": "".join(reference).encode(),
+        "date": "".join(date).encode(),
+    }
 
 
 def prepare(where: str, numbers: list[int], lines: list[bytes], copy: bool = False) -> Prepared | str:
