@@ -325,3 +325,20 @@ def test_batch_reports_each_entry(api: TestClient) -> None:
     assert [e["response"]["status"] for e in entries] == ["201 Created", "422", "404"]
     assert "colour" in entries[1]["response"]["outcome"]["issue"][0]["diagnostics"]
     assert api.get("/fhir/Patient/_history").json()["total"] == 1
+
+
+def test_export_whose_server_stopped_reports_an_error(
+    api: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from naer.api.export import _status_file
+
+    monkeypatch.setenv("NAER_DATA_DIR", str(tmp_path))
+    api.put("/fhir/Patient/p0", content=orjson.dumps({**PATIENT, "id": "p0"}))
+    kick = api.get("/fhir/$export", headers={"Prefer": "respond-async"})
+    status_url = kick.headers["content-location"]
+    assert _wait(api, status_url).status_code == 200
+    no_such_process = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    path = _status_file(status_url.rsplit("/", 1)[1])
+    status = orjson.loads(path.read_bytes())
+    path.write_bytes(orjson.dumps({**status, "state": "running", "pid": no_such_process}))
+    _outcome(api.get(status_url), 500, "exception", "server process running this export stopped")

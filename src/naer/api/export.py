@@ -9,6 +9,7 @@ the status URL answers 202 while it runs and then the manifest. The job's state 
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import uuid
@@ -57,7 +58,24 @@ def _read_status(job: str) -> dict[str, Any]:
     if not path.exists():
         raise NotFound(f"no export job {job!r} (it may have been deleted)")
     loaded: dict[str, Any] = orjson.loads(path.read_bytes())
+    if loaded["state"] == "running" and not _alive(loaded.get("pid")):
+        # The server process running the job stopped (a restart, a crash): the job will never finish.
+        loaded.update(state="error", message="the server process running this export stopped; start it again")
     return loaded
+
+
+def _alive(pid: Any) -> bool:
+    """Whether the process that runs a job is still there (jobs run in a thread of a server process on
+    this machine, which shares the data folder)."""
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _run(
@@ -125,6 +143,7 @@ def add_export_routes(
             job,
             {
                 "state": "running",
+                "pid": os.getpid(),
                 "transactionTime": instant(now()),
                 "request": str(request.url),
                 "counts": {},
