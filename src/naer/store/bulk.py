@@ -32,11 +32,14 @@ from naer.store.compartment import compartment_types, in_compartment
 from naer.store.context import RequestContext, check
 from naer.store.db import is_postgres
 from naer.store.index import Rows, index_rows
-from naer.store.resources import now, stamp
+from naer.store.resources import by_type, now, stamp
 from naer.store.search_index import COLUMNS
 from naer.store.tables import INDEX_TABLES, history, resources
 
 BATCH = 2000
+# Loads at least this large refresh the planner's statistics; a small $import into a large store should
+# not pay for sampling every table (PostgreSQL's autovacuum catches up with small changes by itself).
+ANALYSE_AFTER = 10_000
 SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 
 
@@ -182,10 +185,7 @@ def _existing(
     """Stored versions of a batch's resources. A type the store held none of when the load reached it
     needs no lookup (ids repeated within the load are counted by the caller): a first load is linear."""
     found: dict[tuple[str, str], int] = {}
-    by_type: dict[str, list[str]] = {}
-    for kind, rid in keys:
-        by_type.setdefault(kind, []).append(rid)
-    for kind, ids in by_type.items():
+    for kind, ids in by_type(keys).items():
         if kind not in stored_types:
             any_row = select(resources.c.id).where(resources.c.resource_type == kind).limit(1)
             stored_types[kind] = con.execute(any_row).first() is not None
@@ -238,10 +238,7 @@ def _rows(
 
 
 def _drop_index(con: Connection, replaced: list[tuple[str, str]]) -> None:
-    by_type: dict[str, list[str]] = {}
-    for kind, rid in replaced:
-        by_type.setdefault(kind, []).append(rid)
-    for kind, ids in by_type.items():
+    for kind, ids in by_type(replaced).items():
         search_index.drop(con, kind, ids)
 
 
@@ -353,7 +350,8 @@ def load(
             con.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
             for index in deferred:
                 index.create(con)
-    analyse(db)
+    if result.total >= ANALYSE_AFTER:
+        analyse(db)
     return result
 
 

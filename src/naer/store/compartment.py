@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, or_, select
+from sqlalchemy import Engine, Select, or_, select
 from sqlalchemy.engine import Connection
 
 from naer.store import resources as store
 from naer.store.context import RequestContext, check
-from naer.store.resources import Stored, connection, current_of
+from naer.store.resources import Stored, by_type, connection, current_of, current_versions
 from naer.store.searchparams import compartment
 from naer.store.tables import INDEX_TABLES, resources
 
@@ -81,12 +81,9 @@ def everything(
 
 def _referenced(con: Connection, found: list[Stored]) -> list[Stored]:
     links = INDEX_TABLES["reference"]
-    by_type: dict[str, list[str]] = {}
-    for s in found:
-        by_type.setdefault(s.resource_type, []).append(s.id)
     inside = compartment_types()
     keys: set[tuple[str, str]] = set()
-    for kind, ids in by_type.items():
+    for kind, ids in by_type((s.resource_type, s.id) for s in found).items():
         rows = con.execute(
             select(links.c.target_type, links.c.target_id).where(
                 links.c.resource_type == kind,
@@ -96,15 +93,4 @@ def _referenced(con: Connection, found: list[Stored]) -> list[Stored]:
             )
         )
         keys.update((t, i) for t, i in rows)
-    out: list[Stored] = []
-    for kind in sorted({k for k, _ in keys}):
-        ids = sorted(i for k, i in keys if k == kind)
-        rows = con.execute(
-            select(resources).where(
-                and_(
-                    resources.c.resource_type == kind, resources.c.id.in_(ids), resources.c.deleted.is_(False)
-                )
-            )
-        )
-        out.extend(current_of(row) for row in rows)
-    return out
+    return current_versions(con, keys)

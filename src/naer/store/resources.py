@@ -8,7 +8,7 @@ first; ``If-Match`` turns a stale version into 412 before anything is written.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -266,6 +266,27 @@ def delete(db: Engine | Connection, context: RequestContext, resource_type: str,
 def current_of(row: Any) -> Stored:
     """A row of the current-version table as a Stored."""
     return Stored(row.resource_type, row.id, row.version_id, _utc(row.last_updated), row.deleted, row.content)
+
+
+def by_type(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """(type, id) pairs grouped as ids per type: one query per type instead of one per resource."""
+    grouped: dict[str, list[str]] = {}
+    for kind, rid in keys:
+        grouped.setdefault(kind, []).append(rid)
+    return grouped
+
+
+def current_versions(con: Connection, keys: Iterable[tuple[str, str]]) -> list[Stored]:
+    """The current versions of these resources (deleted ones left out), by type and id."""
+    found: list[Stored] = []
+    for kind, ids in by_type(keys).items():
+        rows = con.execute(
+            select(resources).where(
+                resources.c.resource_type == kind, resources.c.id.in_(ids), resources.c.deleted.is_(False)
+            )
+        )
+        found.extend(current_of(row) for row in rows)
+    return sorted(found, key=lambda s: (s.resource_type, s.id))
 
 
 def read(db: Engine | Connection, context: RequestContext, resource_type: str, rid: str) -> Stored:

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from naer.store.context import RequestContext, check
 from naer.store.errors import Invalid, NotSupported
 from naer.store.index import EPOCH, date_range, normalise, parse_reference
-from naer.store.resources import Stored, connection, current_of, known_type
+from naer.store.resources import Stored, connection, current_of, current_versions, known_type
 from naer.store.searchparams import SearchParam, params_of, searchable_types
 from naer.store.tables import INDEX_TABLES, resources
 
@@ -296,7 +296,7 @@ def _unknown(resource_type: str, name: str, strict: bool, query: Query) -> bool:
     return False
 
 
-def _sort_key(resource_type: str, spec: str) -> list[Any]:
+def _sort_key(resource_type: str, spec: str) -> Any:
     descending = spec.startswith("-")
     code = spec.lstrip("-")
     if code == "_id":
@@ -320,7 +320,7 @@ def _sort_key(resource_type: str, spec: str) -> list[Any]:
             )
             .scalar_subquery()
         )
-    return [column.desc().nulls_last() if descending else column.asc().nulls_last()]
+    return column.desc().nulls_last() if descending else column.asc().nulls_last()
 
 
 def _include(resource_type: str, value: str, reverse: bool) -> Include:
@@ -347,7 +347,7 @@ def _result_parameter(resource_type: str, name: str, value: str, query: Query) -
         query.offset = _whole(name, value, 0, 10**9)
     elif name == "_sort":
         for spec in value.split(","):
-            query.order.extend(_sort_key(resource_type, spec))
+            query.order.append(_sort_key(resource_type, spec))
     elif name == "_total":
         if value not in ("none", "estimate", "accurate"):
             raise Invalid(f"_total must be none, estimate or accurate, not {value!r}")
@@ -386,21 +386,6 @@ def _base(query: Query) -> Select[Any]:
     )
 
 
-def _fetch(con: Connection, keys: Sequence[tuple[str, str]]) -> list[Stored]:
-    by_type: dict[str, list[str]] = {}
-    for kind, rid in keys:
-        by_type.setdefault(kind, []).append(rid)
-    found: list[Stored] = []
-    for kind, ids in by_type.items():
-        rows = con.execute(
-            select(resources).where(
-                resources.c.resource_type == kind, resources.c.id.in_(ids), resources.c.deleted.is_(False)
-            )
-        )
-        found.extend(current_of(row) for row in rows)
-    return sorted(found, key=lambda s: (s.resource_type, s.id))
-
-
 def _included(con: Connection, query: Query, matches: list[Stored]) -> list[Stored]:
     if not matches or not (query.includes or query.revincludes):
         return []
@@ -430,7 +415,7 @@ def _included(con: Connection, query: Query, matches: list[Stored]) -> list[Stor
         )
         keys.update((kind, rid) for kind, rid in rows)
     keys -= {(m.resource_type, m.id) for m in matches}
-    return _fetch(con, sorted(keys))
+    return current_versions(con, keys)
 
 
 def run(con: Connection, query: Query) -> Result:
