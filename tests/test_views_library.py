@@ -69,6 +69,20 @@ def test_patient() -> None:
     ]
 
 
+def test_residence() -> None:
+    """One row per home address (not the old one), with its period; citizens without one have no rows."""
+    assert rows("residence") == [
+        {
+            "patient_id": "p1",
+            "position": 1,
+            "municipality_code": "0741",
+            "postal_code": "8305",
+            "start": None,
+            "end": None,
+        }
+    ]
+
+
 def test_encounter() -> None:
     got = {r["id"]: r for r in rows("encounter")}
     assert got["e2"] == {
@@ -195,6 +209,8 @@ def test_warehouse_joins(tmp_path: Path) -> None:
     ]
     codes = con.execute("SELECT rank, sks_code FROM encounter_diagnosis_code ORDER BY rank").fetchall()
     assert codes == [(1, "DJ189"), (2, "DJ441")]
+    stamp = dict(con.execute("SELECT key, value FROM naer_warehouse").fetchall())
+    assert stamp["format"] == "2" and "residence" in stamp["tables"]
 
 
 def test_library_on_the_samsoe_set(samsoe: Path, tmp_path: Path) -> None:

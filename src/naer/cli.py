@@ -147,6 +147,11 @@ app.command("serve")(serve)
 app.command("load")(load_command)
 app.command("export")(export_command)
 
+from naer.cli_indicators import _HELP as _INDICATORS_HELP  # noqa: E402
+from naer.cli_indicators import indicators_command  # noqa: E402
+
+app.command("indicators", help=_INDICATORS_HELP)(indicators_command)
+
 
 def main() -> None:
     """Entry point: user mistakes become one clear line on stderr and exit code 2."""

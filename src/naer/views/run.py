@@ -187,6 +187,11 @@ def derived_queries(folder: Path) -> list[tuple[str, str]]:
     return out
 
 
+# Version of what a warehouse holds, written into its table naer_warehouse; readers (the indicators) refuse
+# an older one. 2: the residence view (home addresses with their periods) was added.
+WAREHOUSE_FORMAT = 2
+
+
 def run_to_warehouse(
     views: list[tuple[Path, View]],
     input_path: Path,
@@ -215,6 +220,12 @@ def run_to_warehouse(
         )
     for name, sql in derived or []:
         steps.append((name, f"CREATE OR REPLACE VIEW {quote(name)} AS {sql}", _sql_file_error(name), []))
+    tables = ", ".join(f"'{n}'" for n in names)
+    stamp = (
+        "CREATE OR REPLACE TABLE naer_warehouse AS SELECT * FROM (VALUES "
+        f"('format', '{WAREHOUSE_FORMAT}'), ('input', {_sql_text(str(input_path))}), "
+        f"('tables', {_sql_text(tables)})) AS t(key, value)"
+    )
     results: list[RunResult] = []
     try:
         con.execute("BEGIN TRANSACTION")
@@ -228,10 +239,15 @@ def run_to_warehouse(
             results.append(RunResult(name, int(count[0]) if count else 0, len(files)))
             if on_view:
                 on_view(name)
+        con.execute(stamp)
         con.execute("COMMIT")
     finally:
         con.close()
     return results
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _explainer(view: View, files: list[Path]) -> Callable[[duckdb.Error], ViewRunError]:
