@@ -304,6 +304,22 @@ def test_cli_writes_csv_parquet_ndjson_and_measurereports(run: Any, tmp_path: Pa
     assert "4.031,6" in done.stdout  # bed days per 1,000, Danish style
 
 
+def test_cli_every_grouping_and_charts(run: Any, tmp_path: Path, warehouse: Path) -> None:
+    common = ["--warehouse", str(warehouse), "--from", "2023-01-01", "--to", "2023-12-31"]
+    done = run(*common, "--by", "every", "--period", "year,quarter", "--out", "all.parquet", "--chart", "c.svg")
+    assert done.returncode == 0, done.stderr
+    table = pq.read_table(tmp_path / "all.parquet")
+    assert set(table.column("by").to_pylist()) == set(engine.GROUPINGS)
+    assert set(table.column("period_kind").to_pylist()) == {"year", "quarter"}
+    assert (tmp_path / "c-time.svg").read_text().lstrip().startswith("<svg")
+    assert not (tmp_path / "c-funnel.svg").exists()  # the first grouping is the whole area: no units
+    done = run(*common, "--by", "municipality", "--indicator", "preventable-65plus", "--chart", "m.png")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "m-funnel.png").read_bytes()[:4] == b"\x89PNG"
+    bad = run(*common, "--chart", "c.gif")
+    assert bad.returncode == 2 and "the suffix must be .svg, .png or .json" in bad.stderr
+
+
 def test_cli_builds_a_warehouse_from_input(run: Any, tmp_path: Path) -> None:
     done = run("--input", str(POPULATION), "--warehouse", "w.duckdb", "--by", "all", "--from", "2023-01-01")
     assert done.returncode == 0, done.stderr

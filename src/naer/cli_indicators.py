@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from naer.errors import UserError
+from naer.indicators.numbers import number
 
 console = Console()
 err = Console(stderr=True)
@@ -26,14 +27,6 @@ _HELP = (
     "education, with 95 % intervals and direct age-standardisation. Definitions: "
     "src/naer/indicators/definitions and docs/indicators.md."
 )
-
-
-def number(value: float | None, digits: int, danish: bool) -> str:
-    """A number for people: thousands separated, Danish style (1.234,5) when asked."""
-    if value is None or value != value:
-        return "–"
-    text = f"{value:,.{digits}f}"
-    return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".") if danish else text
 
 
 def _day(value: str | None, option: str) -> date | None:
@@ -57,9 +50,15 @@ def indicators_command(
         list[str] | None, typer.Option("--indicator", help="An indicator id (repeat; default: all).")
     ] = None,
     by: Annotated[
-        str, typer.Option(help="all, municipality, cluster, gp_clinic, age_band, sex or education.")
+        str,
+        typer.Option(
+            help="all, municipality, cluster, gp_clinic, age_band, sex or education; several with commas, "
+            "or every."
+        ),
     ] = "municipality",
-    period: Annotated[str, typer.Option(help="year, quarter or month.")] = "year",
+    period: Annotated[
+        str, typer.Option(help="year, quarter or month; several with commas, or every.")
+    ] = "year",
     start: Annotated[
         str | None, typer.Option("--from", help="First day counted (default: the data's).")
     ] = None,
@@ -70,7 +69,17 @@ def indicators_command(
     fmt: Annotated[
         str, typer.Option("--format", help="table (rows) or measurereport (FHIR, .ndjson or .json Bundle).")
     ] = "table",
-    danish: Annotated[bool, typer.Option("--danish", help="Danish number format on the terminal.")] = False,
+    chart: Annotated[
+        Path | None,
+        typer.Option(
+            "--chart",
+            help="Write charts of the first indicator: FILE.svg/.png/.json becomes FILE-funnel.svg (units of "
+            "the first --by, last period) and FILE-time.svg (the whole area over the first --period).",
+        ),
+    ] = None,
+    danish: Annotated[
+        bool, typer.Option("--danish", help="Danish number format (terminal, charts).")
+    ] = False,
     list_only: Annotated[bool, typer.Option("--list", help="List the indicators and stop.")] = False,
 ) -> None:
     """Compute indicators (help text: ``_HELP``)."""
@@ -87,8 +96,11 @@ def indicators_command(
         console.print(table)
         return
     chosen = pick(indicator)
-    engine.check_choice(by, period)
+    groupings = engine.choices(by, engine.GROUPINGS, "grouping")
+    periods = engine.choices(period, engine.PERIODS, "period")
     first, last = _day(start, "--from"), _day(end, "--to")
+    if chart is not None and chart.suffix.lower() not in (".svg", ".png", ".json"):
+        raise UserError(f"--chart {chart}: the suffix must be .svg, .png or .json")
     began = time.perf_counter()
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -107,23 +119,50 @@ def indicators_command(
                 )
             window = engine.prepare(con, window, lambda _step: progress.advance(shared))
             progress.update(shared, completed=6)
-            task = progress.add_task("indicators", total=len(chosen) * (2 if by != "all" else 1))
-            result = engine.compute(con, chosen, by, period, window, lambda _i: progress.advance(task))
-            area = (
-                result
-                if by == "all"
-                else engine.compute(con, chosen, "all", period, window, lambda _i: progress.advance(task))
-            )
+            wanted = list(dict.fromkeys([*groupings, "all"]))
+            task = progress.add_task("indicators", total=len(chosen) * len(wanted) * len(periods))
+            tables = {
+                (b, p): engine.compute(con, chosen, b, p, window, lambda _i: progress.advance(task))
+                for p in periods
+                for b in wanted
+            }
+    result = pa.concat_tables([tables[(b, p)] for p in periods for b in groupings])
+    area = pa.concat_tables([tables[("all", p)] for p in periods])
     if out is not None:
-        write(result, out, fmt, {i.id: i for i in chosen}, area, by)
+        write(result, out, fmt, {i.id: i for i in chosen}, area, groupings[0])
     elif fmt != "table":
         raise UserError("--format measurereport needs --out FILE (.ndjson or .json)")
-    _print(result, by, danish)
+    if chart is not None:
+        _charts(
+            chart,
+            chosen[0],
+            tables[(groupings[0], periods[0])],
+            tables[("all", periods[0])],
+            groupings[0],
+            danish,
+        )
+    _print(tables[(groupings[0], periods[0])], groupings[0], danish)
     seconds = time.perf_counter() - began
     where = f" -> {out}" if out else ""
     console.print(
-        f"{result.num_rows:,} rows ({len(chosen)} indicators by {by} and {period}) in {seconds:.1f} s{where}"
+        f"{result.num_rows:,} rows ({len(chosen)} indicators by {', '.join(groupings)} and "
+        f"{', '.join(periods)}) in {seconds:.1f} s{where}"
     )
+
+
+def _charts(path: Path, indicator: Any, units: pa.Table, area: pa.Table, by: str, danish: bool) -> None:
+    from naer.indicators import charts
+
+    mine = units.filter(pc.equal(units["indicator"], indicator.id)).to_pylist()
+    whole = area.filter(pc.equal(area["indicator"], indicator.id)).to_pylist()
+    if not whole:
+        raise UserError(f"no rows for {indicator.id}: nothing to chart")
+    last = whole[-1]
+    stem, suffix = path.with_suffix(""), path.suffix
+    charts.save(charts.time_series(indicator, whole, None, None), Path(f"{stem}-time{suffix}"), danish)
+    if by != "all" and indicator.funnel:
+        latest = [r for r in mine if r["period"] == last["period"]]
+        charts.save(charts.funnel(indicator, latest, last, by), Path(f"{stem}-funnel{suffix}"), danish)
 
 
 def _print(result: pa.Table, by: str, danish: bool) -> None:

@@ -61,7 +61,9 @@ def serve(
     url: Annotated[str | None, typer.Option("--url", help="Database URL (default: settings).")] = None,
     workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
 ) -> None:
-    """Start the FHIR API (under /fhir) after bringing the store's schema up to date."""
+    """Start the platform: the population dashboard at / and the FHIR API under /fhir, after bringing the
+    store's schema up to date. The dashboard shows NAER_INDICATOR_RESULTS (default
+    data/indicators.parquet, made by `naer indicators ... --by every --period every --out FILE`)."""
     import os
 
     import uvicorn
@@ -69,9 +71,14 @@ def serve(
     resolved = database_url(url)
     _upgrade(resolved)
     os.environ["NAER_DATABASE_URL"] = resolved  # the worker processes build the app from the settings
+    from naer.settings import get_settings
+
+    results = get_settings().results_path()
+    shown = "" if results.is_file() else f" - no results yet at {results}, make them with naer indicators"
+    console.print(f"Nær dashboard on http://{host}:{port}/ (indicators: {results}{shown})")
     console.print(f"Nær FHIR API on http://{host}:{port}/fhir (store: {_shown(resolved)})")
     uvicorn.run(
-        "naer.api.main:app", host=host, port=port, workers=workers, log_level="warning", access_log=False
+        "naer.web.main:app", host=host, port=port, workers=workers, log_level="warning", access_log=False
     )
 
 

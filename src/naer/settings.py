@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="Store URL (PostgreSQL); the embedded SQLite file when unset."
     )
+    indicator_results: Path | None = Field(
+        default=None,
+        description="The indicator results the dashboard shows (Parquet from `naer indicators --out`); "
+        "default DATA_DIR/indicators.parquet.",
+    )
+
+    def results_path(self) -> Path:
+        return self.indicator_results or self.data_dir / "indicators.parquet"
 
 
 def get_settings() -> Settings:

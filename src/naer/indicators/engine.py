@@ -71,6 +71,19 @@ def check_choice(by: str, period: str) -> None:
         raise UserError(f"unknown period {period!r}; choose one of {', '.join(PERIODS)}")
 
 
+def choices(text: str, known: tuple[str, ...], what: str) -> list[str]:
+    """``municipality,sex`` or ``every`` -> the list; an unknown name is an error that lists the known."""
+    if text == "every":
+        return list(known)
+    picked = [t.strip() for t in text.split(",") if t.strip()]
+    for name in picked:
+        if name not in known:
+            raise UserError(f"unknown {what} {name!r}; choose one of {', '.join(known)} (or every)")
+    if not picked:
+        raise UserError(f"no {what} given")
+    return picked
+
+
 def check_warehouse(con: duckdb.DuckDBPyConnection, where: str) -> None:
     """A clear error for a warehouse without the views the indicators read, or from an older Nær."""
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
@@ -190,7 +203,8 @@ def _make_periods(con: duckdb.DuckDBPyConnection, window: Window) -> None:
             f"""SELECT '{period}' AS kind, {label} AS period,
                        greatest(p_s, $start) AS p_s, least(CAST(p_s + INTERVAL {step} AS DATE), $end) AS p_e
                 FROM (SELECT CAST(unnest(generate_series(
-                          date_trunc('{period}', CAST($start AS DATE)), CAST($end AS DATE) - 1, INTERVAL {step}
+                          date_trunc('{period}', CAST($start AS DATE)), CAST($end AS DATE) - 1,
+                          INTERVAL {step}
                       )) AS DATE) AS p_s)"""
         )
     con.execute(
@@ -303,10 +317,10 @@ def compute(
         if on_indicator:
             on_indicator(indicator.id)
     table = pa.concat_tables([pa.table(p) for p in parts]) if parts else pa.table({})
-    return _with_labels(con, table, by)
+    return _with_labels(con, table, by, period)
 
 
-def _with_labels(con: duckdb.DuckDBPyConnection, table: pa.Table, by: str) -> pa.Table:
+def _with_labels(con: duckdb.DuckDBPyConnection, table: pa.Table, by: str, period: str) -> pa.Table:
     g = groupings()
     labels: dict[str, str] = {}
     if by == "age_band":
@@ -327,6 +341,8 @@ def _with_labels(con: duckdb.DuckDBPyConnection, table: pa.Table, by: str) -> pa
         )
     groups = table.column("group").to_pylist() if table.num_rows else []
     named = [labels.get(v, v) if v != "unknown" else "unknown" for v in groups]
-    return table.append_column("group_label", pa.array(named, pa.string())).append_column(
-        "by", pa.array([by] * table.num_rows, pa.string())
+    return (
+        table.append_column("group_label", pa.array(named, pa.string()))
+        .append_column("by", pa.array([by] * table.num_rows, pa.string()))
+        .append_column("period_kind", pa.array([period] * table.num_rows, pa.string()))
     )

@@ -1,0 +1,295 @@
+"""The population dashboard: a page per indicator with filters, funnel plot, time series, table and
+downloads, server-rendered (Jinja2) and updated in place with HTMX; charts are Vega-Lite, drawn in the
+browser by the vendored Vega files (no CDN: the pages work offline).
+
+It reads the indicator results file (``naer indicators ... --by every --period every --out FILE.parquet``)
+once and filters it in memory per request, so a page answers in milliseconds whatever the population.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from naer.indicators import charts
+from naer.indicators.definition import Indicator, catalogue
+from naer.indicators.engine import GROUPINGS, PERIODS
+from naer.indicators.numbers import number
+
+HERE = Path(__file__).parent
+BY_LABEL = {
+    "municipality": "Municipality",
+    "cluster": "Cluster",
+    "gp_clinic": "GP clinic",
+    "age_band": "Age band",
+    "sex": "Sex",
+    "education": "Education",
+    "all": "Whole area",
+}
+BY_NOUN = dict(
+    BY_LABEL,
+    municipality="municipality",
+    cluster="cluster",
+    age_band="age band",
+    sex="sex",
+    education="education group",
+    all="whole area",
+)
+PERIOD_LABEL = {"year": "Year", "quarter": "Quarter", "month": "Month"}
+COLUMNS = (
+    "indicator",
+    "period",
+    "by",
+    "group",
+    "group_label",
+    "numerator",
+    "denominator",
+    "value",
+    "ci_low",
+    "ci_high",
+    "std_value",
+    "std_ci_low",
+    "std_ci_high",
+    "expected",
+    "ratio",
+)
+
+
+class NotReady(Exception):
+    """The results file is missing or unreadable: the page says how to make it."""
+
+
+@dataclass
+class Results:
+    path: Path
+    stamp: float = -1.0
+    table: pa.Table | None = None
+    parts: dict[tuple[str, str, str], list[dict[str, Any]]] | None = None
+
+    def load(self) -> pa.Table:
+        """The results, read again when the file changes (a new `naer indicators` run)."""
+        try:
+            stamp = self.path.stat().st_mtime
+        except OSError:
+            raise NotReady(f"no indicator results at {self.path}") from None
+        if self.table is None or stamp != self.stamp:
+            try:
+                self.table = pq.read_table(self.path)
+            except (OSError, pa.ArrowInvalid) as error:
+                raise NotReady(f"{self.path} is not an indicator results file ({error})") from None
+            missing = [c for c in (*COLUMNS, "period_kind") if c not in self.table.column_names]
+            if missing:
+                self.table = None
+                raise NotReady(f"{self.path} lacks the columns {', '.join(missing)}: make it again") from None
+            self.parts = self._partition(self.table)
+            self.stamp = stamp
+        return self.table
+
+    @staticmethod
+    def _partition(table: pa.Table) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        """Rows by (indicator, grouping, period kind), made once per file: a page then only looks up."""
+        keys = table.select(["indicator", "by", "period_kind"]).group_by(["indicator", "by", "period_kind"])
+        parts = {}
+        for key in keys.aggregate([]).to_pylist():
+            mask = pc.and_(
+                pc.and_(pc.equal(table["indicator"], key["indicator"]), pc.equal(table["by"], key["by"])),
+                pc.equal(table["period_kind"], key["period_kind"]),
+            )
+            rows = table.filter(mask).select(list(COLUMNS))
+            parts[(key["indicator"], key["by"], key["period_kind"])] = _clean(rows.to_pylist())
+        return parts
+
+    def rows(self, indicator: str, by: str, period_kind: str) -> list[dict[str, Any]]:
+        self.load()
+        assert self.parts is not None
+        return self.parts.get((indicator, by, period_kind), [])
+
+    def available(self, indicator: str) -> tuple[list[str], list[str]]:
+        """The groupings and period kinds the file holds for ``indicator``."""
+        self.load()
+        assert self.parts is not None
+        keys = [k for k in self.parts if k[0] == indicator]
+        bys = {k[1] for k in keys}
+        kinds = {k[2] for k in keys}
+        return [b for b in GROUPINGS if b in bys], [p for p in PERIODS if p in kinds]
+
+
+def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows]
+
+
+def add_dashboard(app: FastAPI, results_file: Path) -> None:
+    """Register the dashboard's pages, fragments, downloads and static files on ``app``."""
+    results = Results(results_file)
+    with contextlib.suppress(NotReady):  # the pages say how to make the results
+        results.load()  # at start, so that the first page is as quick as the others
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+    env.filters["num"] = lambda v, digits=1, danish=False: number(v, digits, danish)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = env.get_template(name).render(indicators=list(catalogue().values()), **context)
+        return HTMLResponse(html, status_code=status)
+
+    def not_ready(error: NotReady) -> HTMLResponse:
+        return page("not_ready.html", 503, message=str(error), path=results_file)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def overview(fmt: str = "en") -> Response:
+        try:
+            cards = []
+            for indicator in catalogue().values():
+                series = results.rows(indicator.id, "all", "year")
+                cards.append(
+                    {"indicator": indicator, "last": series[-1] if series else None, "series": series}
+                )
+        except NotReady as error:
+            return not_ready(error)
+        return page("overview.html", cards=cards, danish=fmt == "da", fmt=fmt)
+
+    @app.get("/indicators/{indicator_id}", response_class=HTMLResponse, include_in_schema=False)
+    def indicator_page(request: Request, indicator_id: str) -> Response:
+        return _panel(request, indicator_id, whole=True)
+
+    @app.get("/indicators/{indicator_id}/panel", response_class=HTMLResponse, include_in_schema=False)
+    def indicator_panel(request: Request, indicator_id: str) -> Response:
+        response = _panel(request, indicator_id, whole=False)
+        query = request.url.query
+        response.headers["HX-Replace-Url"] = f"/indicators/{indicator_id}" + (f"?{query}" if query else "")
+        return response
+
+    @app.get("/indicators/{indicator_id}/download.csv", include_in_schema=False)
+    def download(request: Request, indicator_id: str) -> Response:
+        state = _state(request, indicator_id)
+        if isinstance(state, Response):
+            return state
+        rows = results.rows(indicator_id, state["by"], state["period"])
+        table = pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in COLUMNS})
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink)
+        name = f"{indicator_id}-{state['by']}-{state['period']}.csv"
+        return Response(
+            sink.getvalue().to_pybytes(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @app.get("/indicators/{indicator_id}/chart/{kind}.{suffix}", include_in_schema=False)
+    def chart_file(request: Request, indicator_id: str, kind: str, suffix: str) -> Response:
+        state = _state(request, indicator_id)
+        if isinstance(state, Response):
+            return state
+        specs = _specs(state)
+        if kind not in specs or specs[kind] is None or suffix not in ("svg", "png"):
+            return page("error.html", 404, message=f"no {kind} chart as {suffix} for this selection")
+        import vl_convert as vlc
+
+        locale = charts.DANISH_LOCALE if state["danish"] else None
+        name = f"{indicator_id}-{kind}-{state['by']}-{state['at']}.{suffix}"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        if suffix == "svg":
+            svg = vlc.vegalite_to_svg(specs[kind], format_locale=locale)
+            return Response(svg, media_type="image/svg+xml", headers=headers)
+        png = vlc.vegalite_to_png(specs[kind], scale=2, format_locale=locale)
+        return Response(png, media_type="image/png", headers=headers)
+
+    def _state(request: Request, indicator_id: str) -> dict[str, Any] | Response:
+        """The page's filters from the query, each checked against what exists."""
+        indicator = catalogue().get(indicator_id)
+        if indicator is None:
+            return page("error.html", 404, message=f"no indicator {indicator_id!r}")
+        q = request.query_params
+        try:
+            bys, kinds = results.available(indicator_id)
+        except NotReady as error:
+            return not_ready(error)
+        by = q.get("by") or ("municipality" if "municipality" in bys else (bys[0] if bys else "all"))
+        period = q.get("period") or ("year" if "year" in kinds else (kinds[0] if kinds else "year"))
+        if by not in GROUPINGS:
+            return page(
+                "error.html", 400, message=f"unknown grouping {by!r}; choose one of {', '.join(GROUPINGS)}"
+            )
+        if period not in PERIODS:
+            return page(
+                "error.html", 400, message=f"unknown period {period!r}; choose one of {', '.join(PERIODS)}"
+            )
+        if by not in bys or period not in kinds:
+            return page(
+                "error.html",
+                404,
+                message=f"the results file has no {indicator_id} by {by} and {period}: run naer indicators "
+                "with --by every --period every",
+            )
+        units = results.rows(indicator_id, by, period)
+        area = results.rows(indicator_id, "all", period)
+        periods = sorted({r["period"] for r in area})
+        at = q.get("at") or (periods[-1] if periods else "")
+        if periods and at not in periods:
+            return page(
+                "error.html", 400, message=f"no period {at!r}; the data has {periods[0]} to {periods[-1]}"
+            )
+        unit = q.get("unit") or ""
+        known_units = {r["group"]: r["group_label"] for r in units}
+        if unit and unit not in known_units:
+            unit = ""
+        return {
+            "indicator": indicator,
+            "by": by,
+            "period": period,
+            "at": at,
+            "unit": unit,
+            "units": units,
+            "area": area,
+            "periods": periods,
+            "unit_choices": sorted(known_units.items(), key=lambda kv: kv[1]),
+            "bys": bys,
+            "kinds": kinds,
+            "danish": q.get("fmt") == "da",
+            "fmt": "da" if q.get("fmt") == "da" else "en",
+        }
+
+    def _specs(state: dict[str, Any]) -> dict[str, Any]:
+        indicator: Indicator = state["indicator"]
+        area_at = next((r for r in state["area"] if r["period"] == state["at"]), None)
+        latest = [r for r in state["units"] if r["period"] == state["at"]]
+        funnel = None
+        if area_at and state["by"] not in ("all", "age_band") and indicator.funnel and latest:
+            funnel = charts.funnel(indicator, latest, area_at, BY_LABEL[state["by"]])
+        chosen = [r for r in state["units"] if r["group"] == state["unit"]] if state["unit"] else None
+        label = next((r["group_label"] for r in chosen), None) if chosen else None
+        series = charts.time_series(indicator, state["area"], chosen, label)
+        return {"funnel": funnel, "time": series}
+
+    def _panel(request: Request, indicator_id: str, whole: bool) -> Response:
+        state = _state(request, indicator_id)
+        if isinstance(state, Response):
+            return state
+        specs = _specs(state)
+        table = sorted(
+            (r for r in state["units"] if r["period"] == state["at"]),
+            key=lambda r: (r["std_value"] is None, -(r["std_value"] or 0)),
+        )
+        query = str(request.url.query)
+        context = dict(
+            state,
+            specs={k: json.dumps(v) if v else None for k, v in specs.items()},
+            table=table,
+            by_label=BY_LABEL,
+            by_noun=BY_NOUN,
+            period_label=PERIOD_LABEL,
+            query=query,
+            locale=json.dumps(charts.DANISH_LOCALE) if state["danish"] else "null",
+        )
+        return page("indicator.html" if whole else "panel.html", **context)

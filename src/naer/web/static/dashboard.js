@@ -1,0 +1,22 @@
+// Draws every Vega-Lite chart of the page (and of each panel HTMX swaps in) with the vendored vega-embed.
+// SVG rendering, so that the charts can be read, tested and saved; the "..." menu exports PNG and SVG.
+(function () {
+  function draw(root) {
+    var box = root.querySelector(".charts");
+    var locale = box && box.dataset.locale && box.dataset.locale !== "null" ? JSON.parse(box.dataset.locale) : null;
+    root.querySelectorAll(".chart[data-spec-id]").forEach(function (el) {
+      var source = document.getElementById(el.dataset.specId);
+      if (!source) { return; }
+      var options = {renderer: "svg", actions: {export: true, source: false, compiled: false, editor: false}};
+      if (locale) { options.formatLocale = locale; }
+      vegaEmbed(el, JSON.parse(source.textContent), options).then(function () {
+        el.dataset.drawn = "yes";
+      }).catch(function (error) {
+        el.textContent = "The chart could not be drawn: " + error;
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { draw(document); });
+  // After settling: htmx first copies the old attributes onto new elements with the same id, then restores.
+  document.addEventListener("htmx:afterSettle", function (event) { draw(event.detail.target); });
+})();

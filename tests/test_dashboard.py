@@ -1,0 +1,244 @@
+"""The population dashboard: pages, fragments, downloads and errors in-process, and in a real browser
+(Debian's Chromium driven by Playwright): change a filter, see the chart change."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from naer.indicators import engine
+from naer.indicators.definition import pick
+from naer.indicators.run import build_warehouse
+from naer.web.dashboard import add_dashboard
+
+HERE = Path(__file__).parent
+VENDOR = HERE.parent / "src" / "naer" / "web" / "static" / "vendor"
+CHROMIUM = Path(os.environ.get("NAER_CHROMIUM", "/usr/bin/chromium"))
+SCREENSHOTS = Path(os.environ.get("NAER_SCREENSHOTS", HERE.parent / "build" / "screenshots"))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory, region: Path) -> Path:
+    """Indicator results of the 1 % region sample, every grouping and period (as `naer indicators` makes)."""
+    folder = tmp_path_factory.mktemp("dashboard")
+    warehouse = folder / "w.duckdb"
+    build_warehouse(region, warehouse)
+    import pyarrow as pa
+
+    with engine.open_warehouse(warehouse) as con:
+        window = engine.prepare(con)
+        tables = [
+            engine.compute(con, pick(None), by, period, window)
+            for period in engine.PERIODS
+            for by in engine.GROUPINGS
+        ]
+    out = folder / "indicators.parquet"
+    pq.write_table(pa.concat_tables(tables), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(results: Path) -> Iterator[TestClient]:
+    app = FastAPI()
+    add_dashboard(app, results)
+    with TestClient(app) as c:
+        yield c
+
+
+def test_overview_lists_every_indicator(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    for title in (
+        "Preventable admissions among citizens 65+",
+        "Acute readmission within 30 days",
+        "Hospital bed days",
+    ):
+        assert title in page.text
+    danish = client.get("/?fmt=da").text
+    assert re.search(r"\d+,\d", danish)  # decimal comma
+
+
+def test_indicator_page_has_filters_charts_table_and_definition(client: TestClient) -> None:
+    page = client.get("/indicators/preventable-65plus")
+    assert page.status_code == 200
+    html = page.text
+    for needle in ('id="by"', 'id="period"', 'id="at"', 'id="unit"', 'id="funnel-spec"', 'id="time-spec"'):
+        assert needle in html
+    assert "Municipality" in html and "Samsø Kommune" in html
+    assert "DE86" in html and "Sundhedsstyrelsen" in html  # the definition and its source
+    assert "/static/vendor/vega-embed.min.js" in html and "cdn" not in html.lower()
+
+
+def test_panel_follows_the_filters(client: TestClient) -> None:
+    by_gp = client.get(
+        "/indicators/preventable-65plus/panel", params={"by": "gp_clinic", "period": "quarter"}
+    )
+    assert by_gp.status_code == 200
+    assert by_gp.headers["HX-Replace-Url"].startswith("/indicators/preventable-65plus?by=gp_clinic")
+    assert "GP clinic" in by_gp.text and "Lægehuset" in by_gp.text
+    assert "<html" not in by_gp.text  # a fragment, not a page
+    ages = client.get("/indicators/acute-admissions/panel", params={"by": "age_band"})
+    assert "85+" in ages.text and 'id="funnel-spec"' not in ages.text  # no funnel for age bands
+    followed = client.get(
+        "/indicators/acute-admissions/panel", params={"by": "municipality", "unit": "0741", "fmt": "da"}
+    )
+    assert 'class="followed"' in followed.text and "Samsø Kommune" in followed.text
+
+
+def test_downloads(client: TestClient) -> None:
+    csv = client.get("/indicators/readmission-30d/download.csv", params={"by": "cluster", "period": "year"})
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines()[0].startswith('"indicator","period","by","group"')
+    assert "Aarhus" in csv.text
+    svg = client.get("/indicators/preventable-65plus/chart/funnel.svg", params={"by": "municipality"})
+    assert svg.status_code == 200 and svg.text.lstrip().startswith("<svg")
+    png = client.get("/indicators/acute-admissions/chart/time.png", params={"by": "sex", "fmt": "da"})
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "message"),
+    [
+        ("/indicators/nonsense", 404, "no indicator"),
+        ("/indicators/bed-days?by=street", 400, "unknown grouping"),
+        ("/indicators/bed-days?period=week", 400, "unknown period"),
+        ("/indicators/bed-days?at=1999", 400, "no period"),
+        ("/indicators/bed-days/chart/funnel.svg?by=municipality", 404, "no funnel chart"),
+        ("/indicators/bed-days/chart/time.gif", 404, "no time chart as gif"),
+    ],
+)
+def test_bad_requests_get_a_clear_page(client: TestClient, url: str, status: int, message: str) -> None:
+    page = client.get(url)
+    assert page.status_code == status
+    assert message in page.text
+
+
+def test_without_results_the_pages_say_how_to_make_them(tmp_path: Path) -> None:
+    app = FastAPI()
+    add_dashboard(app, tmp_path / "missing.parquet")
+    with TestClient(app) as c:
+        page = c.get("/")
+        assert page.status_code == 503
+        assert "naer indicators --input" in page.text
+        assert c.get("/indicators/bed-days").status_code == 503
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    app = FastAPI()
+    add_dashboard(app, tmp_path / "bad.parquet")
+    with TestClient(app) as c:
+        assert "is not an indicator results file" in c.get("/").text
+
+
+def test_vendored_files_are_the_recorded_ones() -> None:
+    table = (VENDOR / "VENDORED.md").read_text()
+    for name in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "htmx.min.js"):
+        digest = hashlib.sha256((VENDOR / name).read_bytes()).hexdigest()
+        assert digest in table, name
+    import altair
+
+    assert altair.SCHEMA_VERSION == "v6.4.1" and "| 6.4.1 |" in table
+
+
+# --- in a real browser ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(results: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`naer serve` as a user starts it: dashboard and FHIR API, on a store of its own."""
+    data = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    env = {**os.environ, "NAER_DATA_DIR": str(data), "NAER_INDICATOR_RESULTS": str(results)}
+    env.pop("NAER_DATABASE_URL", None)
+    exe = Path(sys.executable).with_name("naer")
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    said = proc.stdout.read().decode() if proc.stdout else ""
+                    raise RuntimeError(f"naer serve stopped: {said}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.is_file() or shutil.which(str(CHROMIUM)) is None:
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set NAER_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+def _funnel_units(page: Any) -> list[str]:
+    """The units the drawn funnel plot shows, read from its SVG (one path per point, with an aria label)."""
+    labels = page.eval_on_selector_all(
+        "#funnel svg [aria-roledescription='circle']", "els => els.map(e => e.getAttribute('aria-label'))"
+    )
+    return [str(x) for x in labels]
+
+
+def test_dashboard_in_a_browser(server: str, browser: Any) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{server}/indicators/preventable-65plus")
+    page.wait_for_selector("#funnel[data-drawn=yes] svg")
+    page.wait_for_selector("#time[data-drawn=yes] svg")
+    municipalities = _funnel_units(page)
+    assert any("Samsø Kommune" in label for label in municipalities)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-municipality.png"))
+
+    page.select_option("#by", "gp_clinic")
+    page.wait_for_url(re.compile(r"by=gp_clinic"))
+    page.wait_for_selector("#funnel[data-drawn=yes] svg")
+    clinics = _funnel_units(page)
+    assert clinics != municipalities and any("Lægehuset" in label for label in clinics)
+    assert page.locator("#results thead th").first.inner_text() == "GP clinic"
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-gp-clinic.png"), full_page=True)
+
+    page.select_option("#fmt", "da")
+    page.wait_for_url(re.compile(r"fmt=da"))
+    page.wait_for_selector("#funnel[data-drawn=yes] svg")
+    cell = page.locator("#results tbody tr td").nth(2).inner_text()  # citizen-years, one decimal
+    assert re.fullmatch(r"\d{1,3}(\.\d{3})*,\d", cell), cell
+    assert errors == []
+    assert all(u.startswith(server) or u.startswith("data:") for u in requests), "a request left the machine"
+    page.close()
