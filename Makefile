@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= data
+PORT ?= 8000
 
 # The store's tests run against this PostgreSQL database too; if it does not answer, `make test` starts a
 # throwaway cluster from the installed PostgreSQL binaries (scripts/with_test_database.py).
@@ -11,7 +12,7 @@ export NAER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # Outside data the tests read (SQL on FHIR conformance suite, Synthea, MedCom); never copied into the repo.
 export NAER_FIXTURES ?= $(abspath ../shared/fixtures)
 
-.PHONY: demo check lint types test bench bench-views bench-store bench-api bench-mix serve clean
+.PHONY: demo check lint types test bench bench-views bench-store bench-api bench-mix bench-indicators serve clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +20,24 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
-	@if [ -f $(DATA)/samsoe/manifest.json ]; then \
-		echo "Using the Samsø data set in $(DATA)/samsoe (delete it to generate anew)"; \
-	else \
-		$(BIN)/naer synth --area samsoe --start 2015-01-01 --end 2024-12-31 --seed 1 --out $(DATA)/samsoe; \
-	fi
-	$(BIN)/naer synth --report $(DATA)/samsoe
+# The running platform on the synthetic Samsø population: generate it (once), run the views and indicators,
+# load the FHIR store, then serve the dashboard (/) and the FHIR API (/fhir). Each step is redone only when
+# its input changed; delete $(DATA) to start again.
+demo: $(STAMP) $(DATA)/indicators.parquet $(DATA)/store.sqlite
+	NAER_DATA_DIR=$(DATA) $(BIN)/naer serve --port $(PORT)
+
+$(DATA)/samsoe/manifest.json: | $(STAMP)
+	$(BIN)/naer synth --area samsoe --start 2015-01-01 --end 2024-12-31 --seed 1 --out $(DATA)/samsoe --force
+
+$(DATA)/indicators.parquet: $(DATA)/samsoe/manifest.json $(STAMP)
+	$(BIN)/naer indicators --input $(DATA)/samsoe --warehouse $(DATA)/warehouse.duckdb \
+		--by every --period every --out $@
+
+# Loaded into a new file first, so that a failed or interrupted load never looks finished.
+$(DATA)/store.sqlite: $(DATA)/samsoe/manifest.json $(STAMP)
+	rm -f $(DATA)/store.loading.sqlite
+	$(BIN)/naer load $(DATA)/samsoe --url sqlite:///$(abspath $(DATA))/store.loading.sqlite
+	mv $(DATA)/store.loading.sqlite $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
@@ -46,6 +58,11 @@ bench: $(STAMP)
 bench-views: $(STAMP)
 	$(BIN)/python bench/views_bench.py
 
+# All indicators, every grouping and period, from the views' warehouse of the whole region (generated into
+# bench/out/region, gzip, ~3.5 GB, and its warehouse, when missing), and dashboard page times.
+bench-indicators: $(STAMP)
+	$(BIN)/python bench/indicators_bench.py
+
 # Bulk load and export of the Samsø set on PostgreSQL (NAER_TEST_DATABASE_URL; schema naer_bench).
 bench-store: $(STAMP)
 	$(BIN)/python bench/store_bench.py
@@ -58,9 +75,9 @@ bench-api: $(STAMP)
 bench-mix: $(STAMP)
 	$(BIN)/python bench/api_bench.py --mix
 
-# The FHIR API on the embedded SQLite store (data/store.sqlite), http://127.0.0.1:8000/fhir
+# The dashboard and the FHIR API on what is in $(DATA) (make demo prepares it), http://127.0.0.1:8000/
 serve: $(STAMP)
-	$(BIN)/naer serve
+	NAER_DATA_DIR=$(DATA) $(BIN)/naer serve --port $(PORT)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

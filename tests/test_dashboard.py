@@ -99,6 +99,34 @@ def test_panel_follows_the_filters(client: TestClient) -> None:
     assert 'class="followed"' in followed.text and "Samsø Kommune" in followed.text
 
 
+def test_funnel_leaves_out_units_without_expected_events() -> None:
+    from naer.indicators import charts
+    from naer.indicators.definition import catalogue
+
+    indicator = catalogue()["readmission-30d"]
+    area = {"period": "2024-01", "value": 10.0}
+    units = [
+        {
+            "group_label": "A",
+            "denominator": 40.0,
+            "expected": 4.0,
+            "ratio": 1.5,
+            "value": 15.0,
+            "numerator": 6.0,
+        },
+        {
+            "group_label": "B",
+            "denominator": 3.0,
+            "expected": 0.0,
+            "ratio": None,
+            "value": 0.0,
+            "numerator": 0.0,
+        },
+    ]
+    spec = charts.funnel(indicator, units, area, "Municipality")
+    assert [u["unit"] for u in spec["datasets"]["units"]] == ["A"]
+
+
 def test_downloads(client: TestClient) -> None:
     csv = client.get("/indicators/readmission-30d/download.csv", params={"by": "cluster", "period": "year"})
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")

@@ -306,7 +306,9 @@ def test_cli_writes_csv_parquet_ndjson_and_measurereports(run: Any, tmp_path: Pa
 
 def test_cli_every_grouping_and_charts(run: Any, tmp_path: Path, warehouse: Path) -> None:
     common = ["--warehouse", str(warehouse), "--from", "2023-01-01", "--to", "2023-12-31"]
-    done = run(*common, "--by", "every", "--period", "year,quarter", "--out", "all.parquet", "--chart", "c.svg")
+    done = run(
+        *common, "--by", "every", "--period", "year,quarter", "--out", "all.parquet", "--chart", "c.svg"
+    )
     assert done.returncode == 0, done.stderr
     table = pq.read_table(tmp_path / "all.parquet")
     assert set(table.column("by").to_pylist()) == set(engine.GROUPINGS)

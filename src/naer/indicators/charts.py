@@ -44,8 +44,8 @@ def funnel(
     centre = float(area["value"])
     points = []
     for r in units:
-        if not r["denominator"] or r["ratio"] != r["ratio"]:
-            continue
+        if not r["denominator"] or r["ratio"] is None or r["ratio"] != r["ratio"]:
+            continue  # no expected events (nothing happened anywhere in the unit's age bands): no point
         precision = r["expected"] if indicator.kind == "rate" else r["denominator"]
         points.append(
             {

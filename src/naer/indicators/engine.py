@@ -259,7 +259,12 @@ def _events(con: duckdb.DuckDBPyConnection, indicator: Indicator, window: Window
     rows = indicator.code_rows()
     if rows:
         con.executemany("INSERT INTO codes VALUES (?, ?)", rows)
-    params = {**indicator.params, "window_start": window.start, "window_end": window.end}
+    params = {
+        **indicator.params,
+        "window_start": window.start,
+        "window_end": window.end,
+        "min_age": indicator.min_age,
+    }
     sql = indicator.sql_text().strip().rstrip(";")
     try:
         _run(con, f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params)

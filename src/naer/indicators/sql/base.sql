@@ -7,6 +7,9 @@
 -- organisations carry no kind, count their inpatient and emergency encounters. Psychiatric hospitals are
 -- left out (the indicators are somatic).
 CREATE TEMP TABLE attendance AS
+WITH hospital AS (  -- organisations whose encounters are hospital attendances; NULL kind: other data
+    SELECT id, kind FROM organization
+)
 SELECT
     e.id,
     e.patient_id,
@@ -19,10 +22,11 @@ SELECT
     (e.priority = 'EM' OR e.class = 'EMER' OR e.contact_type IN ('acute-admission', 'ed-visit')
         OR e.admit_source = 'emd') AS acute,
     e.discharge_disposition AS disposition
-FROM encounter_detail AS e
+FROM encounter AS e
+LEFT JOIN hospital AS h ON h.id = e.service_provider_id
 WHERE e.patient_id IS NOT NULL
   AND e.class IN ('IMP', 'EMER', 'ACUTE', 'NONAC', 'OBSENC')
-  AND (e.provider_kind = 'hospital' OR e.provider_kind LIKE 'department-%' OR e.provider_kind IS NULL)
+  AND (h.kind = 'hospital' OR h.kind LIKE 'department-%' OR h.kind IS NULL)
   AND TRY_CAST(e."start" AS TIMESTAMPTZ) IS NOT NULL
 ;
 -- Main diagnosis (rank 1, or the first listed where there is no rank) of each attendance, as an SKS code:
@@ -43,38 +47,46 @@ GROUP BY encounter_id
 -- attendance is; its main diagnosis is that of its first inpatient attendance (else its first).
 CREATE TEMP TABLE stay AS
 WITH ordered AS (
-    SELECT a.*, md.code AS main_code,
-           max(a.e) OVER (PARTITION BY a.patient_id ORDER BY a.s, a.id ROWS UNBOUNDED PRECEDING) AS reach_here
+    -- partitions by a 64-bit hash of the citizen (integers sort and group faster than text); ordering by the
+    -- citizen inside them keeps two citizens apart even if their hashes were ever to collide
+    SELECT a.*, hash(a.patient_id) AS pk, md.code AS main_code
     FROM attendance AS a LEFT JOIN main_diagnosis AS md ON md.encounter_id = a.id
 ),
+flagged AS (
+    SELECT *,
+           max(e) OVER (PARTITION BY pk ORDER BY patient_id, s, id
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach,
+           lag(patient_id) OVER (PARTITION BY pk ORDER BY patient_id, s, id) AS previous_patient
+    FROM ordered
+),
 numbered AS (
-    SELECT *, sum(CASE WHEN reach IS NULL OR s > reach + $link_hours * 3600 THEN 1 ELSE 0 END)
-                  OVER (PARTITION BY patient_id ORDER BY s, id ROWS UNBOUNDED PRECEDING) AS stay_no
-    FROM (SELECT *, lag(reach_here) OVER (PARTITION BY patient_id ORDER BY s, id) AS reach FROM ordered)
+    SELECT *, sum(CASE WHEN reach IS NULL OR previous_patient <> patient_id OR s > reach + $link_hours * 3600
+                       THEN 1 ELSE 0 END)
+                  OVER (PARTITION BY pk ORDER BY patient_id, s, id ROWS UNBOUNDED PRECEDING) AS stay_no
+    FROM flagged
 )
-SELECT patient_id, stay_no,
+SELECT any_value(patient_id) AS patient_id, stay_no,
        min(s) AS s, max(e) AS e,
-       arg_min(start_text, s) AS start_text, arg_max(end_text, e) AS end_text,
-       arg_min(acute, s) AS acute,
-       arg_min(main_code, (NOT inpatient, s)) AS main_code,
-       arg_max(disposition, e) AS disposition,
-       count(*) AS attendances
+       arg_min({'start_text': start_text, 'acute': acute}, s) AS first,
+       arg_max({'end_text': end_text, 'disposition': disposition}, e) AS last,
+       -- inpatient attendances first: their instants are shifted back by 10^12 s (30,000 years)
+       arg_min(main_code, s - CASE WHEN inpatient THEN 1000000000000 ELSE 0 END) AS main_code
 FROM numbered
-GROUP BY patient_id, stay_no
+GROUP BY pk, stay_no
 ;
 -- Admissions: stays of $min_stay_hours or more, with whether the citizen died during it (discharged
 -- dead, or a death date within the stay), and the day counts Statistics Denmark uses for bed days. Days are
 -- the local dates as the data writes them (the first ten characters of a dateTime).
 CREATE TEMP TABLE admission AS
-SELECT st.patient_id, st.s, st.e, st.acute, st.main_code, st.disposition,
-       CAST(left(st.start_text, 10) AS DATE) AS admitted,
-       CAST(left(st.end_text, 10) AS DATE) AS discharged,
-       left(st.end_text, 10) AS discharged_text,
-       TRY_CAST(left(st.end_text, 19) AS TIMESTAMP) AS discharged_local,
-       greatest(date_diff('day', CAST(left(st.start_text, 10) AS DATE), CAST(left(st.end_text, 10) AS DATE)), 1)
-           AS bed_days,
-       (coalesce(st.disposition = 'exp', false)
-        OR coalesce(TRY_CAST(left(p.death_date, 10) AS DATE) <= CAST(left(st.end_text, 10) AS DATE), false))
+SELECT st.patient_id, st.s, st.e, st.first.acute AS acute, st.main_code, st.last.disposition AS disposition,
+       CAST(left(st.first.start_text, 10) AS DATE) AS admitted,
+       CAST(left(st.last.end_text, 10) AS DATE) AS discharged,
+       left(st.last.end_text, 10) AS discharged_text,
+       TRY_CAST(left(st.last.end_text, 19) AS TIMESTAMP) AS discharged_local,
+       greatest(date_diff('day', CAST(left(st.first.start_text, 10) AS DATE),
+                          CAST(left(st.last.end_text, 10) AS DATE)), 1) AS bed_days,
+       (coalesce(st.last.disposition = 'exp', false)
+        OR coalesce(TRY_CAST(left(p.death_date, 10) AS DATE) <= CAST(left(st.last.end_text, 10) AS DATE), false))
            AS died,
        TRY_CAST(left(p.death_date, 10) AS DATE) AS death_day
 FROM stay AS st
