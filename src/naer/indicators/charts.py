@@ -65,14 +65,15 @@ def funnel(
         for x, a, b in zip(grid, lo, hi, strict=True):
             limits.append({"precision": float(x), "y": float(a), "limit": label, "side": f"{label} low"})
             limits.append({"precision": float(x), "y": float(b), "limit": label, "side": f"{label} high"})
-    for p in points:
-        lo, hi = funnel_limits(indicator.kind, centre, np.array([p["precision"]]), 0.998)
-        lo95, hi95 = funnel_limits(indicator.kind, centre, np.array([p["precision"]]), 0.95)
+    at = np.array([p["precision"] for p in points], dtype=float)
+    lo, hi = funnel_limits(indicator.kind, centre, at, 0.998)
+    lo95, hi95 = funnel_limits(indicator.kind, centre, at, 0.95)
+    for i, p in enumerate(points):
         p["signal"] = (
             "outside 99.8 %"
-            if not lo[0] <= p["value"] <= hi[0]
+            if not lo[i] <= p["value"] <= hi[i]
             else "outside 95 %"
-            if not lo95[0] <= p["value"] <= hi95[0]
+            if not lo95[i] <= p["value"] <= hi95[i]
             else "within"
         )
     x_title = "expected events (precision)" if indicator.kind == "rate" else "index units (precision)"

@@ -8,6 +8,7 @@ the (small) aggregated table happen in numpy (``stats``).
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from naer.views.run import WAREHOUSE_FORMAT
 
 GROUPINGS = ("all", "municipality", "cluster", "gp_clinic", "age_band", "sex", "education")
 PERIODS = ("year", "quarter", "month")
+MEMORY_LIMIT = "3GB"
 LINK_HOURS = 4  # eSundhed: attendances 4 hours apart or less are one stay
 MIN_STAY_HOURS = 12  # eSundhed: a stay of 12 hours or more is an admission
 NEEDED = (
@@ -46,12 +48,7 @@ _GROUP_COLUMN = {
     "sex": "coalesce(sex, 'unknown')",
     "education": "coalesce(education, 'unknown')",
 }
-_PERIOD_OF = {
-    "year": "strftime({d}, '%Y')",
-    "quarter": "strftime({d}, '%Y') || '-Q' || CAST(quarter({d}) AS VARCHAR)",
-    "month": "strftime({d}, '%Y-%m')",
-}
-_PERIOD_STEP = {"year": "1 year", "quarter": "3 months", "month": "1 month"}
+_PERIOD_OF = {"month": "strftime({d}, '%Y-%m')"}
 _PARAM = re.compile(r"\$([a-z_]+)")
 _COMMENT = re.compile(r"--[^\n]*")
 
@@ -114,6 +111,11 @@ def open_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         check_warehouse(con, str(path))
         con.execute("SET TimeZone = 'Europe/Copenhagen'")
+        # DuckDB takes up to 80 % of the machine by default; the indicators' joins fit in less (spilling to
+        # disk when they must), which keeps the whole run well under the 6 GB the platform allows itself.
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute("SET preserve_insertion_order = false")  # every result is ordered explicitly
+        con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/naer-duckdb-spill'")
         yield con
     finally:
         con.close()
@@ -196,19 +198,14 @@ def prepare(
 
 
 def _make_periods(con: duckdb.DuckDBPyConnection, window: Window) -> None:
-    parts = []
-    for period, step in _PERIOD_STEP.items():
-        label = _PERIOD_OF[period].format(d="p_s")
-        parts.append(
-            f"""SELECT '{period}' AS kind, {label} AS period,
-                       greatest(p_s, $start) AS p_s, least(CAST(p_s + INTERVAL {step} AS DATE), $end) AS p_e
-                FROM (SELECT CAST(unnest(generate_series(
-                          date_trunc('{period}', CAST($start AS DATE)), CAST($end AS DATE) - 1,
-                          INTERVAL {step}
-                      )) AS DATE) AS p_s)"""
-        )
+    """The months of the window (the first and last clipped to it); quarters and years are sums of them."""
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE period AS " + " UNION ALL ".join(parts),
+        f"""CREATE OR REPLACE TEMP TABLE period AS
+            SELECT {_PERIOD_OF["month"].format(d="p_s")} AS period,
+                   greatest(p_s, $start) AS p_s, least(CAST(p_s + INTERVAL 1 MONTH AS DATE), $end) AS p_e
+            FROM (SELECT CAST(unnest(generate_series(
+                      date_trunc('month', CAST($start AS DATE)), CAST($end AS DATE) - 1, INTERVAL 1 MONTH
+                  )) AS DATE) AS p_s)""",
         {"start": window.start, "end": window.end},
     )
 
@@ -220,10 +217,10 @@ def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(row and row[0])
 
 
-def _person_time(con: duckdb.DuckDBPyConnection, by: str, period: str) -> str:
+def _person_time(con: duckdb.DuckDBPyConnection, by: str) -> str:
     """Person-days by (group, band, period), from the days each segment starts and ends: the number living
     changes only on those days, so summing runs of equal counts is as exact as counting every day."""
-    name = f"pt_{by}_{period}"
+    name = f"pt_{by}"
     if _exists(con, name):
         return name
     grp = "CAST(band AS VARCHAR)" if by == "age_band" else _GROUP_COLUMN[by]
@@ -243,7 +240,7 @@ def _person_time(con: duckdb.DuckDBPyConnection, by: str, period: str) -> str:
         SELECT r.grp, r.band, p.period,
                sum(r.n * date_diff('day', greatest(r.r_s, p.p_s), least(r.r_e, p.p_e))) AS days
         FROM runs AS r
-        JOIN period AS p ON p.kind = '{period}' AND r.r_s < p.p_e AND r.r_e > p.p_s
+        JOIN period AS p ON r.r_s < p.p_e AND r.r_e > p.p_s
         WHERE r.n > 0
         GROUP BY ALL"""
     )
@@ -273,6 +270,53 @@ def _events(con: duckdb.DuckDBPyConnection, indicator: Indicator, window: Window
     return name
 
 
+def _cells(con: duckdb.DuckDBPyConnection, indicator: Indicator, by: str, window: Window) -> str:
+    """The indicator's cells by month: (group, band, month) with events x, their sum of squares x2, the
+    largest single value xmax, and the denominator n (citizen-years, or units). Months add up to quarters
+    and years, so every period is a sum of these and the heavy joins run once per grouping."""
+    name = f"cells_{indicator.id.replace('-', '_')}_{by}"
+    if _exists(con, name):
+        return name
+    events = _events(con, indicator, window)
+    grp = "CAST(band AS VARCHAR)" if by == "age_band" else _GROUP_COLUMN[by]
+    first_band = groupings()["age_bands"].index(indicator.min_age)
+    month = _PERIOD_OF["month"].format(d="ev.day")
+    if indicator.kind == "rate":
+        pt = _person_time(con, by)
+        sql = f"""
+        WITH ev AS (
+            SELECT {grp} AS grp, band, {month} AS period, sum(value) AS x, sum(value * value) AS x2,
+                   max(value) AS xmax
+            FROM (SELECT s.*, ev.day, ev.value
+                  FROM {events} AS ev JOIN segment AS s
+                    ON s.patient_id = ev.patient_id AND ev.day >= s.seg_s AND ev.day < s.seg_e) AS ev
+            WHERE band >= {first_band}
+            GROUP BY ALL
+        )
+        SELECT pt.grp, pt.band, pt.period, coalesce(ev.x, 0) AS x, coalesce(ev.x2, 0) AS x2,
+               coalesce(ev.xmax, 1) AS xmax, pt.days / 365.25 AS n
+        FROM {pt} AS pt LEFT JOIN ev USING (grp, band, period)
+        WHERE pt.band >= {first_band}"""
+    else:
+        sql = f"""
+        SELECT grp, band, period, sum(CAST(outcome AS INTEGER)) AS x, sum(CAST(outcome AS INTEGER)) AS x2,
+               1 AS xmax, count(*) AS n
+        FROM (SELECT {grp} AS grp, s.band, {month} AS period, ev.outcome
+              FROM {events} AS ev JOIN segment AS s
+                ON s.patient_id = ev.patient_id AND ev.day >= s.seg_s AND ev.day < s.seg_e)
+        WHERE band >= {first_band}
+        GROUP BY ALL"""
+    con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+    return name
+
+
+_ROLL_UP = {
+    "month": "period",
+    "quarter": "left(period, 4) || '-Q' || CAST((CAST(right(period, 2) AS INTEGER) + 2) // 3 AS VARCHAR)",
+    "year": "left(period, 4)",
+}
+
+
 def compute(
     con: duckdb.DuckDBPyConnection,
     indicators: list[Indicator],
@@ -284,41 +328,16 @@ def compute(
     """One row per indicator, period and group: counts, the value with its 95 % interval, the directly
     age-standardised value with its interval, and the indirectly standardised ratio the funnel plot uses."""
     check_choice(by, period)
-    pt = _person_time(con, by, period)
-    grp = "CAST(band AS VARCHAR)" if by == "age_band" else _GROUP_COLUMN[by]
-    period_of = _PERIOD_OF[period].format(d="ev.day")
     parts: list[dict[str, np.ndarray]] = []
     for indicator in indicators:
-        events = _events(con, indicator, window)
+        cells = _cells(con, indicator, by, window)
+        rolled = con.execute(
+            f"""SELECT grp, band, {_ROLL_UP[period]} AS period, sum(x) AS x, sum(x2) AS x2, max(xmax) AS xmax,
+                       sum(n) AS n
+                FROM {cells} GROUP BY ALL ORDER BY period, grp, band"""
+        ).fetchnumpy()
         first_band = groupings()["age_bands"].index(indicator.min_age)
-        if indicator.kind == "rate":
-            sql = f"""
-            WITH ev AS (
-                SELECT {grp} AS grp, band, {period_of} AS period, sum(value) AS x, sum(value * value) AS x2,
-                       max(value) AS xmax
-                FROM (SELECT s.*, ev.day, ev.value
-                      FROM {events} AS ev JOIN segment AS s
-                        ON s.patient_id = ev.patient_id AND ev.day >= s.seg_s AND ev.day < s.seg_e) AS ev
-                WHERE band >= {first_band}
-                GROUP BY ALL
-            )
-            SELECT pt.grp, pt.band, pt.period, coalesce(ev.x, 0) AS x, coalesce(ev.x2, 0) AS x2,
-                   coalesce(ev.xmax, 1) AS xmax, pt.days / 365.25 AS n
-            FROM {pt} AS pt LEFT JOIN ev USING (grp, band, period)
-            WHERE pt.band >= {first_band}
-            ORDER BY pt.period, pt.grp, pt.band"""
-        else:
-            sql = f"""
-            SELECT grp, band, period, sum(CAST(outcome AS INTEGER)) AS x, sum(CAST(outcome AS INTEGER)) AS x2,
-                   1 AS xmax, count(*) AS n
-            FROM (SELECT {grp} AS grp, s.band, {period_of} AS period, ev.outcome
-                  FROM {events} AS ev JOIN segment AS s
-                    ON s.patient_id = ev.patient_id AND ev.day >= s.seg_s AND ev.day < s.seg_e)
-            WHERE band >= {first_band}
-            GROUP BY ALL
-            ORDER BY period, grp, band"""
-        cells = con.execute(sql).fetchnumpy()
-        parts.append(stats.summarise(indicator, cells, first_band))
+        parts.append(stats.summarise(indicator, rolled, first_band))
         if on_indicator:
             on_indicator(indicator.id)
     table = pa.concat_tables([pa.table(p) for p in parts]) if parts else pa.table({})
