@@ -31,7 +31,7 @@ $(DATA)/samsoe/manifest.json: | $(STAMP)
 
 $(DATA)/indicators.parquet: $(DATA)/samsoe/manifest.json $(STAMP)
 	$(BIN)/naer indicators --input $(DATA)/samsoe --warehouse $(DATA)/warehouse.duckdb \
-		--by every --period every --out $@
+		--by every --period every --within every --out $@
 
 # Loaded into a new file first, so that a failed or interrupted load never looks finished.
 $(DATA)/store.sqlite: $(DATA)/samsoe/manifest.json $(STAMP)

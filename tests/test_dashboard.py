@@ -46,6 +46,12 @@ def results(tmp_path_factory: pytest.TempPathFactory, region: Path) -> Path:
             for period in engine.PERIODS
             for by in engine.GROUPINGS
         ]
+        tables += [
+            engine.compute(con, pick(None), by, "year", window, within=within)
+            for within in engine.WITHIN
+            for by in engine.GROUPINGS
+            if by != "all" and engine.crossable(by, within)
+        ]
     out = folder / "indicators.parquet"
     pq.write_table(pa.concat_tables(tables), out)
     return out
@@ -125,6 +131,22 @@ def test_funnel_leaves_out_units_without_expected_events() -> None:
     ]
     spec = charts.funnel(indicator, units, area, "Municipality")
     assert [u["unit"] for u in spec["datasets"]["units"]] == ["A"]
+
+
+def test_area_filter_shows_one_areas_units(client: TestClient) -> None:
+    page = client.get("/indicators/acute-admissions", params={"area": "municipality:0741", "by": "education"})
+    assert page.status_code == 200
+    assert 'value="municipality:0741" selected' in page.text and "Education in Samsø Kommune" in page.text
+    clusters = client.get(
+        "/indicators/acute-admissions/panel", params={"area": "cluster:Aarhus", "by": "municipality"}
+    )
+    names = set(re.findall(r"<td>([^<]+ Kommune)</td>", clusters.text))
+    assert names == {"Aarhus Kommune", "Samsø Kommune"}  # the Aarhus cluster's municipalities only
+    whole = client.get(
+        "/indicators/acute-admissions/panel", params={"area": "municipality:0741", "by": "cluster"}
+    )
+    assert "is not split by" in whole.text
+    assert client.get("/indicators/acute-admissions", params={"area": "atlantis"}).status_code == 400
 
 
 def test_downloads(client: TestClient) -> None:

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.stats import chi2
 
+from naer.errors import UserError
 from naer.indicators import engine, stats
 from naer.indicators.definition import catalogue, pick
 from naer.indicators.run import build_warehouse
@@ -135,6 +136,20 @@ def test_groupings_cover_the_same_events(rows: Any) -> None:
     months = rows("all", "month")
     assert sum(r["numerator"] for (i, _), r in months.items() if i == "acute-admissions") == total
     assert count(months, "acute-admissions", "all@2023-03")[0] == 3  # p01, p02, p13
+
+
+def test_groups_split_by_area(warehouse: Path) -> None:
+    with engine.open_warehouse(warehouse) as con:
+        window = engine.prepare(con, YEAR)
+        table = engine.compute(
+            con, pick(["preventable-65plus"]), "gp_clinic", "year", window, within="municipality"
+        )
+        rows = {(r["area"], r["group"]): r for r in table.to_pylist()}
+        assert rows[("0741", "gp-a")]["numerator"] == 4 and rows[("0727", "gp-b")]["numerator"] == 1
+        assert rows[("0741", "gp-a")]["area_label"] == "Samsø Kommune"
+        assert rows[("0741", "gp-a")]["group_label"] == "Lægehuset Tranebjerg"
+        with pytest.raises(UserError, match="cannot be split by municipality"):
+            engine.compute(con, pick(None), "cluster", "year", window, within="municipality")
 
 
 def test_rates_have_exact_poisson_intervals(rows: Any) -> None:

@@ -59,6 +59,13 @@ def indicators_command(
     period: Annotated[
         str, typer.Option(help="year, quarter or month; several with commas, or every.")
     ] = "year",
+    within: Annotated[
+        str,
+        typer.Option(
+            help="Also split each grouping by area: cluster, municipality (several with commas, every, or "
+            "none): each municipality's GP clinics, age bands, sexes, education groups."
+        ),
+    ] = "none",
     start: Annotated[
         str | None, typer.Option("--from", help="First day counted (default: the data's).")
     ] = None,
@@ -98,6 +105,7 @@ def indicators_command(
     chosen = pick(indicator)
     groupings = engine.choices(by, engine.GROUPINGS, "grouping")
     periods = engine.choices(period, engine.PERIODS, "period")
+    areas = [] if within == "none" else engine.choices(within, engine.WITHIN, "area")
     first, last = _day(start, "--from"), _day(end, "--to")
     if chart is not None and chart.suffix.lower() not in (".svg", ".png", ".json"):
         raise UserError(f"--chart {chart}: the suffix must be .svg, .png or .json")
@@ -120,13 +128,20 @@ def indicators_command(
             window = engine.prepare(con, window, lambda _step: progress.advance(shared))
             progress.update(shared, completed=6)
             wanted = list(dict.fromkeys([*groupings, "all"]))
-            task = progress.add_task("indicators", total=len(chosen) * len(wanted) * len(periods))
+            crossed = [(b, w) for w in areas for b in groupings if b != "all" and engine.crossable(b, w)]
+            total = len(chosen) * (len(wanted) + len(crossed)) * len(periods)
+            task = progress.add_task("indicators", total=total)
             tables = {
                 (b, p): engine.compute(con, chosen, b, p, window, lambda _i: progress.advance(task))
                 for p in periods
                 for b in wanted
             }
-    result = pa.concat_tables([tables[(b, p)] for p in periods for b in groupings])
+            split = [
+                engine.compute(con, chosen, b, p, window, lambda _i: progress.advance(task), within=w)
+                for p in periods
+                for b, w in crossed
+            ]
+    result = pa.concat_tables([tables[(b, p)] for p in periods for b in groupings] + split)
     area = pa.concat_tables([tables[("all", p)] for p in periods])
     if out is not None:
         write(result, out, fmt, {i.id: i for i in chosen}, area, groupings[0])
@@ -159,7 +174,7 @@ def _charts(path: Path, indicator: Any, units: pa.Table, area: pa.Table, by: str
         raise UserError(f"no rows for {indicator.id}: nothing to chart")
     last = whole[-1]
     stem, suffix = path.with_suffix(""), path.suffix
-    charts.save(charts.time_series(indicator, whole, None, None), Path(f"{stem}-time{suffix}"), danish)
+    charts.save(charts.time_series(indicator, whole), Path(f"{stem}-time{suffix}"), danish)
     if by != "all" and indicator.funnel:
         latest = [r for r in mine if r["period"] == last["period"]]
         charts.save(charts.funnel(indicator, latest, last, by), Path(f"{stem}-funnel{suffix}"), danish)

@@ -132,14 +132,13 @@ def funnel(
 def time_series(
     indicator: Indicator,
     area: list[dict[str, Any]],
-    unit: list[dict[str, Any]] | None,
-    unit_label: str | None,
+    *more: tuple[str, list[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """The area's value per period with its 95 % band, a chosen unit's line, and the published national
-    level as a dashed reference."""
+    """The whole area's value per period with its 95 % band, more named series (an area, a followed unit)
+    with theirs, and the published national level as a dashed reference."""
     series = [dict(r, series="whole area") for r in area]
-    if unit:
-        series += [dict(r, series=unit_label or "unit") for r in unit]
+    for label, rows in more:
+        series += [dict(r, series=label) for r in rows]
     data = _data("series")
     x = alt.X("period:O", title=None, axis=alt.Axis(labelAngle=-45 if len(area) > 12 else 0))
     band = (

@@ -210,6 +210,25 @@ def _make_periods(con: duckdb.DuckDBPyConnection, window: Window) -> None:
     )
 
 
+WITHIN = ("cluster", "municipality")
+# Which groupings can be split by an area: a grouping the area contains (a cluster holds municipalities).
+_CROSSES = {
+    "cluster": ("municipality", "gp_clinic", "age_band", "sex", "education"),
+    "municipality": ("gp_clinic", "age_band", "sex", "education"),
+}
+
+
+def crossable(by: str, within: str | None) -> bool:
+    return within is None or by in _CROSSES[within]
+
+
+def _group_expr(by: str, within: str | None) -> str:
+    """The SQL of a segment's group: the grouping's value, prefixed by its area's code when split by one
+    (``0741|basic``)."""
+    grp = "CAST(band AS VARCHAR)" if by == "age_band" else _GROUP_COLUMN[by]
+    return grp if within is None else f"{_GROUP_COLUMN[within]} || '|' || {grp}"
+
+
 def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     row = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [name]
@@ -217,13 +236,13 @@ def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(row and row[0])
 
 
-def _person_time(con: duckdb.DuckDBPyConnection, by: str) -> str:
+def _person_time(con: duckdb.DuckDBPyConnection, by: str, within: str | None = None) -> str:
     """Person-days by (group, band, period), from the days each segment starts and ends: the number living
     changes only on those days, so summing runs of equal counts is as exact as counting every day."""
-    name = f"pt_{by}"
+    name = f"pt_{by}_{within or 'all'}"
     if _exists(con, name):
         return name
-    grp = "CAST(band AS VARCHAR)" if by == "age_band" else _GROUP_COLUMN[by]
+    grp = _group_expr(by, within)
     con.execute(
         f"""CREATE TEMP TABLE {name} AS
         WITH delta AS (
@@ -270,19 +289,21 @@ def _events(con: duckdb.DuckDBPyConnection, indicator: Indicator, window: Window
     return name
 
 
-def _cells(con: duckdb.DuckDBPyConnection, indicator: Indicator, by: str, window: Window) -> str:
+def _cells(
+    con: duckdb.DuckDBPyConnection, indicator: Indicator, by: str, window: Window, within: str | None = None
+) -> str:
     """The indicator's cells by month: (group, band, month) with events x, their sum of squares x2, the
     largest single value xmax, and the denominator n (citizen-years, or units). Months add up to quarters
     and years, so every period is a sum of these and the heavy joins run once per grouping."""
-    name = f"cells_{indicator.id.replace('-', '_')}_{by}"
+    name = f"cells_{indicator.id.replace('-', '_')}_{by}_{within or 'all'}"
     if _exists(con, name):
         return name
     events = _events(con, indicator, window)
-    grp = "CAST(band AS VARCHAR)" if by == "age_band" else _GROUP_COLUMN[by]
+    grp = _group_expr(by, within)
     first_band = groupings()["age_bands"].index(indicator.min_age)
     month = _PERIOD_OF["month"].format(d="ev.day")
     if indicator.kind == "rate":
-        pt = _person_time(con, by)
+        pt = _person_time(con, by, within)
         sql = f"""
         WITH ev AS (
             SELECT {grp} AS grp, band, {month} AS period, sum(value) AS x, sum(value * value) AS x2,
@@ -324,13 +345,20 @@ def compute(
     period: str,
     window: Window,
     on_indicator: Callable[[str], None] | None = None,
+    within: str | None = None,
 ) -> pa.Table:
     """One row per indicator, period and group: counts, the value with its 95 % interval, the directly
-    age-standardised value with its interval, and the indirectly standardised ratio the funnel plot uses."""
+    age-standardised value with its interval, and the indirectly standardised ratio the funnel plot uses.
+    ``within`` (cluster or municipality) splits the groups by area: each area's GP clinics, age bands ...;
+    the standardisation's reference is then the whole data, as it is for the areas themselves."""
     check_choice(by, period)
+    if within is not None and within not in WITHIN:
+        raise UserError(f"unknown area {within!r}; choose one of {', '.join(WITHIN)}")
+    if not crossable(by, within):
+        raise UserError(f"{by} cannot be split by {within}")
     parts: list[dict[str, np.ndarray]] = []
     for indicator in indicators:
-        cells = _cells(con, indicator, by, window)
+        cells = _cells(con, indicator, by, window, within)
         rolled = con.execute(
             f"""SELECT grp, band, {_ROLL_UP[period]} AS period, sum(x) AS x, sum(x2) AS x2, max(xmax) AS xmax,
                        sum(n) AS n
@@ -341,32 +369,46 @@ def compute(
         if on_indicator:
             on_indicator(indicator.id)
     table = pa.concat_tables([pa.table(p) for p in parts]) if parts else pa.table({})
-    return _with_labels(con, table, by, period)
+    return _with_labels(con, table, by, period, within)
 
 
-def _with_labels(con: duckdb.DuckDBPyConnection, table: pa.Table, by: str, period: str) -> pa.Table:
+def _labels(con: duckdb.DuckDBPyConnection, by: str) -> dict[str, str]:
     g = groupings()
-    labels: dict[str, str] = {}
     if by == "age_band":
-        labels = {str(i): label for i, label in enumerate(g["age_band_labels"])}
-    elif by == "education":
-        labels = dict(g["education_labels"])
-    elif by in ("municipality", "gp_clinic"):
+        return {str(i): label for i, label in enumerate(g["age_band_labels"])}
+    if by == "education":
+        return dict(g["education_labels"])
+    if by in ("municipality", "gp_clinic"):
         column = "municipality_code" if by == "municipality" else "id"
         where = (
             "kind = 'municipality'"
             if by == "municipality"
             else "kind = 'gp-clinic' OR sector = 'general-practice'"
         )
-        labels = dict(
-            con.execute(
-                f"SELECT {column}, name FROM organization WHERE {where} AND name IS NOT NULL"
-            ).fetchall()
-        )
-    groups = table.column("group").to_pylist() if table.num_rows else []
-    named = [labels.get(v, v) if v != "unknown" else "unknown" for v in groups]
+        rows = con.execute(
+            f"SELECT {column}, name FROM organization WHERE {where} AND name IS NOT NULL"
+        ).fetchall()
+        return dict(rows)
+    return {}
+
+
+def _with_labels(
+    con: duckdb.DuckDBPyConnection, table: pa.Table, by: str, period: str, within: str | None
+) -> pa.Table:
+    keys = table.column("group").to_pylist() if table.num_rows else []
+    if within is None:
+        areas, groups = ["all"] * len(keys), keys
+    else:
+        split = [k.split("|", 1) for k in keys]
+        areas, groups = [a for a, _ in split], [g for _, g in split]
+        table = table.set_column(table.column_names.index("group"), "group", pa.array(groups, pa.string()))
+    labels, area_labels = _labels(con, by), _labels(con, within) if within else {}
+    n = table.num_rows
     return (
-        table.append_column("group_label", pa.array(named, pa.string()))
-        .append_column("by", pa.array([by] * table.num_rows, pa.string()))
-        .append_column("period_kind", pa.array([period] * table.num_rows, pa.string()))
+        table.append_column("group_label", pa.array([labels.get(v, v) for v in groups], pa.string()))
+        .append_column("by", pa.array([by] * n, pa.string()))
+        .append_column("period_kind", pa.array([period] * n, pa.string()))
+        .append_column("within", pa.array([within or "all"] * n, pa.string()))
+        .append_column("area", pa.array(areas, pa.string()))
+        .append_column("area_label", pa.array([area_labels.get(a, a) for a in areas], pa.string()))
     )

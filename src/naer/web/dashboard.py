@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fastapi import FastAPI, Request
@@ -25,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from naer.indicators import charts
 from naer.indicators.definition import Indicator, catalogue
-from naer.indicators.engine import GROUPINGS, PERIODS
+from naer.indicators.engine import GROUPINGS, PERIODS, WITHIN, crossable
 from naer.indicators.numbers import number
 
 HERE = Path(__file__).parent
@@ -64,6 +63,9 @@ COLUMNS = (
     "std_ci_high",
     "expected",
     "ratio",
+    "within",
+    "area",
+    "area_label",
 )
 
 
@@ -76,7 +78,7 @@ class Results:
     path: Path
     stamp: float = -1.0
     table: pa.Table | None = None
-    parts: dict[tuple[str, str, str], list[dict[str, Any]]] | None = None
+    parts: dict[tuple[str, str, str, str], list[dict[str, Any]]] | None = None
 
     def load(self) -> pa.Table:
         """The results, read again when the file changes (a new `naer indicators` run)."""
@@ -90,6 +92,11 @@ class Results:
             except (OSError, pa.ArrowInvalid) as error:
                 raise NotReady(f"{self.path} is not an indicator results file ({error})") from None
             missing = [c for c in (*COLUMNS, "period_kind") if c not in self.table.column_names]
+            if missing and set(missing) <= {"within", "area", "area_label"}:  # a file made without --within
+                n = self.table.num_rows
+                for column in missing:
+                    self.table = self.table.append_column(column, pa.array(["all"] * n, pa.string()))
+                missing = []
             if missing:
                 self.table = None
                 raise NotReady(f"{self.path} lacks the columns {', '.join(missing)}: make it again") from None
@@ -98,32 +105,34 @@ class Results:
         return self.table
 
     @staticmethod
-    def _partition(table: pa.Table) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
-        """Rows by (indicator, grouping, period kind), made once per file: a page then only looks up."""
-        keys = table.select(["indicator", "by", "period_kind"]).group_by(["indicator", "by", "period_kind"])
-        parts = {}
-        for key in keys.aggregate([]).to_pylist():
-            mask = pc.and_(
-                pc.and_(pc.equal(table["indicator"], key["indicator"]), pc.equal(table["by"], key["by"])),
-                pc.equal(table["period_kind"], key["period_kind"]),
-            )
-            rows = table.filter(mask).select(list(COLUMNS))
-            parts[(key["indicator"], key["by"], key["period_kind"])] = _clean(rows.to_pylist())
+    def _partition(table: pa.Table) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
+        """Rows by (indicator, grouping, period kind, area kind), made once per file: a page only looks up."""
+        names = ["indicator", "by", "period_kind", "within"]
+        parts: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+        for row in _clean(table.select([*COLUMNS, "period_kind"]).to_pylist()):
+            parts.setdefault(tuple(row[n] for n in names), []).append(row)
         return parts
 
-    def rows(self, indicator: str, by: str, period_kind: str) -> list[dict[str, Any]]:
+    def rows(self, indicator: str, by: str, period_kind: str, within: str = "all") -> list[dict[str, Any]]:
         self.load()
         assert self.parts is not None
-        return self.parts.get((indicator, by, period_kind), [])
+        return self.parts.get((indicator, by, period_kind, within), [])
 
-    def available(self, indicator: str) -> tuple[list[str], list[str]]:
-        """The groupings and period kinds the file holds for ``indicator``."""
+    def available(self, indicator: str) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+        """The groupings, period kinds and areas (``cluster:Aarhus``, label) the file holds for
+        ``indicator``."""
         self.load()
         assert self.parts is not None
         keys = [k for k in self.parts if k[0] == indicator]
         bys = {k[1] for k in keys}
         kinds = {k[2] for k in keys}
-        return [b for b in GROUPINGS if b in bys], [p for p in PERIODS if p in kinds]
+        areas: dict[str, str] = {}
+        for within in WITHIN:
+            if any(k[3] == within for k in keys):
+                for r in self.parts.get((indicator, within, "year", "all"), []):
+                    areas[f"{within}:{r['group']}"] = f"{BY_LABEL[within]}: {r['group_label']}"
+        ordered = sorted(areas.items(), key=lambda kv: (not kv[0].startswith("cluster"), kv[1]))
+        return [b for b in GROUPINGS if b in bys], [p for p in PERIODS if p in kinds], ordered
 
 
 def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -212,7 +221,7 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
             return page("error.html", 404, message=f"no indicator {indicator_id!r}")
         q = request.query_params
         try:
-            bys, kinds = results.available(indicator_id)
+            bys, kinds, areas = results.available(indicator_id)
         except NotReady as error:
             return not_ready(error)
         by = q.get("by") or ("municipality" if "municipality" in bys else (bys[0] if bys else "all"))
@@ -232,8 +241,18 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
                 message=f"the results file has no {indicator_id} by {by} and {period}: run naer indicators "
                 "with --by every --period every",
             )
-        units = results.rows(indicator_id, by, period)
+        place = q.get("area") or ""
+        if place and place not in dict(areas):
+            return page("error.html", 400, message=f"no area {place!r} in the results")
+        within, code = place.split(":", 1) if place else ("all", "")
         area = results.rows(indicator_id, "all", period)
+        place_rows = (
+            [r for r in results.rows(indicator_id, within, period) if r["group"] == code] if place else []
+        )
+        if place and crossable(by, within):
+            units = [r for r in results.rows(indicator_id, by, period, within) if r["area"] == code]
+        else:
+            units = results.rows(indicator_id, by, period)
         periods = sorted({r["period"] for r in area})
         at = q.get("at") or (periods[-1] if periods else "")
         if periods and at not in periods:
@@ -252,6 +271,11 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
             "unit": unit,
             "units": units,
             "area": area,
+            "place": place,
+            "place_rows": place_rows,
+            "place_label": dict(areas).get(place, ""),
+            "places": areas,
+            "split": bool(place) and crossable(by, within),
             "periods": periods,
             "unit_choices": sorted(known_units.items(), key=lambda kv: kv[1]),
             "bys": bys,
@@ -262,14 +286,19 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
 
     def _specs(state: dict[str, Any]) -> dict[str, Any]:
         indicator: Indicator = state["indicator"]
+        # Units are compared with the whole data's level, also when only one area's units are shown.
         area_at = next((r for r in state["area"] if r["period"] == state["at"]), None)
         latest = [r for r in state["units"] if r["period"] == state["at"]]
         funnel = None
         if area_at and state["by"] not in ("all", "age_band") and indicator.funnel and latest:
             funnel = charts.funnel(indicator, latest, area_at, BY_LABEL[state["by"]])
-        chosen = [r for r in state["units"] if r["group"] == state["unit"]] if state["unit"] else None
-        label = next((r["group_label"] for r in chosen), None) if chosen else None
-        series = charts.time_series(indicator, state["area"], chosen, label)
+        more = []
+        if state["place_rows"]:
+            more.append((state["place_label"].split(": ", 1)[-1], state["place_rows"]))
+        chosen = [r for r in state["units"] if r["group"] == state["unit"]] if state["unit"] else []
+        if chosen:
+            more.append((chosen[0]["group_label"], chosen))
+        series = charts.time_series(indicator, state["area"], *more)
         return {"funnel": funnel, "time": series}
 
     def _panel(request: Request, indicator_id: str, whole: bool) -> Response:
