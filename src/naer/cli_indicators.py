@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from naer.errors import UserError
 from naer.indicators.numbers import number
+from naer.progress import bar
 
 console = Console()
 err = Console(stderr=True)
@@ -110,13 +110,7 @@ def indicators_command(
     if chart is not None and chart.suffix.lower() not in (".svg", ".png", ".json"):
         raise UserError(f"--chart {chart}: the suffix must be .svg, .png or .json")
     began = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-    ) as progress:
+    with bar("[bold]{task.description}", err) as progress:
         views = progress.add_task("views", total=view_count() if input_path else 0, visible=bool(input_path))
         with warehouse_for(input_path, warehouse, lambda _name: progress.advance(views)) as con:
             shared = progress.add_task("shared tables", total=6)

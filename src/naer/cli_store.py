@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from naer.errors import UserError
+from naer.progress import bar
 from naer.store.db import database_url
 
 db_app = typer.Typer(
@@ -43,14 +43,7 @@ def _upgrade(resolved: str) -> str:
     """Migrate, with a progress bar while the search index is rebuilt (new definitions, or a new index)."""
     from naer.store.migrate import upgrade
 
-    with Progress(
-        TextColumn("re-indexing for search"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with bar("re-indexing for search", console, transient=True) as progress:
         task = progress.add_task("index", total=None)
         return upgrade(resolved, on_batch=lambda n: progress.advance(task, n))
 
@@ -112,9 +105,7 @@ def load_command(
     sizes = [_lines(f) for f in files]
     total = None if None in sizes else sum(s or 0 for s in sizes)
     began = time.perf_counter()
-    with Progress(
-        TextColumn("loading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    ) as progress:
+    with bar("loading", console) as progress:
         task = progress.add_task("load", total=total)
         result = load(
             engine(resolved),

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from naer.errors import UserError
+from naer.progress import bar
 
 views_app = typer.Typer(
     help=(
@@ -52,13 +52,7 @@ def run(
             raise UserError("give --out for one view or --warehouse for a folder, not both")
         views = load_folder(view) if view.is_dir() else [(view, load_view(view))]
         derived = derived_queries(view) if view.is_dir() else []
-        with Progress(
-            TextColumn("[bold]views[/] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-        ) as progress:
+        with bar("[bold]views[/] {task.description}", err) as progress:
             task = progress.add_task(str(warehouse), total=len(views) + len(derived))
             results = run_to_warehouse(
                 views, input_path, warehouse, lambda name: progress.advance(task), derived
