@@ -64,6 +64,21 @@ def test_outcomes_in_the_year_after(rows: dict[str, dict[str, Any]]) -> None:
     assert rows["p07"]["acute_admission_12m"] is False
 
 
+def _encounter(eid: str, pid: str, cls: str, kind: str, start: str, end: str, org: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Encounter",
+        "id": eid,
+        "status": "finished",
+        "class": {"code": cls},
+        "type": [
+            {"coding": [{"system": "https://naer.example.org/fhir/CodeSystem/contact-type", "code": kind}]}
+        ],
+        "subject": {"reference": f"Patient/{pid}"},
+        "period": {"start": f"{start}:00+02:00", "end": f"{end}:00+02:00"},
+        "serviceProvider": {"reference": f"Organization/{org}"},
+    }
+
+
 def test_no_leakage(tmp_path: Path, rows: dict[str, dict[str, Any]]) -> None:
     """Add a year of events after the day (admissions with grave diagnoses, GP contacts, home care, a new
     fact): every feature stays as it was; only outcomes may change."""
@@ -72,29 +87,12 @@ def test_no_leakage(tmp_path: Path, rows: dict[str, dict[str, Any]]) -> None:
     encounters, conditions, observations = [], [], []
     for pid in rows:
         eid = f"later-{pid}"
-        encounters.append(
-            {
-                "resourceType": "Encounter",
-                "id": eid,
-                "status": "finished",
-                "class": {"code": "IMP"},
-                "priority": {"coding": [{"code": "EM"}]},
-                "type": [
-                    {
-                        "coding": [
-                            {
-                                "system": "https://naer.example.org/fhir/CodeSystem/contact-type",
-                                "code": "acute-admission",
-                            }
-                        ]
-                    }
-                ],
-                "subject": {"reference": f"Patient/{pid}"},
-                "period": {"start": "2023-07-01T00:10:00+02:00", "end": "2023-07-09T10:00:00+02:00"},
-                "serviceProvider": {"reference": "Organization/auh-med"},
-                "diagnosis": [{"condition": {"reference": f"Condition/{eid}-dx"}, "rank": 1}],
-            }
+        admission = _encounter(
+            eid, pid, "IMP", "acute-admission", "2023-07-01T00:10", "2023-07-09T10:00", "auh-med"
         )
+        admission["priority"] = {"coding": [{"code": "EM"}]}
+        admission["diagnosis"] = [{"condition": {"reference": f"Condition/{eid}-dx"}, "rank": 1}]
+        encounters.append(admission)
         conditions.append(
             {
                 "resourceType": "Condition",
@@ -106,25 +104,9 @@ def test_no_leakage(tmp_path: Path, rows: dict[str, dict[str, Any]]) -> None:
             }
         )
         encounters.append(
-            {
-                "resourceType": "Encounter",
-                "id": f"{eid}-gp",
-                "status": "finished",
-                "class": {"code": "AMB"},
-                "type": [
-                    {
-                        "coding": [
-                            {
-                                "system": "https://naer.example.org/fhir/CodeSystem/contact-type",
-                                "code": "gp-consultation",
-                            }
-                        ]
-                    }
-                ],
-                "subject": {"reference": f"Patient/{pid}"},
-                "period": {"start": "2023-07-01T08:00:00+02:00", "end": "2023-07-01T08:15:00+02:00"},
-                "serviceProvider": {"reference": "Organization/gp-a"},
-            }
+            _encounter(
+                f"{eid}-gp", pid, "AMB", "gp-consultation", "2023-07-01T08:00", "2023-07-01T08:15", "gp-a"
+            )
         )
         observations.append(
             {
