@@ -12,6 +12,7 @@ import numpy as np
 
 from naer.errors import UserError
 from naer.indicators.definition import Indicator
+from naer.indicators.numbers import without_nan
 from naer.indicators.stats import funnel_limits
 
 WIDTH, HEIGHT = 400, 300
@@ -27,13 +28,8 @@ def _data(name: str) -> alt.NamedData:
 def spec(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """The Vega-Lite specification of ``chart`` with its named datasets filled in."""
     out: dict[str, Any] = chart.configure_legend(orient="bottom", columns=3).to_dict(validate=False)
-    out["datasets"] = {name: _clean(values) for name, values in datasets.items()}
+    out["datasets"] = {name: without_nan(values) for name, values in datasets.items()}
     return out
-
-
-def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """NaN is not JSON: Vega-Lite gets null."""
-    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows]
 
 
 def funnel(
@@ -194,14 +190,12 @@ def save(vega_lite: dict[str, Any], out: Path, danish: bool = False) -> None:
     """Write a chart as .svg, .png or .json (Vega-Lite), without a browser."""
     import vl_convert as vlc
 
-    locale = {"number": DANISH_LOCALE} if danish else None
+    locale = DANISH_LOCALE if danish else None
     suffix = out.suffix.lower()
     if suffix == ".svg":
-        out.write_text(vlc.vegalite_to_svg(vega_lite, format_locale=locale["number"] if locale else None))
+        out.write_text(vlc.vegalite_to_svg(vega_lite, format_locale=locale))
     elif suffix == ".png":
-        out.write_bytes(
-            vlc.vegalite_to_png(vega_lite, scale=2, format_locale=locale["number"] if locale else None)
-        )
+        out.write_bytes(vlc.vegalite_to_png(vega_lite, scale=2, format_locale=locale))
     elif suffix == ".json":
         import json
 

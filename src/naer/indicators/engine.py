@@ -48,7 +48,7 @@ _GROUP_COLUMN = {
     "sex": "coalesce(sex, 'unknown')",
     "education": "coalesce(education, 'unknown')",
 }
-_PERIOD_OF = {"month": "strftime({d}, '%Y-%m')"}
+_MONTH_OF = "strftime({d}, '%Y-%m')"  # the month label of a date column; quarters and years roll up
 _PARAM = re.compile(r"\$([a-z_]+)")
 _COMMENT = re.compile(r"--[^\n]*")
 
@@ -126,14 +126,15 @@ def _statements(path: Path) -> list[str]:
     return [s.strip() for s in re.split(r"^;\s*$", text, flags=re.M) if s.strip()]
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> None:
-    """Run ``sql`` with the parameters it names ($name); the SQL files' comments are not SQL."""
+def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """Run ``sql`` with the parameters it names ($name) and return the connection to fetch from; the SQL
+    files' comments are not SQL (a comment may name a parameter the statement does not use)."""
     sql = _COMMENT.sub("", sql)
     used = {name: params[name] for name in _PARAM.findall(sql) if name in params}
     missing = sorted(set(_PARAM.findall(sql)) - set(params))
     if missing:
         raise UserError(f"indicator SQL needs the parameters {', '.join(missing)}")
-    con.execute(sql, used)
+    return con.execute(sql, used)
 
 
 def data_window(con: duckdb.DuckDBPyConnection) -> Window:
@@ -174,7 +175,7 @@ def prepare(
         "min_stay_hours": MIN_STAY_HOURS,
     }
     for statement in _statements(SQL / "base.sql"):
-        _run(con, statement, params)
+        run_sql(con, statement, params)
         if on_step:
             on_step(statement.split("TABLE", 1)[1].split()[0] if "TABLE" in statement else "step")
     bands = g["age_bands"]
@@ -201,7 +202,7 @@ def _make_periods(con: duckdb.DuckDBPyConnection, window: Window) -> None:
     """The months of the window (the first and last clipped to it); quarters and years are sums of them."""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE period AS
-            SELECT {_PERIOD_OF["month"].format(d="p_s")} AS period,
+            SELECT {_MONTH_OF.format(d="p_s")} AS period,
                    greatest(p_s, $start) AS p_s, least(CAST(p_s + INTERVAL 1 MONTH AS DATE), $end) AS p_e
             FROM (SELECT CAST(unnest(generate_series(
                       date_trunc('month', CAST($start AS DATE)), CAST($end AS DATE) - 1, INTERVAL 1 MONTH
@@ -283,7 +284,7 @@ def _events(con: duckdb.DuckDBPyConnection, indicator: Indicator, window: Window
     }
     sql = indicator.sql_text().strip().rstrip(";")
     try:
-        _run(con, f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params)
+        run_sql(con, f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params)
     except duckdb.Error as error:
         raise UserError(f"indicator {indicator.id} ({indicator.sql}): {str(error).splitlines()[0]}") from None
     return name
@@ -301,7 +302,7 @@ def _cells(
     events = _events(con, indicator, window)
     grp = _group_expr(by, within)
     first_band = groupings()["age_bands"].index(indicator.min_age)
-    month = _PERIOD_OF["month"].format(d="ev.day")
+    month = _MONTH_OF.format(d="ev.day")
     if indicator.kind == "rate":
         pt = _person_time(con, by, within)
         sql = f"""

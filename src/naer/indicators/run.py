@@ -20,6 +20,7 @@ from naer.errors import UserError
 from naer.indicators import engine
 from naer.indicators.definition import Indicator
 from naer.indicators.measurereport import measure_reports
+from naer.indicators.numbers import without_nan
 
 LIBRARY = Path(__file__).resolve().parent.parent / "views" / "library"
 FORMATS = ("table", "measurereport")
@@ -104,11 +105,7 @@ def write(
         elif suffix == ".parquet":
             pq.write_table(table, tmp)
         else:
-            tmp.write_bytes(b"".join(orjson.dumps(_clean(r)) + b"\n" for r in table.to_pylist()))
+            tmp.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in without_nan(table.to_pylist())))
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _clean(row: dict[str, object]) -> dict[str, object]:
-    return {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}

@@ -58,6 +58,6 @@ def features(con: duckdb.DuckDBPyConnection, reference: date, window: engine.Win
         "replaces VARCHAR)"
     )
     con.executemany("INSERT INTO charlson_codes VALUES (?, ?, ?, ?)", _charlson_rows())
-    sql = engine._COMMENT.sub("", (HERE / "sql" / "features.sql").read_text(encoding="utf-8"))
-    table: pa.Table = con.execute(sql, {"reference": reference}).to_arrow_table()
+    sql = (HERE / "sql" / "features.sql").read_text(encoding="utf-8")
+    table: pa.Table = engine.run_sql(con, sql, {"reference": reference}).to_arrow_table()
     return table

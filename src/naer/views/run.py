@@ -21,6 +21,7 @@ from naer.fhir.ndjson import json_object, open_ndjson
 from naer.settings import get_settings
 from naer.views.compile import Compiled, compile_view, is_sql_name, quote
 from naer.views.definition import View, load_view
+from naer.views.expressions import sql_string
 from naer.views.source import files_for, source_sql
 
 FORMATS = {".ndjson": "ndjson", ".jsonl": "ndjson", ".csv": "csv", ".parquet": "parquet"}
@@ -223,8 +224,8 @@ def run_to_warehouse(
     tables = ", ".join(f"'{n}'" for n in names)
     stamp = (
         "CREATE OR REPLACE TABLE naer_warehouse AS SELECT * FROM (VALUES "
-        f"('format', '{WAREHOUSE_FORMAT}'), ('input', {_sql_text(str(input_path))}), "
-        f"('tables', {_sql_text(tables)})) AS t(key, value)"
+        f"('format', '{WAREHOUSE_FORMAT}'), ('input', {sql_string(str(input_path))}), "
+        f"('tables', {sql_string(tables)})) AS t(key, value)"
     )
     results: list[RunResult] = []
     try:
@@ -244,10 +245,6 @@ def run_to_warehouse(
     finally:
         con.close()
     return results
-
-
-def _sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _explainer(view: View, files: list[Path]) -> Callable[[duckdb.Error], ViewRunError]:

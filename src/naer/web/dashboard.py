@@ -25,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from naer.indicators import charts
 from naer.indicators.definition import Indicator, catalogue
 from naer.indicators.engine import GROUPINGS, PERIODS, WITHIN, crossable
-from naer.indicators.numbers import number
+from naer.indicators.numbers import number, without_nan
 
 HERE = Path(__file__).parent
 BY_LABEL = {
@@ -109,7 +109,7 @@ class Results:
         """Rows by (indicator, grouping, period kind, area kind), made once per file: a page only looks up."""
         names = ["indicator", "by", "period_kind", "within"]
         parts: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
-        for row in _clean(table.select([*COLUMNS, "period_kind"]).to_pylist()):
+        for row in without_nan(table.select([*COLUMNS, "period_kind"]).to_pylist()):
             parts.setdefault(tuple(row[n] for n in names), []).append(row)
         return parts
 
@@ -133,10 +133,6 @@ class Results:
                     areas[f"{within}:{r['group']}"] = f"{BY_LABEL[within]}: {r['group_label']}"
         ordered = sorted(areas.items(), key=lambda kv: (not kv[0].startswith("cluster"), kv[1]))
         return [b for b in GROUPINGS if b in bys], [p for p in PERIODS if p in kinds], ordered
-
-
-def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows]
 
 
 def add_dashboard(app: FastAPI, results_file: Path) -> None:
