@@ -12,7 +12,7 @@ export NAER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # Outside data the tests read (SQL on FHIR conformance suite, Synthea, MedCom); never copied into the repo.
 export NAER_FIXTURES ?= $(abspath ../shared/fixtures)
 
-.PHONY: demo check lint types test bench bench-views bench-store bench-api bench-mix bench-indicators serve clean
+.PHONY: demo check lint types test bench bench-views bench-store bench-api bench-mix bench-indicators bench-risk serve clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ bench-views: $(STAMP)
 # bench/out/region, gzip, ~3.5 GB, and its warehouse, when missing), and dashboard page times.
 bench-indicators: $(STAMP)
 	$(BIN)/python bench/indicators_bench.py
+
+# The risk models on the whole region (the same data and warehouse as bench-indicators, made when missing):
+# train, evaluate against the oracle and the baselines, worklists, scoring every citizen.
+bench-risk: $(STAMP)
+	$(BIN)/python bench/risk_bench.py
 
 # Bulk load and export of the Samsø set on PostgreSQL (NAER_TEST_DATABASE_URL; schema naer_bench).
 bench-store: $(STAMP)

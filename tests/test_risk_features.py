@@ -14,19 +14,20 @@ import pytest
 from naer.errors import UserError
 from naer.indicators import engine
 from naer.indicators.run import build_warehouse
-from naer.risk.features import charlson, features
+from naer.risk.features import charlson, features, prepare, scheme
 
 POPULATION = Path(__file__).parent / "data" / "indicators"
 DAY = date(2023, 7, 1)
-WINDOW = engine.Window(date(2022, 1, 1), date(2024, 1, 1))
-OUTCOMES = {"acute_admission_12m"}
+# the window runs past the data so that the day has its year after it (the data ends in December 2023)
+WINDOW = engine.Window(date(2022, 1, 1), date(2024, 7, 2))
+OUTCOMES = {"acute_admission_12m", "preventable_admission_12m"}
 
 
 def _features(data: Path, tmp: Path) -> dict[str, dict[str, Any]]:
     warehouse = tmp / f"{data.name}.duckdb"
     build_warehouse(data, warehouse)
     with engine.open_warehouse(warehouse) as con:
-        engine.prepare(con, WINDOW)
+        prepare(con, WINDOW)
         return {r["patient_id"]: r for r in features(con, DAY, WINDOW).to_pylist()}
 
 
@@ -56,6 +57,14 @@ def test_charlson_from_diagnoses_before_the_day(rows: dict[str, dict[str, Any]])
     assert (p11["charlson_index"], p11["conditions"]) == (3, ["chronic_pulmonary", "malignancy"])
     assert rows["p17"]["charlson_index"] == 0  # diabetes is diagnosed in October, after the day
     assert rows["p12"]["conditions"] == ["malignancy"]
+
+
+def test_conditions_and_comorbidity_counts(rows: dict[str, dict[str, Any]]) -> None:
+    p11 = rows["p11"]  # COPD and lung cancer, both in February
+    assert (p11["copd"], p11["cancer"], p11["diabetes"], p11["chronic_conditions"]) == (True, True, False, 2)
+    assert p11["elixhauser_conditions"] == 2  # chronic pulmonary disease, solid tumour
+    assert rows["p17"]["diabetes"] is False  # diagnosed after the day
+    assert len(scheme("elixhauser")["conditions"]) == 31
 
 
 def test_outcomes_in_the_year_after(rows: dict[str, dict[str, Any]]) -> None:
@@ -137,9 +146,13 @@ def test_reference_day_needs_a_year_of_history(tmp_path: Path) -> None:
     warehouse = tmp_path / "w.duckdb"
     build_warehouse(POPULATION, warehouse)
     with engine.open_warehouse(warehouse) as con:
-        window = engine.prepare(con)
-        with pytest.raises(UserError, match="outside the data"):
-            features(con, date(2023, 1, 1), window)
+        window = prepare(con)
+        with pytest.raises(UserError, match="too short; it needs a year of data before it"):
+            features(con, date(2023, 1, 1), window, outcome=False)
+    with engine.open_warehouse(warehouse) as con:
+        window = prepare(con, WINDOW)
+        with pytest.raises(UserError, match=r"outside the data .*so a day from 2023-01-01 to 2023-07-03"):
+            features(con, date(2023, 7, 10), window)
 
 
 def test_charlson_definition() -> None:

@@ -152,6 +152,10 @@ from naer.cli_indicators import indicators_command  # noqa: E402
 
 app.command("indicators", help=_INDICATORS_HELP)(indicators_command)
 
+from naer.cli_risk import risk_app  # noqa: E402
+
+app.add_typer(risk_app, name="risk")
+
 
 def main() -> None:
     """Entry point: user mistakes become one clear line on stderr and exit code 2."""

@@ -1,0 +1,84 @@
+"""The report's charts as Vega-Lite: the calibration plot (observed against predicted risk, with the
+diagonal a perfectly calibrated model lies on) and the decision curve (net benefit of acting on everyone above
+a threshold, against acting on everyone or no one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
+
+
+def calibration(points: list[dict[str, float]], title: str) -> dict[str, Any]:
+    top = max([p["high"] for p in points] + [p["predicted"] for p in points] + [0.01])
+    axis = {"type": "quantitative", "scale": {"domain": [0, top]}, "axis": {"format": ".0%"}}
+    return {
+        "$schema": SCHEMA,
+        "title": title,
+        "width": 360,
+        "height": 300,
+        "data": {"values": points},
+        "layer": [
+            {
+                "data": {"values": [{"x": 0, "y": 0}, {"x": top, "y": top}]},
+                "mark": {"type": "line", "color": "#999", "strokeDash": [4, 4]},
+                "encoding": {"x": {"field": "x", **axis}, "y": {"field": "y", **axis}},
+            },
+            {
+                "mark": {"type": "rule", "color": "#1f77b4"},
+                "encoding": {
+                    "x": {"field": "predicted", **axis},
+                    "y": {"field": "low", **axis},
+                    "y2": {"field": "high"},
+                },
+            },
+            {
+                "mark": {"type": "point", "filled": True, "color": "#1f77b4"},
+                "encoding": {
+                    "x": {"field": "predicted", **axis, "title": "predicted risk (groups of equal size)"},
+                    "y": {"field": "observed", **axis, "title": "observed share (95 % interval)"},
+                    "tooltip": [
+                        {"field": "predicted", "format": ".1%"},
+                        {"field": "observed", "format": ".1%"},
+                        {"field": "n", "format": ",.0f"},
+                    ],
+                },
+            },
+        ],
+    }
+
+
+def decision_curve(rows: list[dict[str, Any]], title: str) -> dict[str, Any]:
+    best = max([r["net_benefit"] for r in rows] + [0.01])
+    return {
+        "$schema": SCHEMA,
+        "title": title,
+        "width": 360,
+        "height": 300,
+        "data": {"values": rows},
+        "mark": {"type": "line", "clip": True},
+        "encoding": {
+            "x": {
+                "field": "threshold",
+                "type": "quantitative",
+                "axis": {"format": ".0%"},
+                "title": "threshold risk",
+            },
+            "y": {
+                "field": "net_benefit",
+                "type": "quantitative",
+                "scale": {"domain": [-best * 0.1, best * 1.05]},
+                "title": "net benefit (true positives per citizen)",
+            },
+            "color": {"field": "strategy", "type": "nominal", "title": None},
+            "strokeDash": {
+                "field": "strategy",
+                "type": "nominal",
+                "scale": {
+                    "domain": ["model", "age + Charlson", "everyone", "no one"],
+                    "range": [[1, 0], [6, 3], [2, 2], [1, 3]],
+                },
+                "legend": None,
+            },
+        },
+    }

@@ -1,0 +1,44 @@
+"""Training on one reference day: the 12-month models on the citizens living in the area that day, the
+readmission model on the discharges of the year from it, and the age + Charlson baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import duckdb
+import pyarrow.compute as pc
+
+from naer.indicators import engine
+from naer.risk import baselines
+from naer.risk.features import YEAR, check_reference, discharges, features
+from naer.risk.model import discharge_features, fit, population_features
+
+
+def train(
+    con: duckdb.DuckDBPyConnection,
+    window: engine.Window,
+    reference: date,
+    on_step: Callable[[str], None] | None = None,
+    seed: int = 1,
+) -> dict[str, Any]:
+    """The model file's content (``model.save`` writes it)."""
+    step = on_step or (lambda _name: None)
+    check_reference(reference, window, outcome=True)
+    population = features(con, reference, window)
+    step("features")
+    models = {"acute_admission_12m": fit(population, "acute_admission_12m", population_features(), seed)}
+    step("acute_admission_12m")
+    older = population.filter(pc.is_valid(population["preventable_admission_12m"]))
+    models["preventable_admission_12m"] = fit(older, "preventable_admission_12m", population_features(), seed)
+    step("preventable_admission_12m")
+    stays = discharges(con, reference, reference + YEAR, window)
+    models["readmission_30d"] = fit(stays, "readmission_30d", discharge_features(), seed)
+    step("readmission_30d")
+    return {
+        "reference_date": reference.isoformat(),
+        "data_window": [window.start.isoformat(), window.end.isoformat()],
+        "models": {name: m.to_json() for name, m in models.items()},
+        "baselines": {"age_charlson": baselines.fit_age_charlson(population, "acute_admission_12m")},
+    }

@@ -1,0 +1,263 @@
+"""The risk pipeline end to end on a 1 % region (naer risk train / evaluate / worklist as a user runs them),
+the published baselines by hand, explanations and actions that are true of the citizen, Tasks that are valid
+FHIR and reach a running store once, and every bad input refused with nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from fhir.resources.R4B.task import Task
+
+from naer.errors import UserError
+from naer.risk import baselines, explain, worklist
+from naer.risk import model as models
+
+Run = Callable[..., Any]
+HERE = Path(__file__).parent
+FIXTURES = Path(os.environ.get("NAER_FIXTURES") or HERE.parents[1] / "shared" / "fixtures")
+SYNTHEA = FIXTURES / "synthea" / "10-patients"
+
+
+@pytest.fixture(scope="module")
+def trained(region: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from tests.conftest import run_naer
+
+    work = tmp_path_factory.mktemp("risk")
+    warehouse, model = work / "region.duckdb", work / "model.json"
+    done = run_naer(
+        "risk", "train", "--input", str(region), "--warehouse", str(warehouse),
+        "--reference-date", "2022-01-01", "--model", str(model), cwd=work,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return {"work": work, "warehouse": warehouse, "model": model, "input": region}
+
+
+def test_train_writes_a_model_of_each_outcome(trained: dict[str, Path]) -> None:
+    document = json.loads(trained["model"].read_text())
+    assert document["kind"] == "naer-risk-model" and document["reference_date"] == "2022-01-01"
+    assert set(document["models"]) == {"acute_admission_12m", "preventable_admission_12m", "readmission_30d"}
+    assert document["models"]["acute_admission_12m"]["trained"]["rows"] > 10_000
+    assert len(document["baselines"]["age_charlson"]["coefficients"]) == 4
+
+
+def test_evaluate_writes_the_report_and_metrics(trained: dict[str, Path], naer: Run) -> None:
+    out = trained["work"] / "report"
+    done = naer(
+        "risk", "evaluate", "--input", str(trained["input"]), "--warehouse", str(trained["warehouse"]),
+        "--model", str(trained["model"]), "--out", str(out), cwd=trained["work"],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["reference_date"] == "2023-01-01"  # a year after training by default
+    for key in ("auroc", "auroc_oracle", "calibration_slope", "calibration_intercept", "brier"):
+        assert isinstance(m[key], float), key
+    assert 0.6 < m["auroc"] < m["auroc_oracle"] < 1  # real signal, below what the true hazard reaches
+    assert m["auroc_ci"][0] < m["auroc"] < m["auroc_ci"][1]
+    assert set(m["precision_top"]) == {"1%", "2%", "5%"}
+    groupings = {r["grouping"] for r in m["by_group"]}
+    assert groupings == {"sex", "age_band", "education", "municipality"}
+    assert sum(r["n"] for r in m["by_group"] if r["grouping"] == "sex") == m["n"]
+    flagged = [r for r in m["by_group"] if r.get("auroc") and abs(r["auroc_gap"]) > 0.03]
+    assert all(r["flags"] for r in flagged)
+    r = m["readmission_30d"]
+    for key in ("auroc", "auroc_lace", "auroc_hospital"):
+        assert 0 < r[key] < 1, key
+    nb = {row["threshold"]: row for row in m["net_benefit"]}
+    assert nb[0.01]["model"] > 0
+    html = (out / "report.html").read_text()
+    assert "Fairness" in html and "<svg" in html and "LACE" in html
+    assert {p.name for p in out.iterdir()} >= {"calibration.svg", "decision_curve.svg", "metrics.json"}
+
+
+def test_worklist_tasks_are_valid_fhir_with_reasons(trained: dict[str, Path], naer: Run) -> None:
+    out = trained["work"] / "tasks.ndjson"
+    done = naer(
+        "risk", "worklist", "--warehouse", str(trained["warehouse"]), "--model", str(trained["model"]),
+        "--reference-date", "2024-06-01", "--top", "3", "--out", str(out), cwd=trained["work"],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    tasks = [json.loads(line) for line in out.read_text().splitlines()]
+    assert tasks
+    for t in tasks:
+        Task.model_validate(t)  # valid FHIR
+        assert t["intent"] == "proposal" and t["owner"]["reference"].startswith("Organization/")
+        assert 1 <= len(t["note"]) <= 3 and "Why:" in t["description"]
+    probabilities = [t["input"][0]["valueDecimal"] for t in tasks]
+    assert probabilities == sorted(probabilities, reverse=True)
+    rows_out = trained["work"] / "worklist.csv"
+    done = naer(
+        "risk", "worklist", "--warehouse", str(trained["warehouse"]), "--model", str(trained["model"]),
+        "--reference-date", "2024-06-01", "--top", "3", "--out", str(rows_out), cwd=trained["work"],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(rows_out)
+    lists: dict[str, int] = {}
+    for names in table.column("lists").to_pylist():
+        for name in str(names).split():
+            lists[name] = lists.get(name, 0) + 1
+    assert lists and max(lists.values()) <= 3  # the top 3 of each GP clinic and municipality
+
+
+def test_bad_input_is_refused_and_nothing_written(
+    trained: dict[str, Path], naer: Run, tmp_path: Path
+) -> None:
+    w, m = str(trained["warehouse"]), str(trained["model"])
+    out = tmp_path / "tasks.ndjson"
+    train = ("risk", "train", "--warehouse", w, "--model", str(tmp_path / "m.json"), "--reference-date")
+    evaluate = ("risk", "evaluate", "--warehouse", w, "--out", str(tmp_path / "r"), "--model")
+    work = ("risk", "worklist", "--model", m, "--out", str(out))
+    cases = [
+        ((*train, "2015-06-01"), "outside the data"),
+        ((*train, "2024-06-01"), "a year after it"),
+        ((*train, "1st May"), "is not a date"),
+        ((*evaluate, m, "--reference-date", "2021-01-01"), "later reference day"),
+        ((*evaluate, str(tmp_path / "none.json")), "no model file"),
+        ((*work, "--warehouse", w, "--organization", "no-clinic"), "unknown organisation no-clinic"),
+        ((*work, "--warehouse", w, "--threshold", "1.5"), "between 0 and 1"),
+        ((*work, "--warehouse", str(tmp_path / "none.duckdb")), "no warehouse"),
+        ((*work, "--input", str(tmp_path / "nothing")), "no data folder"),
+    ]  # fmt: skip
+    for args, message in cases:
+        done = naer(*args, cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in done.stderr, (message, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert not out.exists() and not (tmp_path / "m.json").exists() and not (tmp_path / "r").exists()
+
+
+def test_model_files_from_elsewhere_are_refused(trained: dict[str, Path], tmp_path: Path) -> None:
+    good = json.loads(trained["model"].read_text())
+    for change, message in (
+        ({"format": 0}, "model format 0"),
+        ({"feature_signature": "0123456789abcdef"}, "trained on other features"),
+        ({"kind": "something-else"}, "not a Nær risk model"),
+    ):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({**good, **change}))
+        with pytest.raises(UserError, match=message):
+            models.load(bad)
+    (tmp_path / "text.json").write_text("not json")
+    with pytest.raises(UserError, match="not JSON"):
+        models.load(tmp_path / "text.json")
+
+
+def test_lace_and_hospital_as_published() -> None:
+    stays = pa.table(
+        {
+            "los_days": [0, 2, 5, 14],
+            "acute": [False, True, True, True],
+            "charlson_index": [0, 1, 3, 6],
+            "ed_visits_6m": [0, 1, 2, 7],
+            "oncology_discharge": [False, False, True, False],
+            "admissions_12m": [0, 1, 3, 6],
+        }
+    )
+    # L: <1 day 0, 2 days 2, 4-6 days 4, >=14 days 7; A: 3; C: as is up to 3, >=4 -> 5; E: up to 4
+    assert baselines.lace(stays).tolist() == [0, 2 + 3 + 1 + 1, 4 + 3 + 3 + 2, 7 + 3 + 5 + 4]
+    # O 2, I 1, A: 0-1 -> 0, 2-5 -> 2, >5 -> 5, L >= 5 days 2 (H, S, P not in the data: 0)
+    assert baselines.hospital(stays).tolist() == [0, 1, 2 + 1 + 2 + 2, 1 + 5 + 2]
+
+
+def test_reasons_are_true_of_the_citizen() -> None:
+    features = models.population_features()
+    fake = SimpleNamespace(features=features)
+    row = {f: None for f in features} | {
+        "lives_alone": False, "acute_admissions_12m": 3, "bed_days_12m": 12, "age": 88, "copd": True,
+        "days_since_discharge": 9,
+    }  # fmt: skip
+    contributions = np.zeros((1, len(features) + 1))
+    weights = {"lives_alone": 2.0, "acute_admissions_12m": 1.0, "age": 0.5, "copd": 0.7, "sex": -1.0}
+    for name, value in weights.items():
+        contributions[0, features.index(name)] = value
+    said = explain.reasons(fake, contributions, [row])[0]  # type: ignore[arg-type]
+    # "lives alone" raised the risk most in the model but is not true of this citizen: not said
+    assert said == ["3 acute admissions in the last 12 months (12 bed days)", "COPD", "aged 88"]
+
+
+def test_first_matching_action_rule() -> None:
+    rules = worklist.rules()
+    first = next(
+        r for r in rules if explain.holds(r["when"], {"copd": True, "days_since_discharge": 10, "age": 70})
+    )
+    assert first["id"] == "copd-after-admission" and first["owner"] == "municipality"
+    fallback = next(r for r in rules if explain.holds(r["when"], {"age": 40, "days_since_discharge": None}))
+    assert fallback["id"] == "gp-review"
+    assert not explain.holds({"weight_change_kg": {"min": 2}}, {"weight_change_kg": None})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def fhir_base(tmp_path: Path) -> Iterator[str]:
+    import uvicorn
+
+    from naer.api.app import create_app
+    from naer.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    upgrade(url)
+    port = _free_port()
+    running = uvicorn.Server(
+        uvicorn.Config(create_app(url), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not running.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the API server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/fhir"
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_tasks_reach_a_running_store_once(
+    trained: dict[str, Path], naer: Run, fhir_base: str, tmp_path: Path
+) -> None:
+    args = (
+        "risk", "worklist", "--warehouse", str(trained["warehouse"]), "--model", str(trained["model"]),
+        "--reference-date", "2024-06-01", "--top", "1", "--out", str(tmp_path / "t.ndjson"),
+        "--fhir", fhir_base,
+    )  # fmt: skip
+    first = naer(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    sent = len((tmp_path / "t.ndjson").read_text().splitlines())
+    assert f"{sent:,} Tasks created, 0 already there" in first.stdout
+    again = naer(*args, cwd=tmp_path)
+    assert f"0 Tasks created, {sent:,} already there" in again.stdout
+    import urllib.request
+
+    with urllib.request.urlopen(f"{fhir_base}/Task?_summary=count") as response:
+        assert json.loads(response.read())["total"] == sent
+
+
+@pytest.mark.skipif(not SYNTHEA.is_dir(), reason=f"{SYNTHEA} is absent (the shared fixtures)")
+def test_worklist_runs_on_another_generators_data(
+    trained: dict[str, Path], naer: Run, tmp_path: Path
+) -> None:
+    out = tmp_path / "synthea.csv"
+    done = naer(
+        "risk", "worklist", "--input", str(SYNTHEA), "--model", str(trained["model"]), "--top", "5",
+        "--out", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert out.exists()
