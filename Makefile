@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The running platform on the synthetic Samsø population: generate it (once), run the views and indicators,
 # load the FHIR store, then serve the dashboard (/) and the FHIR API (/fhir). Each step is redone only when
-# its input changed; delete $(DATA) to start again.
-demo: $(STAMP) $(DATA)/indicators.parquet $(DATA)/store.sqlite
+# its input changed; delete $(DATA) to start again. The risk worklists are at /risk.
+demo: $(STAMP) $(DATA)/indicators.parquet $(DATA)/risk/worklist.parquet $(DATA)/store.sqlite
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer serve --port $(PORT)
 
 $(DATA)/samsoe/manifest.json: | $(STAMP)
@@ -32,6 +32,19 @@ $(DATA)/samsoe/manifest.json: | $(STAMP)
 $(DATA)/indicators.parquet: $(DATA)/samsoe/manifest.json $(STAMP)
 	$(BIN)/naer indicators --input $(DATA)/samsoe --warehouse $(DATA)/warehouse.duckdb \
 		--by every --period every --within every --out $@
+
+# The risk model (trained on 2022, tested on 2023 against the generator's true hazard) and the worklists of
+# the last day of the data, on the warehouse the indicators made.
+$(DATA)/risk/model.json: $(DATA)/indicators.parquet
+	$(BIN)/naer risk train --warehouse $(DATA)/warehouse.duckdb --reference-date 2022-01-01 --model $@
+
+$(DATA)/risk/report/metrics.json: $(DATA)/risk/model.json
+	$(BIN)/naer risk evaluate --input $(DATA)/samsoe --warehouse $(DATA)/warehouse.duckdb \
+		--model $(DATA)/risk/model.json --out $(DATA)/risk/report
+
+$(DATA)/risk/worklist.parquet: $(DATA)/risk/report/metrics.json
+	$(BIN)/naer risk worklist --warehouse $(DATA)/warehouse.duckdb --model $(DATA)/risk/model.json \
+		--top 50 --out $@
 
 # Loaded into a new file first, so that a failed or interrupted load never looks finished.
 $(DATA)/store.sqlite: $(DATA)/samsoe/manifest.json $(STAMP)

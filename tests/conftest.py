@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -64,6 +69,57 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
         SynthRequest("region-midt", date(2015, 1, 1), date(2024, 12, 31), 1, out, scale=0.01, workers=2)
     )
     return out
+
+
+@contextlib.contextmanager
+def api_server(store_url: str) -> Iterator[str]:
+    """The FHIR API on ``store_url`` served by uvicorn on a free loopback port: its base URL (…/fhir)."""
+    import uvicorn
+
+    from naer.api.app import create_app
+
+    port = free_port()
+    running = uvicorn.Server(
+        uvicorn.Config(create_app(store_url), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not running.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the API server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/fhir"
+    finally:
+        running.should_exit = True
+        thread.join(timeout=10)
+
+
+CHROMIUM = Path(os.environ.get("NAER_CHROMIUM", "/usr/bin/chromium"))
+SCREENSHOTS = Path(os.environ.get("NAER_SCREENSHOTS", Path(__file__).parents[1] / "build" / "screenshots"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (no browser download), headless."""
+    if not CHROMIUM.is_file() or shutil.which(str(CHROMIUM)) is None:
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set NAER_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
 
 
 def _postgres_url() -> str | None:

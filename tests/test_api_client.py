@@ -3,43 +3,22 @@ SMART on FHIR Python client), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from fhirclient import client
 from fhirclient.models.encounter import Encounter
 from fhirclient.models.patient import Patient
 from fhirclient.server import FHIRNotFoundException, FHIRServer
 
-from naer.api.app import create_app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import api_server
 
 
 @pytest.fixture
 def server(store_url: str) -> Iterator[FHIRServer]:
-    port = _free_port()
-    config = uvicorn.Config(create_app(store_url), host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not running.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the API server did not start")
-        time.sleep(0.05)
-    smart = client.FHIRClient(settings={"app_id": "naer-tests", "api_base": f"http://127.0.0.1:{port}/fhir/"})
-    yield smart.server
-    running.should_exit = True
-    thread.join(timeout=10)
+    with api_server(store_url) as base:
+        smart = client.FHIRClient(settings={"app_id": "naer-tests", "api_base": f"{base}/"})
+        yield smart.server
 
 
 def test_fhirclient_round_trip(server: FHIRServer) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,11 +23,10 @@ from naer.indicators import engine
 from naer.indicators.definition import pick
 from naer.indicators.run import build_warehouse
 from naer.web.dashboard import add_dashboard
+from tests.conftest import SCREENSHOTS, free_port
 
 HERE = Path(__file__).parent
 VENDOR = HERE.parent / "src" / "naer" / "web" / "static" / "vendor"
-CHROMIUM = Path(os.environ.get("NAER_CHROMIUM", "/usr/bin/chromium"))
-SCREENSHOTS = Path(os.environ.get("NAER_SCREENSHOTS", HERE.parent / "build" / "screenshots"))
 
 
 @pytest.fixture(scope="module")
@@ -205,17 +203,11 @@ def test_vendored_files_are_the_recorded_ones() -> None:
 # --- in a real browser ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(results: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`naer serve` as a user starts it: dashboard and FHIR API, on a store of its own."""
     data = tmp_path_factory.mktemp("serve")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NAER_DATA_DIR": str(data), "NAER_INDICATOR_RESULTS": str(results)}
     env.pop("NAER_DATABASE_URL", None)
     exe = Path(sys.executable).with_name("naer")
@@ -237,21 +229,6 @@ def server(results: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file() or shutil.which(str(CHROMIUM)) is None:
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set NAER_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
 
 
 def _funnel_units(page: Any) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from fhir.resources.R4B.task import Task
 from naer.errors import UserError
 from naer.risk import baselines, explain, worklist
 from naer.risk import model as models
+from tests.conftest import SCREENSHOTS, api_server, free_port, run_naer
 
 Run = Callable[..., Any]
 HERE = Path(__file__).parent
@@ -31,8 +31,6 @@ SYNTHEA = FIXTURES / "synthea" / "10-patients"
 
 @pytest.fixture(scope="module")
 def trained(region: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from tests.conftest import run_naer
-
     work = tmp_path_factory.mktemp("risk")
     warehouse, model = work / "region.duckdb", work / "model.json"
     done = run_naer(
@@ -198,35 +196,14 @@ def test_first_matching_action_rule() -> None:
     assert not explain.holds({"weight_change_kg": {"min": 2}}, {"weight_change_kg": None})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def fhir_base(tmp_path: Path) -> Iterator[str]:
-    import uvicorn
-
-    from naer.api.app import create_app
     from naer.store.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
     upgrade(url)
-    port = _free_port()
-    running = uvicorn.Server(
-        uvicorn.Config(create_app(url), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not running.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the API server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/fhir"
-    running.should_exit = True
-    thread.join(timeout=10)
+    with api_server(url) as base:
+        yield base
 
 
 def test_tasks_reach_a_running_store_once(
@@ -261,3 +238,119 @@ def test_worklist_runs_on_another_generators_data(
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert out.exists()
+
+
+# --- the worklist page ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def risk_folder(trained: dict[str, Path]) -> Path:
+    """What `make demo` puts in data/risk: the evaluation report and the worklists (top 10 of each list)."""
+    folder = trained["work"] / "risk"
+    common = ("--warehouse", str(trained["warehouse"]), "--model", str(trained["model"]))
+    done = run_naer(
+        "risk", "evaluate", *common, "--input", str(trained["input"]), "--out", str(folder / "report"),
+        cwd=trained["work"],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    done = run_naer(
+        "risk", "worklist", *common, "--top", "10", "--out", str(folder / "worklist.parquet"), cwd=folder
+    )
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def risk_client(risk_folder: Path) -> Iterator[Any]:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from naer.web.risk import add_risk_pages
+
+    app = FastAPI()
+    add_risk_pages(app, risk_folder)
+    with TestClient(app) as c:
+        yield c
+
+
+def test_risk_page_lists_and_filters(risk_client: Any) -> None:
+    import re
+
+    page = risk_client.get("/risk")
+    assert page.status_code == 200
+    lists = re.findall(r'<option value="([^"]+)"[^>]*>(Municipality|GP clinic): ', page.text)
+    assert {kind for _, kind in lists} == {"Municipality", "GP clinic"}
+    assert 'id="spec-calibration"' in page.text and 'id="spec-decision_curve"' in page.text
+    clinic = next(code for code, kind in lists if kind == "GP clinic")
+    panel = risk_client.get(f"/risk/panel?list={clinic}&top=3")
+    assert panel.status_code == 200 and panel.headers["HX-Replace-Url"] == f"/risk?list={clinic}&top=3"
+    assert panel.text.count('<tr>\n      <td class="n">') == 3
+    risks = [int(x) for x in re.findall(r'<td class="n">(\d+) %</td>', panel.text)]
+    assert risks == sorted(risks, reverse=True)
+    none = risk_client.get(f"/risk/panel?list={clinic}&min=99")
+    assert "No citizen on this list meets the filters" in none.text
+    for bad in ("list=nowhere", "top=many", "top=0", "min=120"):
+        assert risk_client.get(f"/risk/panel?{bad}").status_code == 400, bad
+
+
+def test_risk_page_without_worklists_says_how_to_make_them(tmp_path: Path) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from naer.web.risk import add_risk_pages
+
+    app = FastAPI()
+    add_risk_pages(app, tmp_path / "risk")
+    with TestClient(app) as c:
+        page = c.get("/risk")
+    assert page.status_code == 503 and "naer risk worklist" in page.text
+
+
+def test_risk_page_in_a_browser(risk_folder: Path, browser: Any, tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {**os.environ, "NAER_DATA_DIR": str(tmp_path), "NAER_RISK_RESULTS": str(risk_folder)}
+    env.pop("NAER_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("naer")), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "naer serve did not start"
+                time.sleep(0.1)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/risk")
+        page.wait_for_selector("#chart-calibration[data-drawn=yes] svg")
+        page.wait_for_selector("#chart-decision_curve[data-drawn=yes] svg")
+        first = page.locator("#panel tbody tr").first.inner_text()
+        options = page.eval_on_selector_all("#list option", "els => els.map(e => e.value)")
+        page.select_option("#list", options[-1])
+        page.wait_for_url(re.compile(r"list="))
+        page.wait_for_function(
+            "first => document.querySelector('#panel tbody tr').innerText !== first", arg=first
+        )
+        page.fill("#top", "2")
+        page.press("#top", "Enter")
+        page.wait_for_url(re.compile(r"top=2"))
+        assert page.locator("#panel tbody tr").count() == 2
+        page.screenshot(path=str(SCREENSHOTS / "risk-worklist.png"), full_page=True)
+        assert errors == []
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -257,12 +257,13 @@ def _write_worklist(out: Path, rows: list[dict[str, Any]], tasks: list[dict[str,
         if out.suffix.lower() == ".ndjson":
             tmp.write_text("".join(json.dumps(t) + "\n" for t in tasks), encoding="utf-8")
         else:
-            flat = [{**r, "lists": " ".join(r["lists"]), "reasons": "; ".join(r["reasons"])} for r in rows]
-            table = pa.Table.from_pylist(flat)
-            if out.suffix.lower() == ".csv":
-                pacsv.write_csv(table, tmp)
+            if out.suffix.lower() == ".csv":  # CSV has no lists: the lists and reasons joined
+                flat = [
+                    {**r, "lists": " ".join(r["lists"]), "reasons": "; ".join(r["reasons"])} for r in rows
+                ]
+                pacsv.write_csv(pa.Table.from_pylist(flat), tmp)
             else:
-                pq.write_table(table, tmp)
+                pq.write_table(pa.Table.from_pylist(rows), tmp)
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)

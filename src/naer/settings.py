@@ -37,8 +37,17 @@ class Settings(BaseSettings):
         "default DATA_DIR/indicators.parquet.",
     )
 
+    risk_results: Path | None = Field(
+        default=None,
+        description="The risk folder the worklist page shows (worklist.parquet from `naer risk worklist`, "
+        "report/ from `naer risk evaluate`); default DATA_DIR/risk.",
+    )
+
     def results_path(self) -> Path:
         return self.indicator_results or self.data_dir / "indicators.parquet"
+
+    def risk_path(self) -> Path:
+        return self.risk_results or self.data_dir / "risk"
 
 
 def get_settings() -> Settings:

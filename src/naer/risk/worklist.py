@@ -140,6 +140,8 @@ def rows(
                 "sex": record["sex"],
                 "municipality_code": record["municipality_code"],
                 "gp_clinic_id": record["gp_clinic_id"],
+                "gp_clinic_name": orgs.get(record["gp_clinic_id"] or "", {}).get("name"),
+                "municipality_name": orgs.get(record["municipality_code"] or "", {}).get("name"),
                 "lists": chosen[i],
                 "reasons": why,
                 "rule": rule["id"],

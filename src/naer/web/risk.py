@@ -1,0 +1,134 @@
+"""The worklist page: each GP clinic's and municipality's citizens most at risk of an acute admission, with
+the reasons and the suggested action, filtered in place with HTMX; beside it the model's calibration plot and
+decision curve from the last evaluation, so the people who act on the list can see how far to trust it.
+
+It reads the risk folder (``worklist.parquet`` from ``naer risk worklist``, ``report/`` from ``naer risk
+evaluate``) again whenever the files change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from naer.indicators.definition import catalogue
+
+HERE = Path(__file__).parent
+CHARTS = ("calibration", "decision_curve")
+
+
+@dataclass
+class RiskFolder:
+    path: Path
+    stamps: tuple[float, float] = (-1.0, -1.0)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] | None = None
+    specs: dict[str, str] = field(default_factory=dict)
+
+    def load(self) -> str | None:
+        """Read the files again when they changed; the reason the page cannot show a list, or None."""
+        worklist, metrics = self.path / "worklist.parquet", self.path / "report" / "metrics.json"
+        if not worklist.is_file():
+            return f"no worklist at {worklist}"
+        stamps = (worklist.stat().st_mtime, metrics.stat().st_mtime if metrics.is_file() else 0.0)
+        if stamps != self.stamps:
+            try:
+                table = pq.read_table(worklist)
+            except (OSError, pa.ArrowInvalid) as error:
+                return f"{worklist} is not a worklist ({error})"
+            needed = {"patient_id", "probability", "lists", "reasons", "action", "owner", "due"}
+            lacking = sorted(needed - set(table.column_names))
+            if lacking:
+                return f"{worklist} is not a worklist of this Nær (it lacks {', '.join(lacking)})"
+            self.rows = table.to_pylist()
+            self.metrics = json.loads(metrics.read_text()) if metrics.is_file() else None
+            self.specs = {
+                name: (self.path / "report" / f"{name}.vl.json").read_text()
+                for name in CHARTS
+                if (self.path / "report" / f"{name}.vl.json").is_file()
+            }
+            self.stamps = stamps
+        return None
+
+    def lists(self) -> list[tuple[str, str]]:
+        """Every list in the file, (organisation id, label), municipalities first."""
+        labels: dict[str, str] = {}
+        for r in self.rows:
+            for org in r["lists"]:
+                if org == r.get("gp_clinic_id"):
+                    labels[org] = f"GP clinic: {r.get('gp_clinic_name') or org}"
+                elif org == "all":
+                    labels[org] = "Everyone"
+                else:
+                    labels.setdefault(org, f"Municipality: {r.get('municipality_name') or org}")
+        return sorted(labels.items(), key=lambda kv: (not kv[1].startswith("Municipality"), kv[1]))
+
+
+def add_risk_pages(app: FastAPI, folder: Path) -> None:
+    """Register /risk (the page) and /risk/panel (the part HTMX swaps when a filter changes)."""
+    risk = RiskFolder(folder)
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+
+    def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = env.get_template(name).render(indicators=list(catalogue().values()), risk_page=True, **context)
+        return HTMLResponse(html, status_code=status)
+
+    def state(request: Request) -> dict[str, Any] | Response:
+        problem = risk.load()
+        if problem:
+            return page("risk_not_ready.html", 503, message=problem, folder=folder)
+        q = request.query_params
+        lists = risk.lists()
+        chosen = q.get("list") or (lists[0][0] if lists else "")
+        if chosen and chosen not in dict(lists):
+            return page(
+                "error.html", 400, message=f"no worklist for {chosen!r} in {folder / 'worklist.parquet'}"
+            )
+        try:
+            top = int(q.get("top") or 20)
+            minimum = float(q.get("min") or 0) / 100
+        except ValueError:
+            return page("error.html", 400, message="top must be a whole number and min a percentage")
+        if top < 1 or not 0 <= minimum < 1:
+            return page("error.html", 400, message="top must be at least 1 and min between 0 and 100 %")
+        action = q.get("action") or ""
+        mine = [r for r in risk.rows if chosen in r["lists"]]
+        actions = sorted({r["action"] for r in mine})
+        shown = [r for r in mine if r["probability"] >= minimum and (not action or r["action"] == action)]
+        shown.sort(key=lambda r: -r["probability"])
+        return {
+            "lists": lists,
+            "chosen": chosen,
+            "chosen_label": dict(lists).get(chosen, ""),
+            "top": top,
+            "min": q.get("min") or "",
+            "action": action,
+            "actions": actions,
+            "rows": shown[:top],
+            "total": len(mine),
+            "metrics": risk.metrics,
+            "specs": risk.specs,
+            "query": str(request.url.query),
+        }
+
+    @app.get("/risk", response_class=HTMLResponse, include_in_schema=False)
+    def risk_page(request: Request) -> Response:
+        s = state(request)
+        return s if isinstance(s, Response) else page("risk.html", **s)
+
+    @app.get("/risk/panel", response_class=HTMLResponse, include_in_schema=False)
+    def risk_panel(request: Request) -> Response:
+        s = state(request)
+        if isinstance(s, Response):
+            return s
+        response = page("risk_panel.html", **s)
+        response.headers["HX-Replace-Url"] = "/risk" + (f"?{s['query']}" if s["query"] else "")
+        return response
