@@ -35,7 +35,7 @@ def trained(region: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     warehouse, model = work / "region.duckdb", work / "model.json"
     done = run_naer(
         "risk", "train", "--input", str(region), "--warehouse", str(warehouse),
-        "--reference-date", "2022-01-01", "--model", str(model), cwd=work,
+        "--reference-date", "2022-01-01", "--reference-date", "2021-01-01", "--model", str(model), cwd=work,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return {"work": work, "warehouse": warehouse, "model": model, "input": region}
@@ -44,8 +44,9 @@ def trained(region: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 def test_train_writes_a_model_of_each_outcome(trained: dict[str, Path]) -> None:
     document = json.loads(trained["model"].read_text())
     assert document["kind"] == "naer-risk-model" and document["reference_date"] == "2022-01-01"
+    assert document["reference_dates"] == ["2021-01-01", "2022-01-01"]  # two citizen-years each
     assert set(document["models"]) == {"acute_admission_12m", "preventable_admission_12m", "readmission_30d"}
-    assert document["models"]["acute_admission_12m"]["trained"]["rows"] > 10_000
+    assert document["models"]["acute_admission_12m"]["trained"]["rows"] > 2 * 12_000
     assert len(document["baselines"]["age_charlson"]["coefficients"]) == 4
 
 

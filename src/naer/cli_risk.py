@@ -76,8 +76,12 @@ def _prepared(input_path: Path | None, warehouse: Path | None, label: str) -> It
 @risk_app.command("train")
 def train_command(
     reference_date: Annotated[
-        str,
-        typer.Option("--reference-date", help="Learn from the citizens of this day and the year after it."),
+        list[str],
+        typer.Option(
+            "--reference-date",
+            help="Learn from the citizens of this day and the year after it; repeat to learn from several "
+            "years (the last is the model's day).",
+        ),
     ],
     model: ModelOption,
     input_path: InputOption = None,
@@ -85,19 +89,19 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Random seed of the split and the trees.")] = 1,
 ) -> None:
     """Train the models (12-month acute admission, 12-month preventable admission for 65+, 30-day readmission
-    at discharge) and the age + Charlson baseline on one reference day; write them to --model."""
+    at discharge) and the age + Charlson baseline on one or more reference days; write them to --model."""
     from naer.risk import model as models
     from naer.risk.train import train
 
-    reference = _day(reference_date, "--reference-date")
+    references = [_day(day, "--reference-date") for day in reference_date]
     if model.suffix.lower() != ".json":
         raise UserError(f"--model {model}: the model file is JSON (give a name ending in .json)")
     began = time.perf_counter()
     with _prepared(input_path, warehouse, "training") as (con, window, (progress, task)):
         progress.update(task, total=4)
-        bundle = train(con, window, reference, lambda _s: progress.advance(task), seed)
+        bundle = train(con, window, references, lambda _s: progress.advance(task), seed)
     models.save(model, bundle)
-    table = Table(title=f"Models trained on {reference}")
+    table = Table(title=f"Models trained on {', '.join(bundle['reference_dates'])}")
     for column in ("outcome", "rows", "events", "trees"):
         table.add_column(column, justify="left" if column == "outcome" else "right")
     for name, m in bundle["models"].items():
