@@ -267,8 +267,9 @@ def _person_time(con: duckdb.DuckDBPyConnection, by: str, within: str | None = N
     return name
 
 
-def _events(con: duckdb.DuckDBPyConnection, indicator: Indicator, window: Window) -> str:
-    """The indicator's events (or units), made once per connection and kept for every grouping."""
+def events(con: duckdb.DuckDBPyConnection, indicator: Indicator, window: Window) -> str:
+    """The indicator's events (or units), made once per connection and kept for every grouping (and for the
+    risk models, which learn the same outcomes): the name of their table."""
     name = "ev_" + indicator.id.replace("-", "_")
     if _exists(con, name):
         return name
@@ -299,7 +300,7 @@ def _cells(
     name = f"cells_{indicator.id.replace('-', '_')}_{by}_{within or 'all'}"
     if _exists(con, name):
         return name
-    events = _events(con, indicator, window)
+    table = events(con, indicator, window)
     grp = _group_expr(by, within)
     first_band = groupings()["age_bands"].index(indicator.min_age)
     month = _MONTH_OF.format(d="ev.day")
@@ -310,7 +311,7 @@ def _cells(
             SELECT {grp} AS grp, band, {month} AS period, sum(value) AS x, sum(value * value) AS x2,
                    max(value) AS xmax
             FROM (SELECT s.*, ev.day, ev.value
-                  FROM {events} AS ev JOIN segment AS s
+                  FROM {table} AS ev JOIN segment AS s
                     ON s.patient_id = ev.patient_id AND ev.day >= s.seg_s AND ev.day < s.seg_e) AS ev
             WHERE band >= {first_band}
             GROUP BY ALL
@@ -324,7 +325,7 @@ def _cells(
         SELECT grp, band, period, sum(CAST(outcome AS INTEGER)) AS x, sum(CAST(outcome AS INTEGER)) AS x2,
                1 AS xmax, count(*) AS n
         FROM (SELECT {grp} AS grp, s.band, {month} AS period, ev.outcome
-              FROM {events} AS ev JOIN segment AS s
+              FROM {table} AS ev JOIN segment AS s
                 ON s.patient_id = ev.patient_id AND ev.day >= s.seg_s AND ev.day < s.seg_e)
         WHERE band >= {first_band}
         GROUP BY ALL"""

@@ -88,8 +88,7 @@ def prepare(
         "weight INTEGER, replaces VARCHAR)"
     )
     con.executemany("INSERT INTO risk_codes VALUES (?, ?, ?, ?, ?)", _code_rows())
-    _codes_table(con, "preventable_codes", "preventable-65plus", None)
-    _codes_table(con, "readmission_codes", "readmission-30d", ("index_excluded", "readmission_excluded"))
+    _codes_table(con, "preventable_codes", "preventable-65plus")
     text = (HERE / "sql" / "prepare.sql").read_text(encoding="utf-8")
     for statement in (s for s in text.split("\n;\n") if s.strip()):
         engine.run_sql(con, statement, {})
@@ -98,17 +97,9 @@ def prepare(
     return window
 
 
-def _codes_table(
-    con: duckdb.DuckDBPyConnection, table: str, indicator: str, groups: tuple[str, ...] | None
-) -> None:
+def _codes_table(con: duckdb.DuckDBPyConnection, table: str, indicator: str) -> None:
     """The code groups of an indicator as a table (grp, prefix): the risk outcomes use its definition."""
-    definition = pick([indicator])[0]
-    rows = [
-        (grp, prefix)
-        for grp, group in definition.code_groups.items()
-        if groups is None or grp in groups
-        for prefix in group.prefixes()
-    ]
+    rows = pick([indicator])[0].code_rows()
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (grp VARCHAR, prefix VARCHAR)")
     con.executemany(f"INSERT INTO {table} VALUES (?, ?)", rows)
 
@@ -138,17 +129,15 @@ def features(
     """One row per citizen living in the area on ``reference`` (``prepare`` must have run on ``con``), with
     the year after it as outcome (``outcome=False`` to score the present, where no year after exists)."""
     check_reference(reference, window, outcome)
-    table: pa.Table = engine.run_sql(con, _sql("features", "cm"), {"reference": reference}).to_arrow_table()
+    params = {"reference": reference, "window_start": window.start}
+    table: pa.Table = engine.run_sql(con, _sql("features", "cm"), params).to_arrow_table()
     return table
 
 
 def discharges(con: duckdb.DuckDBPyConnection, start: date, end: date, window: engine.Window) -> pa.Table:
     """The index admissions discharged on a day in [start, end), with features at the discharge and whether an
     acute readmission followed within 30 days."""
-    days = int(pick(["readmission-30d"])[0].params["days"])
-    table: pa.Table = engine.run_sql(
-        con,
-        _sql("discharges", "cm"),
-        {"from": start, "to": end, "days": days, "window_end": window.end},
-    ).to_arrow_table()
+    events = engine.events(con, pick(["readmission-30d"])[0], window)
+    sql = _sql("discharges", "cm").replace("{events}", events)
+    table: pa.Table = engine.run_sql(con, sql, {"from": start, "to": end}).to_arrow_table()
     return table

@@ -34,9 +34,12 @@ CATEGORICAL = ("sex", "municipality_code", "gp_clinic_id", "education", "income"
 def population_features() -> list[str]:
     """What the 12-month models read, as of the reference day."""
     return [
-        "age", "sex", "municipality_code", "gp_clinic_id", "education", "income",
-        "acute_admissions_6m", "acute_admissions_12m", "planned_admissions_12m", "bed_days_12m",
-        "days_since_discharge", "ed_visits_6m", "ed_visits_12m", "gp_contacts_3m", "gp_contacts_12m",
+        "age", "sex", "municipality_code", "gp_clinic_id", "education", "income", "history_days",
+        "acute_admissions_6m", "acute_admissions_12m", "acute_admissions_36m", "acute_admissions_60m",
+        "acute_admissions_ever", "acute_admission_rate", "ed_visit_rate", "planned_admissions_12m",
+        "bed_days_12m", "days_since_discharge", "ed_visits_6m", "ed_visits_12m", "ed_visits_36m",
+        "ed_visits_60m", "ed_visits_ever",
+        "gp_contacts_1m", "gp_contacts_3m", "gp_contacts_12m", "out_of_hours_1m", "out_of_hours_3m",
         "out_of_hours_12m", "outpatient_visits_12m", "acute_bed_stays_12m", "home_care",
         "charlson_index", "elixhauser_conditions", "chronic_conditions", *chronic_conditions(),
         "lives_alone", "home_measurements_60d", "weight_change_kg", "spo2_change",
@@ -57,7 +60,8 @@ def discharge_features() -> list[str]:
 PARAMS: dict[str, Any] = {
     "objective": "binary",
     "learning_rate": 0.05,
-    "num_leaves": 31,
+    # small trees: on the region 7 leaves ranked better than 15, 31 or 63 (docs/model-card.md)
+    "num_leaves": 7,
     "min_data_in_leaf": 200,
     "feature_fraction": 0.8,
     "bagging_fraction": 0.8,

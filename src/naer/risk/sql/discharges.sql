@@ -1,25 +1,13 @@
--- Index admissions of the readmission indicator (discharged alive, main diagnosis not in group
--- index_excluded, $days days of data after the discharge) discharged on a day in [$from, $to), with what is
--- known at the discharge and whether an acute readmission (main diagnosis not in readmission_excluded)
--- begins within $days days. Code groups in table readmission_codes (grp, prefix), as the indicator's.
+-- The readmission indicator's index admissions (its events table, named by the events mark: discharged
+-- alive, not for cancer, with 30 days of data after; outcome = an acute readmission within 30 days, not for
+-- cancer, birth or injury) discharged on a day in [$from, $to), with what is known at the discharge.
 -- The chronic_flags mark is replaced by one boolean column per chronic condition of chronic.yaml.
 WITH idx AS (
-    SELECT a.patient_id, a.s, a.e, a.acute, a.main_code, a.admitted, a.discharged, a.disposition,
-           a.discharged - a.admitted AS los_days,
-           row_number() OVER (ORDER BY a.patient_id, a.s) AS admission_no
-    FROM admission AS a
-    WHERE NOT a.died
-      AND a.discharged >= CAST($from AS DATE) AND a.discharged < CAST($to AS DATE)
-      AND a.discharged + $days < CAST($window_end AS DATE)
-      AND NOT EXISTS (SELECT 1 FROM readmission_codes AS c
-                      WHERE c.grp = 'index_excluded' AND starts_with(a.main_code, c.prefix))
-),
-readmission AS (
-    SELECT a.patient_id, a.s, a.admitted
-    FROM admission AS a
-    WHERE a.acute
-      AND NOT EXISTS (SELECT 1 FROM readmission_codes AS c
-                      WHERE c.grp = 'readmission_excluded' AND starts_with(a.main_code, c.prefix))
+    SELECT r.patient_id, r.s, r.e, r.acute, r.main_code, r.admitted, r.day AS discharged,
+           r.outcome AS readmission_30d, r.day - r.admitted AS los_days,
+           row_number() OVER (ORDER BY r.patient_id, r.s) AS admission_no
+    FROM {events} AS r
+    WHERE r.day >= CAST($from AS DATE) AND r.day < CAST($to AS DATE)
 ),
 before AS (  -- admissions begun in the 365 days before the index admission
     SELECT i.admission_no, count(*) AS admissions_12m, count(*) FILTER (WHERE b.acute) AS acute_admissions_12m,
@@ -91,9 +79,7 @@ SELECT i.patient_id, i.admitted, i.discharged,
        {chronic_flags},
        so.lives_alone,
        onc.admission_no IS NOT NULL AS oncology_discharge,
-       EXISTS (SELECT 1 FROM readmission AS r
-               WHERE r.patient_id = i.patient_id AND r.s > i.e AND r.admitted <= i.discharged + $days)
-           AS readmission_30d
+       i.readmission_30d
 FROM idx AS i
 JOIN patient AS p ON p.id = i.patient_id
 LEFT JOIN before AS b ON b.admission_no = i.admission_no

@@ -1,10 +1,13 @@
 -- Features of every citizen living in the area on the reference day $reference, from data before that day
 -- only (the test suite proves it: data after the day changes nothing), and the outcomes of the year from it.
+-- Counts reach back up to five years: a citizen's lasting frailty shows in admissions and emergency visits
+-- over years, a deterioration first in the last month's GP contacts.
 -- Reads the indicators' shared tables (span, admission, codes of the preventable-admission groups in
 -- preventable_codes) and risk_dx / risk_contact / risk_measurement (prepare.sql). The chronic_flags mark is replaced
 -- by one boolean column per chronic condition of chronic.yaml.
 WITH person AS (
-    SELECT s.patient_id, s.municipality_code, s.sex, s.gp_clinic_id, s.education, s.birth
+    SELECT s.patient_id, s.municipality_code, s.sex, s.gp_clinic_id, s.birth,
+           (SELECT min(t.s) FROM span AS t WHERE t.patient_id = s.patient_id) AS first_day
     FROM span AS s
     WHERE s.s <= CAST($reference AS DATE) AND CAST($reference AS DATE) < s.e
     QUALIFY row_number() OVER (PARTITION BY s.patient_id ORDER BY s.s DESC) = 1
@@ -13,6 +16,9 @@ history AS (  -- admissions begun before the day
     SELECT patient_id,
            count(*) FILTER (WHERE acute AND admitted >= CAST($reference AS DATE) - 182) AS acute_admissions_6m,
            count(*) FILTER (WHERE acute AND admitted >= CAST($reference AS DATE) - 365) AS acute_admissions_12m,
+           count(*) FILTER (WHERE acute AND admitted >= CAST($reference AS DATE) - 1096) AS acute_admissions_36m,
+           count(*) FILTER (WHERE acute AND admitted >= CAST($reference AS DATE) - 1826) AS acute_admissions_60m,
+           count(*) FILTER (WHERE acute) AS acute_admissions_ever,
            count(*) FILTER (WHERE NOT acute AND admitted >= CAST($reference AS DATE) - 365) AS planned_admissions_12m,
            CAST(sum(bed_days) FILTER (WHERE discharged < CAST($reference AS DATE)
                                    AND discharged >= CAST($reference AS DATE) - 365) AS INTEGER) AS bed_days_12m,
@@ -22,19 +28,39 @@ history AS (  -- admissions begun before the day
     WHERE admitted < CAST($reference AS DATE)
     GROUP BY patient_id
 ),
-contacts AS (
+emergency AS (  -- emergency visits of all the data before the day (with history_days: a rate over years)
+    SELECT patient_id, count(*) AS ed_visits_ever
+    FROM risk_contact
+    WHERE (class = 'EMER' OR contact_type = 'ed-visit') AND day < CAST($reference AS DATE)
+    GROUP BY patient_id
+),
+contacts AS (  -- contacts of the year before (and, for the lasting signs of frailty, the five years before)
     SELECT patient_id,
-           count(*) FILTER (WHERE class = 'EMER' OR contact_type = 'ed-visit') AS ed_visits_12m,
+           count(*) FILTER (WHERE (class = 'EMER' OR contact_type = 'ed-visit')
+                              AND day >= CAST($reference AS DATE) - 365) AS ed_visits_12m,
+           count(*) FILTER (WHERE (class = 'EMER' OR contact_type = 'ed-visit')
+                              AND day >= CAST($reference AS DATE) - 1096) AS ed_visits_36m,
+           count(*) FILTER (WHERE class = 'EMER' OR contact_type = 'ed-visit') AS ed_visits_60m,
            count(*) FILTER (WHERE (class = 'EMER' OR contact_type = 'ed-visit')
                               AND day >= CAST($reference AS DATE) - 182) AS ed_visits_6m,
-           count(*) FILTER (WHERE contact_type LIKE 'gp-%') AS gp_contacts_12m,
+           count(*) FILTER (WHERE contact_type LIKE 'gp-%' AND day >= CAST($reference AS DATE) - 365)
+               AS gp_contacts_12m,
            count(*) FILTER (WHERE contact_type LIKE 'gp-%' AND day >= CAST($reference AS DATE) - 91)
                AS gp_contacts_3m,
-           count(*) FILTER (WHERE contact_type = 'out-of-hours') AS out_of_hours_12m,
-           count(*) FILTER (WHERE contact_type = 'outpatient') AS outpatient_visits_12m,
-           count(*) FILTER (WHERE contact_type = 'acute-bed') AS acute_bed_stays_12m
+           count(*) FILTER (WHERE contact_type LIKE 'gp-%' AND day >= CAST($reference AS DATE) - 30)
+               AS gp_contacts_1m,
+           count(*) FILTER (WHERE contact_type = 'out-of-hours' AND day >= CAST($reference AS DATE) - 365)
+               AS out_of_hours_12m,
+           count(*) FILTER (WHERE contact_type = 'out-of-hours' AND day >= CAST($reference AS DATE) - 91)
+               AS out_of_hours_3m,
+           count(*) FILTER (WHERE contact_type = 'out-of-hours' AND day >= CAST($reference AS DATE) - 30)
+               AS out_of_hours_1m,
+           count(*) FILTER (WHERE contact_type = 'outpatient' AND day >= CAST($reference AS DATE) - 365)
+               AS outpatient_visits_12m,
+           count(*) FILTER (WHERE contact_type = 'acute-bed' AND day >= CAST($reference AS DATE) - 365)
+               AS acute_bed_stays_12m
     FROM risk_contact
-    WHERE day >= CAST($reference AS DATE) - 365 AND day < CAST($reference AS DATE)
+    WHERE day >= CAST($reference AS DATE) - 1826 AND day < CAST($reference AS DATE)
     GROUP BY patient_id
 ),
 home_care AS (  -- home care begun before the day and not ended by it
@@ -64,9 +90,11 @@ comorbidity AS (
 social AS (  -- the latest fact before the day
     SELECT patient_id,
            arg_max(value_boolean, effective) FILTER (WHERE fact = 'living-alone') AS lives_alone,
-           arg_max(value_code, effective) FILTER (WHERE fact = 'income-group') AS income
+           arg_max(value_code, effective) FILTER (WHERE fact = 'income-group') AS income,
+           arg_max(value_code, effective) FILTER (WHERE fact = '82589-3') AS education
     FROM social_fact
-    WHERE fact IN ('living-alone', 'income-group') AND effective < strftime(CAST($reference AS DATE), '%Y-%m-%d')
+    WHERE fact IN ('living-alone', 'income-group', '82589-3')
+      AND effective < strftime(CAST($reference AS DATE), '%Y-%m-%d')
     GROUP BY patient_id
 ),
 measurement AS (  -- home measurements of the 60 days before: the last 14 days' mean against the 46 before
@@ -93,16 +121,34 @@ SELECT p.patient_id,
        date_diff('year', p.birth, CAST($reference AS DATE))
          - CASE WHEN strftime(CAST($reference AS DATE), '%m-%d') < strftime(p.birth, '%m-%d') THEN 1 ELSE 0 END
          AS age,
-       p.sex, p.municipality_code, p.gp_clinic_id, p.education, so.income,
+       p.sex, p.municipality_code, p.gp_clinic_id, so.education, so.income,
+       -- how many days of history the counts above can hold (the data's start, birth or moving in)
+       CAST($reference AS DATE) - greatest(CAST($window_start AS DATE), p.birth, p.first_day) AS history_days,
        coalesce(h.acute_admissions_6m, 0) AS acute_admissions_6m,
        coalesce(h.acute_admissions_12m, 0) AS acute_admissions_12m,
+       coalesce(h.acute_admissions_36m, 0) AS acute_admissions_36m,
+       coalesce(h.acute_admissions_60m, 0) AS acute_admissions_60m,
+       coalesce(h.acute_admissions_ever, 0) AS acute_admissions_ever,
        coalesce(h.planned_admissions_12m, 0) AS planned_admissions_12m,
        coalesce(h.bed_days_12m, 0) AS bed_days_12m,
        h.days_since_discharge,
        coalesce(c.ed_visits_6m, 0) AS ed_visits_6m,
        coalesce(c.ed_visits_12m, 0) AS ed_visits_12m,
+       coalesce(c.ed_visits_36m, 0) AS ed_visits_36m,
+       coalesce(c.ed_visits_60m, 0) AS ed_visits_60m,
+       coalesce(em.ed_visits_ever, 0) AS ed_visits_ever,
+       -- the same as yearly rates over the history the data holds: a lasting frailty's best estimate
+       coalesce(h.acute_admissions_ever, 0) * 365.25
+         / greatest(CAST($reference AS DATE) - greatest(CAST($window_start AS DATE), p.birth, p.first_day), 30)
+         AS acute_admission_rate,
+       coalesce(em.ed_visits_ever, 0) * 365.25
+         / greatest(CAST($reference AS DATE) - greatest(CAST($window_start AS DATE), p.birth, p.first_day), 30)
+         AS ed_visit_rate,
+       coalesce(c.gp_contacts_1m, 0) AS gp_contacts_1m,
        coalesce(c.gp_contacts_3m, 0) AS gp_contacts_3m,
        coalesce(c.gp_contacts_12m, 0) AS gp_contacts_12m,
+       coalesce(c.out_of_hours_1m, 0) AS out_of_hours_1m,
+       coalesce(c.out_of_hours_3m, 0) AS out_of_hours_3m,
        coalesce(c.out_of_hours_12m, 0) AS out_of_hours_12m,
        coalesce(c.outpatient_visits_12m, 0) AS outpatient_visits_12m,
        coalesce(c.acute_bed_stays_12m, 0) AS acute_bed_stays_12m,
@@ -125,6 +171,7 @@ SELECT p.patient_id,
 FROM person AS p
 LEFT JOIN history AS h ON h.patient_id = p.patient_id
 LEFT JOIN contacts AS c ON c.patient_id = p.patient_id
+LEFT JOIN emergency AS em ON em.patient_id = p.patient_id
 LEFT JOIN home_care AS hc ON hc.patient_id = p.patient_id
 LEFT JOIN comorbidity AS cm ON cm.patient_id = p.patient_id
 LEFT JOIN social AS so ON so.patient_id = p.patient_id
