@@ -96,6 +96,18 @@ def api_server(store_url: str) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+@contextlib.contextmanager
+def pages(add: Callable[[Any, Path], None], source: Path) -> Iterator[Any]:
+    """An in-process client of pages that ``add(app, source)`` registers on a bare FastAPI app."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    app = FastAPI()
+    add(app, source)
+    with TestClient(app) as client:
+        yield client
+
+
 CHROMIUM = Path(os.environ.get("NAER_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(os.environ.get("NAER_SCREENSHOTS", Path(__file__).parents[1] / "build" / "screenshots"))
 

@@ -16,14 +16,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from naer.indicators import engine
 from naer.indicators.definition import pick
 from naer.indicators.run import build_warehouse
 from naer.web.dashboard import add_dashboard
-from tests.conftest import SCREENSHOTS, free_port
+from tests.conftest import SCREENSHOTS, free_port, pages
 
 HERE = Path(__file__).parent
 VENDOR = HERE.parent / "src" / "naer" / "web" / "static" / "vendor"
@@ -57,9 +56,7 @@ def results(tmp_path_factory: pytest.TempPathFactory, region: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def client(results: Path) -> Iterator[TestClient]:
-    app = FastAPI()
-    add_dashboard(app, results)
-    with TestClient(app) as c:
+    with pages(add_dashboard, results) as c:
         yield c
 
 
@@ -176,17 +173,13 @@ def test_bad_requests_get_a_clear_page(client: TestClient, url: str, status: int
 
 
 def test_without_results_the_pages_say_how_to_make_them(tmp_path: Path) -> None:
-    app = FastAPI()
-    add_dashboard(app, tmp_path / "missing.parquet")
-    with TestClient(app) as c:
+    with pages(add_dashboard, tmp_path / "missing.parquet") as c:
         page = c.get("/")
         assert page.status_code == 503
         assert "naer indicators --input" in page.text
         assert c.get("/indicators/bed-days").status_code == 503
     (tmp_path / "bad.parquet").write_text("not parquet")
-    app = FastAPI()
-    add_dashboard(app, tmp_path / "bad.parquet")
-    with TestClient(app) as c:
+    with pages(add_dashboard, tmp_path / "bad.parquet") as c:
         assert "is not an indicator results file" in c.get("/").text
 
 
