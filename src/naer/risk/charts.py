@@ -9,15 +9,16 @@ from typing import Any
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 
 
+def _chart(title: str, values: list[dict[str, Any]]) -> dict[str, Any]:
+    """A chart of the report's size over ``values``, its marks still to add."""
+    return {"$schema": SCHEMA, "title": title, "width": 360, "height": 300, "data": {"values": values}}
+
+
 def calibration(points: list[dict[str, float]], title: str) -> dict[str, Any]:
     top = max([p["high"] for p in points] + [p["predicted"] for p in points] + [0.01])
     axis = {"type": "quantitative", "scale": {"domain": [0, top]}, "axis": {"format": ".0%"}}
     return {
-        "$schema": SCHEMA,
-        "title": title,
-        "width": 360,
-        "height": 300,
-        "data": {"values": points},
+        **_chart(title, points),
         "layer": [
             {
                 "data": {"values": [{"x": 0, "y": 0}, {"x": top, "y": top}]},
@@ -51,11 +52,7 @@ def calibration(points: list[dict[str, float]], title: str) -> dict[str, Any]:
 def decision_curve(rows: list[dict[str, Any]], title: str) -> dict[str, Any]:
     best = max([r["net_benefit"] for r in rows] + [0.01])
     return {
-        "$schema": SCHEMA,
-        "title": title,
-        "width": 360,
-        "height": 300,
-        "data": {"values": rows},
+        **_chart(title, rows),
         "mark": {"type": "line", "clip": True},
         "encoding": {
             "x": {
