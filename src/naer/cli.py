@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from naer import __version__
+from naer.cli_options import day
 from naer.errors import UserError
 from naer.settings import get_settings
 
@@ -28,13 +28,6 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
-
-
-def _date(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UserError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 @app.callback(invoke_without_command=True)
@@ -91,8 +84,8 @@ def synth(
     target = out if out is not None else settings.data_dir / area.replace(",", "-")
     request = SynthRequest(
         area=area,
-        start=_date(start, "--start"),
-        end=_date(end, "--end"),
+        start=day(start, "--start"),
+        end=day(end, "--end"),
         seed=seed,
         out=target,
         scale=scale,

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from naer.cli_options import day
 from naer.errors import UserError
 from naer.indicators.numbers import number
 from naer.progress import bar
@@ -27,15 +28,6 @@ _HELP = (
     "education, with 95 % intervals and direct age-standardisation. Definitions: "
     "src/naer/indicators/definitions and docs/indicators.md."
 )
-
-
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UserError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def indicators_command(
@@ -106,7 +98,8 @@ def indicators_command(
     groupings = engine.choices(by, engine.GROUPINGS, "grouping")
     periods = engine.choices(period, engine.PERIODS, "period")
     areas = [] if within == "none" else engine.choices(within, engine.WITHIN, "area")
-    first, last = _day(start, "--from"), _day(end, "--to")
+    first = day(start, "--from") if start is not None else None
+    last = day(end, "--to") if end is not None else None
     if chart is not None and chart.suffix.lower() not in (".svg", ".png", ".json"):
         raise UserError(f"--chart {chart}: the suffix must be .svg, .png or .json")
     began = time.perf_counter()
