@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from naer.cli_options import day
 from naer.errors import UserError
 from naer.progress import bar
 
@@ -39,13 +40,6 @@ WarehouseOption = Annotated[
     ),
 ]
 ModelOption = Annotated[Path, typer.Option("--model", help="The model file (JSON).")]
-
-
-def _day(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UserError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 @contextlib.contextmanager
@@ -93,7 +87,7 @@ def train_command(
     from naer.risk import model as models
     from naer.risk.train import train
 
-    references = [_day(day, "--reference-date") for day in reference_date]
+    references = [day(value, "--reference-date") for value in reference_date]
     if model.suffix.lower() != ".json":
         raise UserError(f"--model {model}: the model file is JSON (give a name ending in .json)")
     began = time.perf_counter()
@@ -138,7 +132,7 @@ def evaluate_command(
     bundle = models.load(model)
     trained = date.fromisoformat(bundle["reference_date"])
     reference = (
-        _day(reference_date, "--reference-date") if reference_date else trained.replace(year=trained.year + 1)
+        day(reference_date, "--reference-date") if reference_date else trained.replace(year=trained.year + 1)
     )
     if truth is not None and not truth.is_file():
         raise UserError(f"no truth file {truth}")
@@ -226,12 +220,13 @@ def worklist_command(
         raise UserError(f"--out {out}: the suffix must be .ndjson (FHIR Tasks), .csv or .parquet")
     if top is None and threshold is None:
         top = 20
+    wl.check_limits(top, threshold)  # mistakes in the command before the minute of preparing the data
+    chosen_day = day(reference_date, "--reference-date") if reference_date else None
     bundle = models.load(model)
     wl.rules()
     with _prepared(input_path, warehouse, "scoring") as (con, window, (progress, task)):
         progress.update(task, total=3)
-        last = date.fromordinal(window.end.toordinal() - 1)
-        reference = _day(reference_date, "--reference-date") if reference_date else last
+        reference = chosen_day or date.fromordinal(window.end.toordinal() - 1)
         orgs = wl.organizations(con)
         population = features(con, reference, window, outcome=False)
         progress.advance(task)
@@ -241,10 +236,11 @@ def worklist_command(
         chosen = wl.select(population, probability, top, threshold, organization, orgs)
         rows = wl.rows(population, probability, m, chosen, orgs, reference)
         progress.advance(task)
-    _write_worklist(out, rows, wl.tasks(rows, reference))
+    tasks = wl.tasks(rows, reference)
+    _write_worklist(out, rows, tasks)
     console.print(f"{len(rows):,} citizens on {len({o for r in rows for o in r['lists']}):,} lists -> {out}")
     if fhir:
-        counts = wl.publish(wl.tasks(rows, reference), fhir)
+        counts = wl.publish(tasks, fhir)
         console.print(
             f"sent to {fhir}: {counts['created']:,} Tasks created, {counts['existing']:,} already there"
         )

@@ -121,7 +121,8 @@ def open_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def _statements(path: Path) -> list[str]:
+def statements(path: Path) -> list[str]:
+    """The statements of a SQL file, separated by lines holding only ";"."""
     text = path.read_text(encoding="utf-8")
     return [s.strip() for s in re.split(r"^;\s*$", text, flags=re.M) if s.strip()]
 
@@ -174,7 +175,7 @@ def prepare(
         "link_hours": LINK_HOURS,
         "min_stay_hours": MIN_STAY_HOURS,
     }
-    for statement in _statements(SQL / "base.sql"):
+    for statement in statements(SQL / "base.sql"):
         run_sql(con, statement, params)
         if on_step:
             on_step(statement.split("TABLE", 1)[1].split()[0] if "TABLE" in statement else "step")

@@ -20,7 +20,7 @@ from naer.errors import UserError
 from naer.indicators import engine
 from naer.indicators.definition import groupings
 from naer.risk import baselines, metrics
-from naer.risk.features import YEAR, check_reference, discharges, features
+from naer.risk.features import YEAR, discharges, features
 from naer.risk.model import Model
 
 TOP = (0.01, 0.02, 0.05)
@@ -174,7 +174,6 @@ def evaluate(
             f"evaluate on a later reference day than the model was trained on ({trained_on}): "
             f"{reference} is not later"
         )
-    check_reference(reference, window, outcome=True)
     models: dict[str, Model] = bundle["models"]
     population = features(con, reference, window)
     step("features")
@@ -220,19 +219,14 @@ def evaluate(
     }
     nb_model = metrics.net_benefit(y, p, THRESHOLDS)
     nb_baseline = metrics.net_benefit(y, age_charlson, THRESHOLDS)
-    prevalence = float(y.mean())
+    nb_everyone = metrics.net_benefit(y, np.ones_like(y), THRESHOLDS)
     curves = {
         "calibration": metrics.calibration_curve(y, p),
         "calibration_readmission": metrics.calibration_curve(yr, pr, bins=10),
         "decision": [
             {"threshold": float(t), "strategy": name, "net_benefit": float(v)}
-            for t, m, b in zip(THRESHOLDS, nb_model, nb_baseline, strict=True)
-            for name, v in (
-                ("model", m),
-                ("age + Charlson", b),
-                ("everyone", prevalence - (1 - prevalence) * t / (1 - t)),
-                ("no one", 0.0),
-            )
+            for t, m, b, e in zip(THRESHOLDS, nb_model, nb_baseline, nb_everyone, strict=True)
+            for name, v in (("model", m), ("age + Charlson", b), ("everyone", e), ("no one", 0.0))
         ],
     }
     result["net_benefit"] = [

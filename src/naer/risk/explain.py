@@ -82,11 +82,12 @@ def reasons(
     out = []
     for i, row in enumerate(rows):
         said: list[str] = []
+        shown = {key: _shown(v) for key, v in row.items()}
         for k in np.argsort(-by_factor[i]):
             if by_factor[i, k] <= 0 or len(said) == top:
                 break
             factor = table[names[k]]
             if holds(factor.get("when", {}), row):
-                said.append(factor["text"].format(**{key: _shown(v) for key, v in row.items()}))
+                said.append(factor["text"].format(**shown))
         out.append(said)
     return out

@@ -26,7 +26,6 @@ from naer.indicators.definition import CodeGroup, pick
 
 HERE = Path(__file__).parent
 SCHEMES = ("charlson", "elixhauser", "chronic")
-OUTCOMES = ("acute_admission_12m", "preventable_admission_12m")
 YEAR = timedelta(days=365)
 
 
@@ -63,16 +62,14 @@ def _code_rows() -> list[tuple[str, str, str, int, str | None]]:
     return rows
 
 
-def _chronic_flags(source: str) -> str:
-    return ",\n       ".join(
-        f"coalesce(list_contains({source}.chronic, '{name}'), false) AS {name}"
-        for name in chronic_conditions()
+def _sql(name: str) -> str:
+    """A feature query with one boolean column per chronic condition in place of its chronic_flags mark (each
+    query names its comorbidity table ``cm``)."""
+    flags = ",\n       ".join(
+        f"coalesce(list_contains(cm.chronic, '{name}'), false) AS {name}" for name in chronic_conditions()
     )
-
-
-def _sql(name: str, source: str) -> str:
     text = (HERE / "sql" / f"{name}.sql").read_text(encoding="utf-8")
-    return text.replace("{chronic_flags}", _chronic_flags(source))
+    return text.replace("{chronic_flags}", flags)
 
 
 def prepare(
@@ -89,8 +86,7 @@ def prepare(
     )
     con.executemany("INSERT INTO risk_codes VALUES (?, ?, ?, ?, ?)", _code_rows())
     _codes_table(con, "preventable_codes", "preventable-65plus")
-    text = (HERE / "sql" / "prepare.sql").read_text(encoding="utf-8")
-    for statement in (s for s in text.split("\n;\n") if s.strip()):
+    for statement in engine.statements(HERE / "sql" / "prepare.sql"):
         engine.run_sql(con, statement, {})
         if on_step:
             on_step(statement.split("TABLE", 1)[1].split()[0])
@@ -130,7 +126,7 @@ def features(
     the year after it as outcome (``outcome=False`` to score the present, where no year after exists)."""
     check_reference(reference, window, outcome)
     params = {"reference": reference, "window_start": window.start}
-    table: pa.Table = engine.run_sql(con, _sql("features", "cm"), params).to_arrow_table()
+    table: pa.Table = engine.run_sql(con, _sql("features"), params).to_arrow_table()
     return table
 
 
@@ -138,6 +134,6 @@ def discharges(con: duckdb.DuckDBPyConnection, start: date, end: date, window: e
     """The index admissions discharged on a day in [start, end), with features at the discharge and whether an
     acute readmission followed within 30 days."""
     events = engine.events(con, pick(["readmission-30d"])[0], window)
-    sql = _sql("discharges", "cm").replace("{events}", events)
+    sql = _sql("discharges").replace("{events}", events)
     table: pa.Table = engine.run_sql(con, sql, {"from": start, "to": end}).to_arrow_table()
     return table

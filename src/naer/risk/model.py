@@ -122,7 +122,7 @@ class Model:
         }
 
 
-def _threads(rows: int = 1_000_000) -> int:
+def _threads(rows: int) -> int:
     """All cores for a region; one for a small data set, where OpenMP's waiting between threads costs more
     than the work (and, on a busy machine, very much more)."""
     return max(len(os.sched_getaffinity(0)), 1) if rows >= 100_000 else 1
@@ -160,9 +160,7 @@ def matrix(table: pa.Table, features: list[str], categories: dict[str, list[str]
 def fit(table: pa.Table, outcome: str, features: list[str], seed: int = 1, rounds: int = 2000) -> Model:
     """Fit a model of ``outcome`` on the rows where it is known: 80 % to learn, 10 % to stop, 10 % to
     recalibrate (split at random by row with ``seed``)."""
-    y_all = table.column(outcome)
-    known = np.asarray(y_all.is_valid())
-    table = table.filter(pa.array(known))
+    table = table.filter(pc.is_valid(table[outcome]))
     y = table.column(outcome).cast(pa.float64()).to_numpy(zero_copy_only=False)
     if y.sum() < 20 or (len(y) - y.sum()) < 20:
         raise UserError(

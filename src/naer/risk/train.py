@@ -10,7 +10,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from naer.errors import UserError
 from naer.indicators import engine
@@ -37,8 +36,10 @@ def train(
     step("features")
     models = {"acute_admission_12m": fit(population, "acute_admission_12m", population_features(), seed)}
     step("acute_admission_12m")
-    older = population.filter(pc.is_valid(population["preventable_admission_12m"]))
-    models["preventable_admission_12m"] = fit(older, "preventable_admission_12m", population_features(), seed)
+    # fit keeps the rows whose outcome is known: for a preventable admission, the citizens 65+
+    models["preventable_admission_12m"] = fit(
+        population, "preventable_admission_12m", population_features(), seed
+    )
     step("preventable_admission_12m")
     stays = pa.concat_tables([discharges(con, day, day + YEAR, window) for day in references])
     models["readmission_30d"] = fit(stays, "readmission_30d", discharge_features(), seed)

@@ -60,6 +60,21 @@ def organizations(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _municipality_orgs(orgs: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Municipality code -> its Organization id."""
+    return {e["municipality_code"]: e["id"] for e in orgs.values() if e["kind"] == "municipality"}
+
+
+def check_limits(top: int | None, threshold: float | None) -> None:
+    """Either a top N or a probability threshold, each in range (checked before any data is read)."""
+    if (top is None) == (threshold is None):
+        raise UserError("give either --top N or --threshold P")
+    if top is not None and top < 1:
+        raise UserError(f"--top {top}: give a positive number of citizens")
+    if threshold is not None and not 0 < threshold < 1:
+        raise UserError(f"--threshold {threshold}: give a probability between 0 and 1")
+
+
 def select(
     population: pa.Table,
     probability: np.ndarray,
@@ -70,12 +85,7 @@ def select(
 ) -> dict[int, list[str]]:
     """Rows selected, each with the lists (organisation ids) it is on: per GP clinic and per municipality the
     top ``top`` by probability, or everyone at or above ``threshold``."""
-    if (top is None) == (threshold is None):
-        raise UserError("give either --top N or --threshold P")
-    if top is not None and top < 1:
-        raise UserError(f"--top {top}: give a positive number of citizens")
-    if threshold is not None and not 0 < threshold < 1:
-        raise UserError(f"--threshold {threshold}: give a probability between 0 and 1")
+    check_limits(top, threshold)
     wanted: set[str] | None = None
     if only:
         unknown = [o for o in only if o not in orgs]
@@ -85,7 +95,7 @@ def select(
                 f"Organization, or a municipality code ({len(orgs)} known in the data)"
             )
         wanted = {orgs[o]["id"] for o in only}
-    municipality_org = {e["municipality_code"]: e["id"] for e in orgs.values() if e["kind"] == "municipality"}
+    municipality_org = _municipality_orgs(orgs)
     lists: dict[str, list[int]] = {}
     clinics = population.column("gp_clinic_id").to_pylist()
     places = population.column("municipality_code").to_pylist()
@@ -122,7 +132,7 @@ def rows(
     said = reasons(model, model.contributions(picked), records)
     # how many citizens have a higher risk: the rank that says "top 0.4 %"
     rank = len(probability) - np.searchsorted(np.sort(probability), probability[order], side="right")
-    municipality_org = {e["municipality_code"]: e["id"] for e in orgs.values() if e["kind"] == "municipality"}
+    municipality_org = _municipality_orgs(orgs)
     out = []
     for k, (i, record, why) in enumerate(zip(order, records, said, strict=True)):
         rule = next(r for r in rules() if holds(r["when"] or {}, record))

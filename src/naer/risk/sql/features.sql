@@ -6,8 +6,11 @@
 -- preventable_codes) and risk_dx / risk_contact / risk_measurement (prepare.sql). The chronic_flags mark is replaced
 -- by one boolean column per chronic condition of chronic.yaml.
 WITH person AS (
+    -- history_days: how many days of history the counts below can hold (the data's start, birth or moving in)
     SELECT s.patient_id, s.municipality_code, s.sex, s.gp_clinic_id, s.birth,
-           (SELECT min(t.s) FROM span AS t WHERE t.patient_id = s.patient_id) AS first_day
+           CAST($reference AS DATE) - greatest(CAST($window_start AS DATE), s.birth,
+                                               (SELECT min(t.s) FROM span AS t WHERE t.patient_id = s.patient_id))
+               AS history_days
     FROM span AS s
     WHERE s.s <= CAST($reference AS DATE) AND CAST($reference AS DATE) < s.e
     QUALIFY row_number() OVER (PARTITION BY s.patient_id ORDER BY s.s DESC) = 1
@@ -122,8 +125,7 @@ SELECT p.patient_id,
          - CASE WHEN strftime(CAST($reference AS DATE), '%m-%d') < strftime(p.birth, '%m-%d') THEN 1 ELSE 0 END
          AS age,
        p.sex, p.municipality_code, p.gp_clinic_id, so.education, so.income,
-       -- how many days of history the counts above can hold (the data's start, birth or moving in)
-       CAST($reference AS DATE) - greatest(CAST($window_start AS DATE), p.birth, p.first_day) AS history_days,
+       p.history_days,
        coalesce(h.acute_admissions_6m, 0) AS acute_admissions_6m,
        coalesce(h.acute_admissions_12m, 0) AS acute_admissions_12m,
        coalesce(h.acute_admissions_36m, 0) AS acute_admissions_36m,
@@ -139,10 +141,10 @@ SELECT p.patient_id,
        coalesce(em.ed_visits_ever, 0) AS ed_visits_ever,
        -- the same as yearly rates over the history the data holds: a lasting frailty's best estimate
        coalesce(h.acute_admissions_ever, 0) * 365.25
-         / greatest(CAST($reference AS DATE) - greatest(CAST($window_start AS DATE), p.birth, p.first_day), 30)
+         / greatest(p.history_days, 30)
          AS acute_admission_rate,
        coalesce(em.ed_visits_ever, 0) * 365.25
-         / greatest(CAST($reference AS DATE) - greatest(CAST($window_start AS DATE), p.birth, p.first_day), 30)
+         / greatest(p.history_days, 30)
          AS ed_visit_rate,
        coalesce(c.gp_contacts_1m, 0) AS gp_contacts_1m,
        coalesce(c.gp_contacts_3m, 0) AS gp_contacts_3m,
