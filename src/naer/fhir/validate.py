@@ -14,6 +14,10 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from naer.fhir import null_check
+
+null_check.install()  # the library's own null check by a faster route (null_check.py says why)
+
 # Types that exist in R4 but not in R4B, or whose R4B shape differs from R4 (none of them are written
 # by Nær today; listed so that a future writer of these types knows to check by hand).
 R4B_DIFFERS_FROM_R4 = frozenset(
