@@ -12,7 +12,7 @@ export NAER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # Outside data the tests read (SQL on FHIR conformance suite, Synthea, MedCom); never copied into the repo.
 export NAER_FIXTURES ?= $(abspath ../shared/fixtures)
 
-.PHONY: demo check lint types test bench bench-views bench-store bench-api bench-mix bench-indicators bench-risk serve clean
+.PHONY: demo check lint types test bench bench-views bench-store bench-api bench-mix bench-indicators bench-risk bench-risk-ceiling serve clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,11 @@ bench-indicators: $(STAMP)
 # train, evaluate against the oracle and the baselines, worklists, scoring every citizen.
 bench-risk: $(STAMP)
 	$(BIN)/python bench/risk_bench.py
+
+# How close any model of the record can come to the oracle: the same model told the generator's truths
+# (frailty, deterioration, the hazard without them) as features, on bench-risk's data and warehouse.
+bench-risk-ceiling: $(STAMP)
+	$(BIN)/python bench/risk_ceiling.py
 
 # Bulk load and export of the Samsø set on PostgreSQL (NAER_TEST_DATABASE_URL; schema naer_bench).
 bench-store: $(STAMP)

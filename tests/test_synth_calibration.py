@@ -54,3 +54,18 @@ def test_true_hazard_predicts_admissions_well_but_not_perfectly(region: Path) ->
                 labels.append(row["patient_id"] in admitted[2023])
     auroc = _auroc(np.asarray(scores), np.asarray(labels))
     assert 0.70 < auroc < 0.92, auroc
+
+
+def test_truth_holds_the_unobserved_frailty_and_deterioration(region: Path) -> None:
+    """Beside the hazard, the truth file holds what no record shows (bench/risk_ceiling.py reads it): the
+    frailty, gamma with mean 1 and shape 2 among the citizens of the first year, and the latent unstable
+    state, rare and raising the hazard within the same age."""
+    with (region / "truth" / "acute_admission_hazard.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    first = [float(r["frailty"]) for r in rows if r["year"] == "2015"]
+    assert abs(np.mean(first) - 1) < 0.05 and abs(np.var(first) - 0.5) < 0.1  # gamma(2, 1/2): variance 1/2
+    unstable = np.asarray([r["unstable"] == "1" for r in rows])
+    assert 0.003 < unstable.mean() < 0.1
+    # a citizen's hazard over their frailty is the same person's hazard without it, and higher when unstable
+    base = np.asarray([float(r["annual_hazard"]) / float(r["frailty"]) for r in rows])
+    assert np.median(base[unstable]) > 2 * np.median(base[~unstable])

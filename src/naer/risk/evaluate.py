@@ -133,11 +133,11 @@ def oracle(
     con.register("risk_rows", ids)
     try:
         found = con.execute(
-            """SELECT r.row, t.probability_12m
-               FROM read_csv(?, header = true, columns = {'patient_id': 'VARCHAR', 'year': 'INTEGER',
-                             'annual_hazard': 'DOUBLE', 'probability_12m': 'DOUBLE'}) AS t
+            # by name, so that the generator's further columns (frailty, unstable) are no concern here
+            """SELECT r.row, CAST(t.probability_12m AS DOUBLE) AS probability_12m
+               FROM read_csv(?, header = true, all_varchar = true) AS t
                JOIN risk_rows AS r ON r.patient_id = t.patient_id
-               WHERE t.year = ?""",
+               WHERE CAST(t.year AS INTEGER) = ?""",
             [str(truth), reference.year],
         ).fetchnumpy()
     except duckdb.Error as error:

@@ -172,11 +172,13 @@ def write_chunk(
     put(
         "truth",
         [
-            f"{pids[p]},{y},{h:.6f},{-math.expm1(-h):.6f}"
-            for p, y, h in zip(
+            f"{pids[p]},{y},{h:.6f},{-math.expm1(-h):.6f},{z:.4f},{u}"
+            for p, y, h, z, u in zip(
                 truth["person"].tolist(),
                 truth["year"].tolist(),
                 (truth["hazard"].astype(np.float64)).tolist(),
+                (truth["frailty"].astype(np.float64)).tolist(),
+                truth["unstable"].tolist(),
                 strict=True,
             )
         ],

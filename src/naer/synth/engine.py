@@ -94,7 +94,7 @@ class ChunkEvents:
     stays: list[Stay]
     episodes: list[Episode]
     tele: dict[str, np.ndarray]  # person, minute, kind, value, value2
-    truth: dict[str, np.ndarray]  # person, year, hazard
+    truth: dict[str, np.ndarray]  # person, year, hazard, frailty, unstable
     end_day: int
     ed_codes: tuple[str, ...] = field(default_factory=tuple)
     outpatient_codes: tuple[str, ...] = field(default_factory=tuple)
@@ -206,7 +206,13 @@ class _Engine:
         self.tele: dict[str, list[np.ndarray]] = {
             k: [] for k in ("person", "minute", "kind", "value", "value2")
         }
-        self.truth: dict[str, list[np.ndarray]] = {"person": [], "year": [], "hazard": []}
+        self.truth: dict[str, list[np.ndarray]] = {
+            "person": [],
+            "year": [],
+            "hazard": [],
+            "frailty": [],
+            "unstable": [],
+        }
         self.pending: dict[int, int] = {}  # person -> day of a scheduled readmission
         self.readmit_sum, self.readmit_n = 100.0, 50
         self.ed_codes, self.ed_p = _codes(model.ed_visit["codes"])
@@ -420,6 +426,8 @@ class _Engine:
             self.truth["person"].append(ids.astype(np.int32))
             self.truth["year"].append(np.full(len(ids), year, dtype=np.int16))
             self.truth["hazard"].append(h_acute.astype(np.float32))
+            self.truth["frailty"].append(frail.astype(np.float32))
+            self.truth["unstable"].append(unstable.astype(np.int8))
 
         # --- deaths and moves (decided first: nothing happens to a citizen after leaving)
         mort = np.asarray(self.m.demography["mortality_per_1000"]) / 1000

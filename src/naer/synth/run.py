@@ -34,7 +34,7 @@ from naer.synth.organizations import build_organizations
 
 CHUNK_SIZE = 20_000
 TRUTH_FILE = "truth/acute_admission_hazard.csv"
-TRUTH_HEADER = "patient_id,year,annual_hazard,probability_12m"
+TRUTH_HEADER = "patient_id,year,annual_hazard,probability_12m,frailty,unstable"
 MANIFEST = "manifest.json"
 RESOURCE_TYPES = (
     "Organization",

@@ -1,0 +1,141 @@
+"""How close can any model of the record come to the oracle? (issue 6)
+
+    python bench/risk_ceiling.py                      # the region data and warehouse of make bench-risk
+    python bench/risk_ceiling.py --warehouse W --truth T.csv.gz --train-day 2022-01-01 --test-day 2023-01-01
+
+The oracle of `naer risk evaluate` is the generator's true hazard on 1 January, which holds two things no
+record shows: each citizen's frailty (a gamma factor of mean 1) and whether they are in the latent
+"unstable" state that day. The generator writes both beside the hazard (truth/acute_admission_hazard.csv).
+This benchmark fits the 12-month model exactly as `naer risk train` does (same features, parameters, split
+and recalibration) on the training day, and again with one true quantity added as a feature, and scores
+each on the test day:
+
+- the model (the record only);
+- + the true deterioration state;
+- + the true hazard without frailty and deterioration (every effect of what the record shows, exactly);
+- + the true hazard without frailty (the above and the deterioration);
+- + the true frailty.
+
+The third row is the ceiling of a model that knows perfectly how the observed facts act and must infer
+frailty and deterioration from the record, as any model must. Figures go to docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from rich.console import Console
+from rich.table import Table
+
+from naer.indicators import engine
+from naer.risk import metrics
+from naer.risk.evaluate import oracle
+from naer.risk.features import features, prepare
+from naer.risk.model import fit, population_features
+
+OUT = Path(__file__).parent / "out"
+OUTCOME = "acute_admission_12m"
+ADDED = {
+    "the model (the record only)": [],
+    "+ true deterioration state": ["true_unstable"],
+    "+ true hazard without frailty and deterioration": ["true_log_hazard_observed"],
+    "+ true hazard without frailty": ["true_log_hazard_without_frailty"],
+    "+ true frailty": ["true_frailty"],
+}
+
+
+def with_truth(
+    con: duckdb.DuckDBPyConnection, table: pa.Table, truth: Path, year: int, unstable: float
+) -> pa.Table:
+    """``table`` with the generator's truth of ``year`` for each citizen as columns (the unstable state's
+    log hazard ratio ``unstable`` taken out of the hazard for the 'observed' one)."""
+    con.register("rows", table)
+    try:
+        result: pa.Table = con.execute(
+            """WITH t AS (
+                   SELECT patient_id, CAST(year AS INTEGER) AS year, CAST(unstable AS INTEGER) AS unstable,
+                          CAST(frailty AS DOUBLE) AS frailty,
+                          ln(CAST(annual_hazard AS DOUBLE) / CAST(frailty AS DOUBLE)) AS without_frailty
+                   FROM read_csv(?, header = true, all_varchar = true)
+               )
+               SELECT r.*, t.unstable AS true_unstable, t.frailty AS true_frailty,
+                      t.without_frailty AS true_log_hazard_without_frailty,
+                      t.without_frailty - ? * t.unstable AS true_log_hazard_observed
+               FROM rows AS r LEFT JOIN t ON t.patient_id = r.patient_id AND t.year = ?
+               ORDER BY r.patient_id""",
+            [str(truth), unstable, year],
+        ).to_arrow_table()
+    finally:
+        con.unregister("rows")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warehouse", type=Path, default=OUT / "region.duckdb")
+    parser.add_argument(
+        "--truth", type=Path, default=OUT / "region" / "truth" / "acute_admission_hazard.csv.gz"
+    )
+    parser.add_argument("--train-day", type=date.fromisoformat, default=date(2022, 1, 1))
+    parser.add_argument("--test-day", type=date.fromisoformat, default=date(2023, 1, 1))
+    args = parser.parse_args()
+    console = Console()
+    for path, make in ((args.warehouse, "make bench-risk"), (args.truth, "make bench-risk")):
+        if not path.exists():
+            raise SystemExit(f"no {path}: `{make}` makes the region data and its warehouse")
+    with duckdb.connect() as probe:
+        columns = [
+            c[0]
+            for c in probe.execute(
+                "DESCRIBE SELECT * FROM read_csv(?, header = true)", [str(args.truth)]
+            ).fetchall()
+        ]
+    if not {"frailty", "unstable"} <= set(columns):
+        raise SystemExit(
+            f"{args.truth} has no frailty and unstable columns: it was written by an older naer synth; "
+            "generate the data again (rm -r bench/out/region; make bench-risk)"
+        )
+    from naer.synth.model import load_model
+
+    unstable_hr = float(load_model().contacts["acute_admission"]["risk"]["unstable"])
+    started = time.perf_counter()
+    with engine.open_warehouse(args.warehouse) as con, console.status("features of both days") as status:
+        window = prepare(con)
+        train = with_truth(
+            con, features(con, args.train_day, window), args.truth, args.train_day.year, unstable_hr
+        )
+        test = with_truth(
+            con, features(con, args.test_day, window), args.truth, args.test_day.year, unstable_hr
+        )
+        y = test.column(OUTCOME).cast(pa.float64()).to_numpy(zero_copy_only=False)
+        best = oracle(con, args.truth, args.test_day, test, y)["auroc_oracle"]
+        console.print(f"features: {time.perf_counter() - started:.0f} s; oracle AUROC {best:.4f}")
+        table = Table(title=f"12-month acute admission, trained {args.train_day}, tested {args.test_day}")
+        for name in ("model", "AUROC (95 % CI)", "share of the oracle", "trees", "seconds"):
+            table.add_column(name, justify="left" if name == "model" else "right")
+        for name, added in ADDED.items():
+            status.update(f"fitting: {name}")
+            t = time.perf_counter()
+            model = fit(train, OUTCOME, population_features() + added)
+            auc = metrics.auroc(y, model.predict(test))
+            seconds = time.perf_counter() - t
+            table.add_row(
+                name,
+                f"{auc[0]:.4f} ({auc[1]:.4f}-{auc[2]:.4f})",
+                f"{100 * auc[0] / best:.1f} %",
+                str(model.trained["trees"]),
+                f"{seconds:.0f}",
+            )
+            console.print(
+                f"{name}: AUROC {auc[0]:.4f}, {100 * auc[0] / best:.1f} % of the oracle", highlight=False
+            )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
