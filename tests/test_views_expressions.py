@@ -129,3 +129,20 @@ def test_typed_reads_where_the_view_allows_json_where_it_does_not() -> None:
     )
     assert whole["name"] == "JSON"
     assert whole["deceasedBoolean"] == whole["deceasedDateTime"] == "JSON"
+
+
+def test_first_of_a_null_filtered_list_takes_the_first_non_null_item() -> None:
+    """``list_filter(M, x -> x IS NOT NULL)[1]`` is compiled as ``list_any_value(M)``; anything that is not
+    exactly that one call keeps the filter."""
+    from naer.views.expressions import _without_null_filter
+
+    assert _without_null_filter("list_filter(list_transform(r.a, x1 -> x1.b), x2 -> x2 IS NOT NULL)") == (
+        "list_transform(r.a, x1 -> x1.b)"
+    )
+    assert _without_null_filter("list_filter(f('a)b'), x3 -> x3 IS NOT NULL)") == "f('a)b')"
+    assert (
+        _without_null_filter("list_filter(a, x1 -> x1 IS NOT NULL) || list_filter(b, x2 -> x2 IS NOT NULL)")
+        is None
+    )
+    assert _without_null_filter("list_filter(a, x1 -> x1 IS NOT NULL)[1]") is None
+    assert _without_null_filter("list_filter(a, x1 -> x2 IS NOT NULL)") is None

@@ -195,7 +195,34 @@ def _structable(found: Element) -> bool:
 
 
 def struct_first(e: Expr) -> Expr:
-    return replace(e, kind="sval", sql=f"({e.sql})[1]") if e.kind == "slist" else e
+    if e.kind != "slist":
+        return e
+    unfiltered = _without_null_filter(e.sql)
+    # the first non-null item, without building the filtered list (one lambda and one list less per row)
+    sql = f"list_any_value({unfiltered})" if unfiltered is not None else f"({e.sql})[1]"
+    return replace(e, kind="sval", sql=sql)
+
+
+_NULL_FILTER = re.compile(r", (x\d+) -> \1 IS NOT NULL\)$")
+
+
+def _without_null_filter(sql: str) -> str | None:
+    """``M`` when ``sql`` is exactly ``list_filter(M, x -> x IS NOT NULL)`` (the whole expression, its
+    parentheses balanced outside string literals), else None."""
+    tail = _NULL_FILTER.search(sql)
+    if not sql.startswith("list_filter(") or tail is None:
+        return None
+    depth, quoted = 0, False
+    for i, ch in enumerate(sql):
+        if ch == "'":
+            quoted = not quoted  # a doubled '' inside a literal toggles twice
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+            if depth == 0 and i != len(sql) - 1:
+                return None  # the first list_filter( closes before the end: not one call
+    return sql[len("list_filter(") : tail.start()]
 
 
 def struct_list(e: Expr, scope: Scope) -> str:
