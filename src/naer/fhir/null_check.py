@@ -10,22 +10,21 @@ stay the library's. The two agree on every input (tests/test_fhir_null_check.py)
 
 ``install`` puts ``check`` in the library's place: pydantic has already bound the library's validator into
 every model's compiled schema, so the function's code is swapped (it then calls ``check``); the models stay
-untouched. It does so only for the version pinned in constraints.txt with the code it was written against;
-any other leaves the library's check as it is.
+untouched. It does so only when the library's function has the source it was written against (the version
+pinned in constraints.txt); any other leaves the library's check as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import types
 from typing import Any
 
 from fhir_core import fhirabstractmodel
 from fhir_core.utils import is_list_type, is_primitive_type
 
-LIBRARY_CODE = (
-    "26455c16e1a6653c"  # fhir_core 1.1.12's reject_null_complex_elements, as CPython 3.11 compiles it
-)
+LIBRARY_SOURCE = "d0d0200524d20d33"  # the digest of fhir_core 1.1.12's reject_null_complex_elements source
 _KEYS: dict[type, frozenset[str]] = {}
 
 
@@ -35,11 +34,12 @@ def _library() -> types.FunctionType:
     return function
 
 
-def _digest(code: types.CodeType) -> str:
-    """The code's instructions, names and constants (nested code by its own digest, not its address)."""
-    consts = [_digest(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts]
-    payload = code.co_code + repr((code.co_names, consts)).encode()
-    return hashlib.sha256(payload).hexdigest()[:16]
+def _digest(function: types.FunctionType) -> str | None:
+    """A digest of the function's source text (the same on every Python), or None without a source."""
+    try:
+        return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
+    except (OSError, TypeError):
+        return None
 
 
 _ORIGINAL = _library()
@@ -67,7 +67,10 @@ def _complex_list_keys(cls: type) -> frozenset[str]:
 
 
 def check(cls: type, data: Any) -> Any:
-    """``data`` unchanged, or the library's error for a null inside a list of complex elements."""
+    """``data`` unchanged, or the library's error for a null inside a list of complex elements.
+
+    The same answer as the library's for every input: the library raises only for a key of this table that
+    holds a list with a null, and such a key sends the element to the library's own check."""
     if isinstance(data, dict):
         keys = _complex_list_keys(cls)
         for key, value in data.items():
@@ -94,7 +97,7 @@ def install() -> bool:
     the version this was written against."""
     if installed():
         return True
-    if _digest(_ORIGINAL.__code__) != LIBRARY_CODE:
+    if _digest(library_check) != LIBRARY_SOURCE:
         return False
     fhirabstractmodel._naer_null_check = check  # type: ignore[attr-defined]
     _ORIGINAL.__code__ = _shim.__code__
