@@ -31,19 +31,16 @@ history AS (  -- admissions begun before the day
     WHERE admitted < CAST($reference AS DATE)
     GROUP BY patient_id
 ),
-emergency AS (  -- emergency visits of all the data before the day (with history_days: a rate over years)
-    SELECT patient_id, count(*) AS ed_visits_ever
-    FROM risk_contact
-    WHERE (class = 'EMER' OR contact_type = 'ed-visit') AND day < CAST($reference AS DATE)
-    GROUP BY patient_id
-),
-contacts AS (  -- contacts of the year before (and, for the lasting signs of frailty, the five years before)
+contacts AS (  -- contacts before the day, in one pass: the last year's, and for the lasting signs of frailty
+                -- the emergency visits of 3 and 5 years and of all the data (with history_days: a rate)
     SELECT patient_id,
            count(*) FILTER (WHERE (class = 'EMER' OR contact_type = 'ed-visit')
                               AND day >= CAST($reference AS DATE) - 365) AS ed_visits_12m,
            count(*) FILTER (WHERE (class = 'EMER' OR contact_type = 'ed-visit')
                               AND day >= CAST($reference AS DATE) - 1096) AS ed_visits_36m,
-           count(*) FILTER (WHERE class = 'EMER' OR contact_type = 'ed-visit') AS ed_visits_60m,
+           count(*) FILTER (WHERE (class = 'EMER' OR contact_type = 'ed-visit')
+                              AND day >= CAST($reference AS DATE) - 1826) AS ed_visits_60m,
+           count(*) FILTER (WHERE class = 'EMER' OR contact_type = 'ed-visit') AS ed_visits_ever,
            count(*) FILTER (WHERE (class = 'EMER' OR contact_type = 'ed-visit')
                               AND day >= CAST($reference AS DATE) - 182) AS ed_visits_6m,
            count(*) FILTER (WHERE contact_type LIKE 'gp-%' AND day >= CAST($reference AS DATE) - 365)
@@ -63,7 +60,7 @@ contacts AS (  -- contacts of the year before (and, for the lasting signs of fra
            count(*) FILTER (WHERE contact_type = 'acute-bed' AND day >= CAST($reference AS DATE) - 365)
                AS acute_bed_stays_12m
     FROM risk_contact
-    WHERE day >= CAST($reference AS DATE) - 1826 AND day < CAST($reference AS DATE)
+    WHERE day < CAST($reference AS DATE)
     GROUP BY patient_id
 ),
 home_care AS (  -- home care begun before the day and not ended by it
@@ -138,12 +135,12 @@ SELECT p.patient_id,
        coalesce(c.ed_visits_12m, 0) AS ed_visits_12m,
        coalesce(c.ed_visits_36m, 0) AS ed_visits_36m,
        coalesce(c.ed_visits_60m, 0) AS ed_visits_60m,
-       coalesce(em.ed_visits_ever, 0) AS ed_visits_ever,
+       coalesce(c.ed_visits_ever, 0) AS ed_visits_ever,
        -- the same as yearly rates over the history the data holds: a lasting frailty's best estimate
        coalesce(h.acute_admissions_ever, 0) * 365.25
          / greatest(p.history_days, 30)
          AS acute_admission_rate,
-       coalesce(em.ed_visits_ever, 0) * 365.25
+       coalesce(c.ed_visits_ever, 0) * 365.25
          / greatest(p.history_days, 30)
          AS ed_visit_rate,
        coalesce(c.gp_contacts_1m, 0) AS gp_contacts_1m,
@@ -173,7 +170,6 @@ SELECT p.patient_id,
 FROM person AS p
 LEFT JOIN history AS h ON h.patient_id = p.patient_id
 LEFT JOIN contacts AS c ON c.patient_id = p.patient_id
-LEFT JOIN emergency AS em ON em.patient_id = p.patient_id
 LEFT JOIN home_care AS hc ON hc.patient_id = p.patient_id
 LEFT JOIN comorbidity AS cm ON cm.patient_id = p.patient_id
 LEFT JOIN social AS so ON so.patient_id = p.patient_id
