@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 import types
+from functools import cache
 from typing import Any
 
 from fhir_core import fhirabstractmodel
 from fhir_core.utils import is_list_type, is_primitive_type
 
 LIBRARY_SOURCE = "d0d0200524d20d33"  # the digest of fhir_core 1.1.12's reject_null_complex_elements source
-_KEYS: dict[type, frozenset[str]] = {}
 
 
 def _library() -> types.FunctionType:
@@ -50,21 +50,18 @@ library_check = types.FunctionType(
 )
 
 
+@cache
 def _complex_list_keys(cls: type) -> frozenset[str]:
     """The names and aliases of ``cls``'s fields that are lists of complex elements, as the library picks
     them (not primitive lists, whose nulls line values up with their ``_field`` extensions)."""
-    keys = _KEYS.get(cls)
-    if keys is None:
-        fields = cls.model_fields  # type: ignore[attr-defined]
-        keys = frozenset(
-            key
-            for name, field in fields.items()
-            if is_list_type(field) and not is_primitive_type(field) and not name.endswith("__ext")
-            for key in (name, field.alias)
-            if key
-        )
-        _KEYS[cls] = keys
-    return keys
+    fields = cls.model_fields  # type: ignore[attr-defined]
+    return frozenset(
+        key
+        for name, field in fields.items()
+        if is_list_type(field) and not is_primitive_type(field) and not name.endswith("__ext")
+        for key in (name, field.alias)
+        if key
+    )
 
 
 def check(cls: type, data: Any) -> Any:
