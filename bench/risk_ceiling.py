@@ -37,6 +37,7 @@ from naer.risk import metrics
 from naer.risk.evaluate import oracle
 from naer.risk.features import features, prepare
 from naer.risk.model import fit, population_features
+from naer.synth.model import load_model
 
 OUT = Path(__file__).parent / "out"
 OUTCOME = "acute_admission_12m"
@@ -49,26 +50,43 @@ ADDED = {
 }
 
 
-def with_truth(
-    con: duckdb.DuckDBPyConnection, table: pa.Table, truth: Path, year: int, unstable: float
-) -> pa.Table:
-    """``table`` with the generator's truth of ``year`` for each citizen as columns (the unstable state's
-    log hazard ratio ``unstable`` taken out of the hazard for the 'observed' one)."""
+def load_truth(con: duckdb.DuckDBPyConnection, truth: Path, unstable: float) -> None:
+    """The truth file as table ``truth``, read once for both days (the unstable state's log hazard ratio
+    ``unstable`` taken out of the hazard for the 'observed' one)."""
+    columns = {
+        c[0]
+        for c in con.execute("DESCRIBE SELECT * FROM read_csv(?, header = true)", [str(truth)]).fetchall()
+    }
+    if not {"frailty", "unstable"} <= columns:
+        raise SystemExit(
+            f"{truth} has no frailty and unstable columns: it was written by an older naer synth; "
+            "generate the data again (rm -r bench/out/region; make bench-risk)"
+        )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE truth AS
+           WITH t AS (
+               SELECT patient_id, CAST(year AS INTEGER) AS year, CAST(unstable AS INTEGER) AS unstable,
+                      CAST(frailty AS DOUBLE) AS frailty,
+                      ln(CAST(annual_hazard AS DOUBLE) / CAST(frailty AS DOUBLE)) AS without_frailty
+               FROM read_csv(?, header = true, all_varchar = true)
+           )
+           SELECT patient_id, year, unstable AS true_unstable, frailty AS true_frailty,
+                  without_frailty AS true_log_hazard_without_frailty,
+                  without_frailty - ? * unstable AS true_log_hazard_observed
+           FROM t""",
+        [str(truth), unstable],
+    )
+
+
+def with_truth(con: duckdb.DuckDBPyConnection, table: pa.Table, year: int) -> pa.Table:
+    """``table`` with the generator's truth of ``year`` for each citizen as columns (``load_truth`` first)."""
     con.register("rows", table)
     try:
         result: pa.Table = con.execute(
-            """WITH t AS (
-                   SELECT patient_id, CAST(year AS INTEGER) AS year, CAST(unstable AS INTEGER) AS unstable,
-                          CAST(frailty AS DOUBLE) AS frailty,
-                          ln(CAST(annual_hazard AS DOUBLE) / CAST(frailty AS DOUBLE)) AS without_frailty
-                   FROM read_csv(?, header = true, all_varchar = true)
-               )
-               SELECT r.*, t.unstable AS true_unstable, t.frailty AS true_frailty,
-                      t.without_frailty AS true_log_hazard_without_frailty,
-                      t.without_frailty - ? * t.unstable AS true_log_hazard_observed
-               FROM rows AS r LEFT JOIN t ON t.patient_id = r.patient_id AND t.year = ?
+            """SELECT r.*, t.* EXCLUDE (patient_id, year)
+               FROM rows AS r LEFT JOIN truth AS t ON t.patient_id = r.patient_id AND t.year = ?
                ORDER BY r.patient_id""",
-            [str(truth), unstable, year],
+            [year],
         ).to_arrow_table()
     finally:
         con.unregister("rows")
@@ -88,30 +106,13 @@ def main() -> None:
     for path, make in ((args.warehouse, "make bench-risk"), (args.truth, "make bench-risk")):
         if not path.exists():
             raise SystemExit(f"no {path}: `{make}` makes the region data and its warehouse")
-    with duckdb.connect() as probe:
-        columns = [
-            c[0]
-            for c in probe.execute(
-                "DESCRIBE SELECT * FROM read_csv(?, header = true)", [str(args.truth)]
-            ).fetchall()
-        ]
-    if not {"frailty", "unstable"} <= set(columns):
-        raise SystemExit(
-            f"{args.truth} has no frailty and unstable columns: it was written by an older naer synth; "
-            "generate the data again (rm -r bench/out/region; make bench-risk)"
-        )
-    from naer.synth.model import load_model
-
     unstable_hr = float(load_model().contacts["acute_admission"]["risk"]["unstable"])
     started = time.perf_counter()
     with engine.open_warehouse(args.warehouse) as con, console.status("features of both days") as status:
+        load_truth(con, args.truth, unstable_hr)
         window = prepare(con)
-        train = with_truth(
-            con, features(con, args.train_day, window), args.truth, args.train_day.year, unstable_hr
-        )
-        test = with_truth(
-            con, features(con, args.test_day, window), args.truth, args.test_day.year, unstable_hr
-        )
+        train = with_truth(con, features(con, args.train_day, window), args.train_day.year)
+        test = with_truth(con, features(con, args.test_day, window), args.test_day.year)
         y = test.column(OUTCOME).cast(pa.float64()).to_numpy(zero_copy_only=False)
         best = oracle(con, args.truth, args.test_day, test, y)["auroc_oracle"]
         console.print(f"features: {time.perf_counter() - started:.0f} s; oracle AUROC {best:.4f}")
