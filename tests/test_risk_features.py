@@ -159,3 +159,38 @@ def test_charlson_definition() -> None:
     conditions = charlson()["conditions"]
     assert len(conditions) == 17
     assert conditions["metastatic"]["weight"] == 6 and conditions["metastatic"]["replaces"] == "malignancy"
+
+
+def _fact(oid: str, pid: str, code: str, day: str, value: Any) -> dict[str, Any]:
+    observation: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "category": [{"coding": [{"code": "social-history"}]}],
+        "code": {"coding": [{"code": code}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": day,
+    }
+    if isinstance(value, bool):
+        observation["valueBoolean"] = value
+    else:
+        observation["valueCodeableConcept"] = {"coding": [{"code": value}]}
+    return observation
+
+
+@pytest.mark.parametrize("order", [1, -1], ids=["recorded-order", "reversed"])
+def test_same_day_facts_resolve_the_same_way_whatever_the_order(tmp_path: Path, order: int) -> None:
+    """Two contradictory facts of one day: the later recorded (the higher id) holds, however the rows come
+    (arg_max over the day alone picked either, so a feature could change between two runs)."""
+    data = tmp_path / f"tie{order}"
+    shutil.copytree(POPULATION, data, ignore=shutil.ignore_patterns("*.py"))
+    facts = [
+        _fact("tie-1", "p01", "living-alone", "2023-03-01", False),
+        _fact("tie-2", "p01", "living-alone", "2023-03-01", True),
+        _fact("tie-3", "p01", "82589-3", "2023-03-01", "higher"),
+        _fact("tie-4", "p01", "82589-3", "2023-03-01", "basic"),
+    ][::order]
+    with (data / "Observation.ndjson").open("a", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in facts)
+    p01 = _features(data, tmp_path)["p01"]
+    assert (p01["lives_alone"], p01["education"]) == (True, "basic")

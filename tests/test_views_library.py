@@ -6,7 +6,9 @@ error, and the warehouse's SQL views join them as documented.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -211,6 +213,28 @@ def test_warehouse_joins(tmp_path: Path) -> None:
     assert codes == [(1, "DJ189"), (2, "DJ441")]
     stamp = dict(con.execute("SELECT key, value FROM naer_warehouse").fetchall())
     assert stamp["format"] == "2" and "residence" in stamp["tables"]
+
+
+@pytest.mark.parametrize("order", [1, -1], ids=["recorded-order", "reversed"])
+def test_patient_facts_same_day_tie(tmp_path: Path, order: int) -> None:
+    """Two contradictory living-alone facts of one day: the later recorded (higher id) holds whatever the
+    order of the rows."""
+    data = tmp_path / "data"
+    shutil.copytree(DATA, data)
+    o5 = next(
+        json.loads(line)
+        for line in (data / "Observation.ndjson").read_text().splitlines()
+        if '"id":"o5"' in line
+    )
+    later = [
+        {**o5, "id": "o6", "valueBoolean": False},
+        {**o5, "id": "o7", "valueBoolean": True},
+        {**o5, "id": "o8", "valueBoolean": False},
+    ][::order]
+    with (data / "Observation.ndjson").open("a", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in later)
+    con = _warehouse(data, tmp_path)
+    assert con.execute("SELECT lives_alone FROM patient_facts WHERE id = 'p1'").fetchone() == (False,)
 
 
 def test_library_on_the_samsoe_set(samsoe: Path, tmp_path: Path) -> None:

@@ -113,9 +113,9 @@ WITH home AS (
     SELECT p.id, 1, NULL, NULL, NULL FROM patient AS p
     WHERE NOT EXISTS (SELECT 1 FROM residence AS r WHERE r.patient_id = p.id)
 ),
-education AS (
-    SELECT patient_id, arg_max(value_code, effective) AS education
-    FROM social_fact WHERE fact = '82589-3' GROUP BY patient_id
+education AS (  -- the latest; of two on one day, the later recorded (higher id)
+    SELECT patient_id, arg_max(value_code, (effective, observation_id)) AS education
+    FROM social_fact WHERE fact = '82589-3' AND effective IS NOT NULL GROUP BY patient_id
 ),
 person AS (
     SELECT f.id, f.sex, f.gp_clinic_id, ed.education, TRY_CAST(f.birth_date AS DATE) AS birth,

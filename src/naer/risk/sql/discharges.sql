@@ -50,11 +50,11 @@ oncology AS (  -- discharged from an oncology department (HOSPITAL's "O")
     JOIN organization AS o ON o.id = e.service_provider_id
     WHERE o.kind = 'department-oncology'
 ),
-social AS (
+social AS (  -- the latest fact by discharge; of two on one day, the later recorded (higher id)
     SELECT i.admission_no,
-           arg_max(f.value_boolean, f.effective) FILTER (WHERE f.fact = 'living-alone') AS lives_alone,
-           arg_max(f.value_code, f.effective) FILTER (WHERE f.fact = 'income-group') AS income,
-           arg_max(f.value_code, f.effective) FILTER (WHERE f.fact = '82589-3') AS education
+           arg_max(f.value_boolean, (f.effective, f.observation_id)) FILTER (WHERE f.fact = 'living-alone') AS lives_alone,
+           arg_max(f.value_code, (f.effective, f.observation_id)) FILTER (WHERE f.fact = 'income-group') AS income,
+           arg_max(f.value_code, (f.effective, f.observation_id)) FILTER (WHERE f.fact = '82589-3') AS education
     FROM idx AS i JOIN social_fact AS f
       ON f.patient_id = i.patient_id AND f.effective <= strftime(i.discharged, '%Y-%m-%d')
          AND f.fact IN ('living-alone', 'income-group', '82589-3')

@@ -87,11 +87,11 @@ comorbidity AS (
     FROM known
     GROUP BY patient_id
 ),
-social AS (  -- the latest fact before the day
+social AS (  -- the latest fact before the day; of two on one day, the later recorded (higher id)
     SELECT patient_id,
-           arg_max(value_boolean, effective) FILTER (WHERE fact = 'living-alone') AS lives_alone,
-           arg_max(value_code, effective) FILTER (WHERE fact = 'income-group') AS income,
-           arg_max(value_code, effective) FILTER (WHERE fact = '82589-3') AS education
+           arg_max(value_boolean, (effective, observation_id)) FILTER (WHERE fact = 'living-alone') AS lives_alone,
+           arg_max(value_code, (effective, observation_id)) FILTER (WHERE fact = 'income-group') AS income,
+           arg_max(value_code, (effective, observation_id)) FILTER (WHERE fact = '82589-3') AS education
     FROM social_fact
     WHERE fact IN ('living-alone', 'income-group', '82589-3')
       AND effective < strftime(CAST($reference AS DATE), '%Y-%m-%d')

@@ -7,7 +7,7 @@ WITH as_of AS (
 ),
 latest AS (
     SELECT patient_id, fact, value_code, value_boolean,
-           row_number() OVER (PARTITION BY patient_id, fact ORDER BY effective DESC) AS nr
+           row_number() OVER (PARTITION BY patient_id, fact ORDER BY effective DESC, observation_id DESC) AS nr
     FROM social_fact
 )
 SELECT
