@@ -7,17 +7,22 @@ The oracle of `naer risk evaluate` is the generator's true hazard on 1 January, 
 record shows: each citizen's frailty (a gamma factor of mean 1) and whether they are in the latent
 "unstable" state that day. The generator writes both beside the hazard (truth/acute_admission_hazard.csv).
 This benchmark fits the 12-month model exactly as `naer risk train` does (same features, parameters, split
-and recalibration) on the training day, and again with one true quantity added as a feature, and scores
+and recalibration) on the training day, and again with true quantities added as features, and scores
 each on the test day:
 
 - the model (the record only);
 - + the true deterioration state;
 - + the true hazard without frailty and deterioration (every effect of what the record shows, exactly);
-- + the true hazard without frailty (the above and the deterioration);
+- + the true expected number of admissions over the citizen's history without frailty (the sum of the
+  yearly hazards without frailty of the years before): with the admissions the history holds, exactly what
+  a Bayesian estimate of the frailty needs;
+- + both of these;
+- + the true hazard without frailty (the third row's and the deterioration);
 - + the true frailty.
 
-The third row is the ceiling of a model that knows perfectly how the observed facts act and must infer
-frailty and deterioration from the record, as any model must. Figures go to docs/performance.md.
+The third to fifth rows are the ceiling of a model that knows perfectly how the observed facts act, now and
+over the history, and must infer frailty and deterioration from the record, as any model must. Figures go
+to docs/performance.md.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ ADDED = {
     "the model (the record only)": [],
     "+ true deterioration state": ["true_unstable"],
     "+ true hazard without frailty and deterioration": ["true_log_hazard_observed"],
+    "+ true expected admissions of the history": ["true_expected_admissions_history"],
+    "+ both of the above": ["true_log_hazard_observed", "true_expected_admissions_history"],
     "+ true hazard without frailty": ["true_log_hazard_without_frailty"],
     "+ true frailty": ["true_frailty"],
 }
@@ -79,14 +86,19 @@ def load_truth(con: duckdb.DuckDBPyConnection, truth: Path, unstable: float) -> 
 
 
 def with_truth(con: duckdb.DuckDBPyConnection, table: pa.Table, year: int) -> pa.Table:
-    """``table`` with the generator's truth of ``year`` for each citizen as columns (``load_truth`` first)."""
+    """``table`` with the generator's truth of ``year`` for each citizen as columns, and the expected
+    admissions of the years before without frailty (``load_truth`` first)."""
     con.register("rows", table)
     try:
         result: pa.Table = con.execute(
-            """SELECT r.*, t.* EXCLUDE (patient_id, year)
-               FROM rows AS r LEFT JOIN truth AS t ON t.patient_id = r.patient_id AND t.year = ?
+            """SELECT r.*, t.* EXCLUDE (patient_id, year),
+                      coalesce(h.expected, 0) AS true_expected_admissions_history
+               FROM rows AS r
+               LEFT JOIN truth AS t ON t.patient_id = r.patient_id AND t.year = ?
+               LEFT JOIN (SELECT patient_id, sum(exp(true_log_hazard_without_frailty)) AS expected
+                          FROM truth WHERE year < ? GROUP BY patient_id) AS h ON h.patient_id = r.patient_id
                ORDER BY r.patient_id""",
-            [year],
+            [year, year],
         ).to_arrow_table()
     finally:
         con.unregister("rows")
