@@ -59,6 +59,8 @@ def test_evaluate_writes_the_report_and_metrics(trained: dict[str, Path], naer: 
     assert done.returncode == 0, done.stderr
     m = json.loads((out / "metrics.json").read_text())
     assert m["reference_date"] == "2023-01-01"  # a year after training by default
+    assert m["trained_reference_dates"] == ["2021-01-01", "2022-01-01"]  # every day it learnt from
+    assert "Trained on the citizens of 2021-01-01, 2022-01-01;" in (out / "report.html").read_text()
     for key in ("auroc", "auroc_oracle", "calibration_slope", "calibration_intercept", "brier"):
         assert isinstance(m[key], float), key
     assert 0.6 < m["auroc"] < m["auroc_oracle"] < 1  # real signal, below what the true hazard reaches

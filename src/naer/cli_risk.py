@@ -146,7 +146,9 @@ def evaluate_command(
 
 
 def _summary(m: dict[str, Any]) -> None:
-    table = Table(title=f"Evaluation on {m['reference_date']} (trained on {m['trained_reference_date']})")
+    table = Table(
+        title=f"Evaluation on {m['reference_date']} (trained on {', '.join(m['trained_reference_dates'])})"
+    )
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("95 % CI", justify="right")

@@ -183,6 +183,8 @@ def evaluate(
         "outcome": "acute_admission_12m",
         "reference_date": reference.isoformat(),
         "trained_reference_date": trained_on.isoformat(),
+        # every day the model learnt from (several when citizen-years were stacked), the latest above
+        "trained_reference_dates": list(bundle.get("reference_dates") or [trained_on.isoformat()]),
         **measures(y, p),
     }
     result.update(oracle(con, truth, reference, population, y))
