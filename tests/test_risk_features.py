@@ -88,6 +88,23 @@ def _encounter(eid: str, pid: str, cls: str, kind: str, start: str, end: str, or
     }
 
 
+def _fact(oid: str, pid: str, code: str, day: str, value: Any) -> dict[str, Any]:
+    observation: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "category": [{"coding": [{"code": "social-history"}]}],
+        "code": {"coding": [{"code": code}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": day,
+    }
+    if isinstance(value, bool):
+        observation["valueBoolean"] = value
+    else:
+        observation["valueCodeableConcept"] = {"coding": [{"code": value}]}
+    return observation
+
+
 def test_no_leakage(tmp_path: Path, rows: dict[str, dict[str, Any]]) -> None:
     """Add a year of events after the day (admissions with grave diagnoses, GP contacts, home care, a new
     fact): every feature stays as it was; only outcomes may change."""
@@ -117,18 +134,7 @@ def test_no_leakage(tmp_path: Path, rows: dict[str, dict[str, Any]]) -> None:
                 f"{eid}-gp", pid, "AMB", "gp-consultation", "2023-07-01T08:00", "2023-07-01T08:15", "gp-a"
             )
         )
-        observations.append(
-            {
-                "resourceType": "Observation",
-                "id": f"{eid}-alone",
-                "status": "final",
-                "category": [{"coding": [{"code": "social-history"}]}],
-                "code": {"coding": [{"code": "living-alone"}]},
-                "subject": {"reference": f"Patient/{pid}"},
-                "effectiveDateTime": "2023-07-02",
-                "valueBoolean": True,
-            }
-        )
+        observations.append(_fact(f"{eid}-alone", pid, "living-alone", "2023-07-02", True))
     for name, extra in (("Encounter", encounters), ("Condition", conditions), ("Observation", observations)):
         with (data / f"{name}.ndjson").open("a", encoding="utf-8") as fh:
             fh.writelines(json.dumps(r) + "\n" for r in extra)
@@ -159,23 +165,6 @@ def test_charlson_definition() -> None:
     conditions = charlson()["conditions"]
     assert len(conditions) == 17
     assert conditions["metastatic"]["weight"] == 6 and conditions["metastatic"]["replaces"] == "malignancy"
-
-
-def _fact(oid: str, pid: str, code: str, day: str, value: Any) -> dict[str, Any]:
-    observation: dict[str, Any] = {
-        "resourceType": "Observation",
-        "id": oid,
-        "status": "final",
-        "category": [{"coding": [{"code": "social-history"}]}],
-        "code": {"coding": [{"code": code}]},
-        "subject": {"reference": f"Patient/{pid}"},
-        "effectiveDateTime": day,
-    }
-    if isinstance(value, bool):
-        observation["valueBoolean"] = value
-    else:
-        observation["valueCodeableConcept"] = {"coding": [{"code": value}]}
-    return observation
 
 
 @pytest.mark.parametrize("order", [1, -1], ids=["recorded-order", "reversed"])
