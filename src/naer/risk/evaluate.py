@@ -184,7 +184,7 @@ def evaluate(
         "reference_date": reference.isoformat(),
         "trained_reference_date": trained_on.isoformat(),
         # every day the model learnt from (several when citizen-years were stacked), the latest above
-        "trained_reference_dates": list(bundle.get("reference_dates") or [trained_on.isoformat()]),
+        "trained_reference_dates": list(bundle["reference_dates"]),
         **measures(y, p),
     }
     result.update(oracle(con, truth, reference, population, y))
