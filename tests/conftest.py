@@ -21,6 +21,9 @@ import pytest
 
 from naer.synth.run import SynthRequest, synthesize
 
+# The test client names the host "testserver"; the servers the tests start answer on 127.0.0.1.
+os.environ.setdefault("NAER_ALLOWED_HOSTS", "127.0.0.1,localhost,::1,testserver")
+
 
 def run_naer(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the installed ``naer`` command as a user would, on a wide terminal so messages stay on one line."""
@@ -176,10 +179,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def api(store_url: str) -> Iterator[Any]:
-    """The FHIR API over a fresh store, driven in-process."""
+    """The FHIR API over a fresh store, driven in-process (sending FHIR JSON, as a FHIR client does)."""
     from fastapi.testclient import TestClient
 
     from naer.api.app import create_app
 
-    with TestClient(create_app(store_url)) as client:
+    with TestClient(create_app(store_url), headers={"Content-Type": "application/fhir+json"}) as client:
         yield client

@@ -28,6 +28,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest NDJSON body POST /fhir/$import accepts (MB), spooled to disk.",
     )
+    allowed_hosts: str = Field(
+        default="127.0.0.1,localhost,::1",
+        description="Host names the server answers to, comma-separated (others get 400: DNS rebinding); "
+        "add the deployment's own name behind a proxy; * answers to any.",
+    )
+    max_depth: int = Field(
+        default=48, ge=8, le=200, description="Deepest nesting of objects and lists a JSON body may have."
+    )
     database_url: str | None = Field(
         default=None, description="Store URL (PostgreSQL); the embedded SQLite file when unset."
     )

@@ -22,12 +22,15 @@ from starlette.responses import Response
 
 from naer.api.capability import capability_statement
 from naer.api.export import add_export_routes
+from naer.api.guard import Guard
 from naer.api.imports import add_import_definition_route, add_import_route
 from naer.api.outcome import FhirResponse, outcome
 from naer.api.params import instant_param, raw_body
 from naer.api.search import add_search_routes
+from naer.settings import get_settings
 from naer.store import bundles, conditional
 from naer.store import resources as store
+from naer.store.checks import DIGITS, INT32, whole
 from naer.store.context import RequestContext
 from naer.store.db import database_url, engine
 from naer.store.errors import Invalid, StoreError
@@ -52,8 +55,8 @@ def if_match(request: Request) -> int | None:
     if value is None:
         return None
     digits = value.strip().removeprefix("W/").strip('"')
-    if not digits.isdigit():
-        raise Invalid(f'If-Match must be an ETag such as W/"3", not {value!r}')
+    if not DIGITS.fullmatch(digits) or int(digits) > INT32:
+        raise Invalid(f'If-Match must be an ETag such as W/"3", not {value!r}', where="If-Match")
     return int(digits)
 
 
@@ -84,10 +87,7 @@ def _written(version: store.Stored, request: Request) -> Response:
 
 
 def _count(request: Request) -> int:
-    value = request.query_params.get("_count", "50")
-    if not value.isdigit():
-        raise Invalid(f"_count must be a whole number, not {value!r}")
-    return max(0, min(int(value), 1000))
+    return whole("_count", request.query_params.get("_count", "50"), 0, 1000, clamp=True)
 
 
 def _history_bundle(
@@ -134,6 +134,8 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
+
+    app.add_middleware(Guard, allowed_hosts=get_settings().allowed_hosts.split(","))
 
     @app.exception_handler(StoreError)
     async def store_error(_: Request, error: StoreError) -> Response:
@@ -198,9 +200,7 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
 
     def _history(request: Request, resource_type: str | None, rid: str | None) -> Response:
         count = _count(request)
-        offset_text = request.query_params.get("_offset", "0")
-        if not offset_text.isdigit():
-            raise Invalid(f"_offset must be a whole number, not {offset_text!r}")
+        offset = whole("_offset", request.query_params.get("_offset", "0"), 0, 10**9)
         till = instant_param(request, "_till") or store.now()
         versions, total = store.history_of(
             db,
@@ -210,9 +210,9 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
             since=instant_param(request, "_since"),
             till=till,
             count=count,
-            offset=int(offset_text),
+            offset=offset,
         )
-        return _history_bundle(request, versions, total, int(offset_text), count, till)
+        return _history_bundle(request, versions, total, offset, count, till)
 
     @app.get("/fhir/{resource_type}/{rid}/_history/{vid}")
     def vread(request: Request, resource_type: str, rid: str, vid: str) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import Request
 
@@ -21,14 +21,17 @@ def instant_param(request: Request, name: str) -> datetime | None:
         raise Invalid(f"{name} must be an instant such as 2026-01-31T12:00:00Z, not {value!r}") from None
     if moment.tzinfo is None:
         raise Invalid(f"{name} needs a time zone (Z or +01:00): {value!r}")
-    return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise Invalid(f"{name} lies outside the calendar (years 1 to 9999 in UTC): {value!r}") from None
 
 
 async def raw_body(request: Request) -> bytes:
     """The request body, refused before it is read in full when it is larger than NAER_MAX_BODY_MB."""
     limit = get_settings().max_body_mb * 1024 * 1024
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the body is {int(declared):,} bytes; the limit is {limit:,}")
     chunks, size = [], 0
     async for chunk in request.stream():

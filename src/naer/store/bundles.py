@@ -11,6 +11,7 @@ each entry's outcome.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,8 +22,9 @@ from sqlalchemy.engine import Connection
 
 from naer.store import conditional
 from naer.store import resources as store
+from naer.store.checks import DIGITS, INT32
 from naer.store.context import RequestContext
-from naer.store.errors import Invalid, NotSupported, StoreError
+from naer.store.errors import Invalid, NotSupported, PreconditionFailed, StoreError
 from naer.store.search import matching_ids, search
 from naer.store.searchset import searchset
 
@@ -36,12 +38,23 @@ def _entries(bundle: Any) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         raise Invalid("Bundle.entry must be a list", where="Bundle.entry")
     for n, entry in enumerate(entries):
-        request = entry.get("request") if isinstance(entry, dict) else None
-        if not isinstance(request, dict) or request.get("method") not in ORDER or not request.get("url"):
+        given = entry.get("request") if isinstance(entry, dict) else None
+        request: dict[str, Any] = given if isinstance(given, dict) else {}
+        method, url = request.get("method"), request.get("url")
+        if not isinstance(method, str) or method not in ORDER or not isinstance(url, str) or not url:
             raise Invalid(
                 f"entry {n} needs a request with a method (GET, POST, PUT, DELETE) and a url",
                 where=f"Bundle.entry[{n}].request",
             )
+        for key in ("ifNoneExist", "ifMatch", "ifNoneMatch", "ifModifiedSince"):
+            if key in request and not isinstance(request[key], str):
+                raise Invalid(
+                    f"entry {n}: request.{key} must be a string", where=f"Bundle.entry[{n}].request"
+                )
+        if "fullUrl" in entry and not isinstance(entry["fullUrl"], str):
+            raise Invalid(f"entry {n}: fullUrl must be a string", where=f"Bundle.entry[{n}].fullUrl")
+        if "resource" in entry and not isinstance(entry["resource"], dict):
+            raise Invalid(f"entry {n}: resource must be a JSON object", where=f"Bundle.entry[{n}].resource")
         if request.get("ifNoneMatch") or request.get("ifModifiedSince"):
             raise NotSupported(
                 f"entry {n}: conditional reads (ifNoneMatch, ifModifiedSince) are not supported in Bundles",
@@ -63,10 +76,36 @@ def _target(entry: dict[str, Any], n: int) -> tuple[str, str | None, str | None]
     )
 
 
-def _rewrite(value: Any, ids: dict[str, str], n: int) -> Any:
-    """References to ``urn:uuid:`` full URLs of the Bundle, as ``Type/id``."""
+CONDITIONAL_REFERENCE = re.compile(r"^(?P<type>[A-Z][A-Za-z]+)\?(?P<criteria>.+)$")
+
+
+def _resolve(con: Engine | Connection, context: RequestContext, ref: str, n: int) -> str:
+    """A conditional reference ``Type?criteria`` as the ``Type/id`` of the one resource it selects (R4
+    transaction rules: no match or several fail the request)."""
+    match = CONDITIONAL_REFERENCE.match(ref)
+    assert match is not None
+    kind = match["type"]
+    store.known_type(kind)
+    where = f"Bundle.entry[{n}].resource"
+    if isinstance(con, Connection):
+        found = matching_ids(con, context, kind, match["criteria"])
+    else:
+        with con.connect() as reader:
+            found = matching_ids(reader, context, kind, match["criteria"])
+    if not found:
+        raise PreconditionFailed(f"entry {n}: the conditional reference {ref!r} matches nothing", where)
+    if len(found) > 1:
+        raise PreconditionFailed(
+            f"entry {n}: the conditional reference {ref!r} matches several {kind}", where
+        )
+    return f"{kind}/{found[0]}"
+
+
+def _rewrite(value: Any, ids: dict[str, str], n: int, resolve: Any = None) -> Any:
+    """References to ``urn:uuid:`` full URLs of the Bundle as ``Type/id``, and conditional references
+    (``Type?criteria``) as the one resource they select."""
     if isinstance(value, dict):
-        out = {k: _rewrite(v, ids, n) for k, v in value.items()}
+        out = {k: _rewrite(v, ids, n, resolve) for k, v in value.items()}
         ref = out.get("reference")
         if isinstance(ref, str) and ref.startswith("urn:uuid:"):
             if ref not in ids:
@@ -75,9 +114,11 @@ def _rewrite(value: Any, ids: dict[str, str], n: int) -> Any:
                     where=f"Bundle.entry[{n}].resource",
                 )
             out["reference"] = ids[ref]
+        elif isinstance(ref, str) and resolve is not None and CONDITIONAL_REFERENCE.match(ref):
+            out["reference"] = resolve(ref)
         return out
     if isinstance(value, list):
-        return [_rewrite(v, ids, n) for v in value]
+        return [_rewrite(v, ids, n, resolve) for v in value]
     return value
 
 
@@ -104,7 +145,11 @@ def _run(
 ) -> dict[str, Any]:
     method = entry["request"]["method"]
     kind, rid, criteria = _target(entry, n)
-    resource = _rewrite(entry.get("resource"), ids, n) if "resource" in entry else None
+    resource = (
+        _rewrite(entry.get("resource"), ids, n, lambda ref: _resolve(con, context, ref, n))
+        if "resource" in entry
+        else None
+    )
     if method == "POST":
         if rid is not None or criteria is not None:
             raise Invalid(f"entry {n}: POST goes to a type ({kind}), not to {entry['request']['url']}")
@@ -128,7 +173,7 @@ def _run(
         raise Invalid(f"entry {n}: {method} needs Type/id or Type?criteria, not {kind}")
     if method == "PUT":
         if_match = str(entry["request"].get("ifMatch") or "").removeprefix("W/").strip('"')
-        if if_match and not if_match.isdigit():
+        if if_match and (not DIGITS.fullmatch(if_match) or int(if_match) > INT32):
             raise Invalid(f'entry {n}: ifMatch must be an ETag such as W/"3"', where=f"Bundle.entry[{n}]")
         match = int(if_match) if if_match else None
         done = store.update(con, context, kind, rid, resource, match)

@@ -53,6 +53,8 @@ def update(
     with connection(db, write=True) as con:
         existing = _one(matching_ids(con, context, resource_type, criteria), resource_type, criteria)
         given = body.get("id") if isinstance(body, dict) else None
+        if given is not None and not isinstance(given, str):
+            raise Invalid(f"the resource's id must be a string, not {given!r}", where=f"{resource_type}.id")
         if existing is None:
             if given:
                 return store.update(con, context, resource_type, given, body)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from calendar import monthrange
-from datetime import UTC, datetime, timedelta, timezone
+from calendar import isleap, monthrange
+from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
 
-from naer.store.searchparams import SearchParam, params_of
+from naer.store.searchparams import SearchParam, Step, params_of
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LOWEST = -(2**62)
@@ -50,54 +50,51 @@ def _micros(moment: datetime) -> int:
 @lru_cache(maxsize=65_536)
 def date_range(text: str) -> tuple[int, int]:
     """The range a FHIR date/dateTime/instant covers, to its precision; ValueError if it is none of them.
-    A time without a zone is taken as UTC."""
+    A time without a zone is taken as UTC. Counted in whole microseconds, so the edges of the calendar
+    (9999-12-31, 0001-01-01T00:00:00+14:00) give a range instead of an overflow."""
     if len(text) >= 19 and text[10] == "T" and text[16] == ":" and DATE.match(text):
         # A time to the second or finer (most of what is stored): the C parser does it.
         moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        low = _micros(moment.astimezone(UTC))
+        offset = moment.utcoffset()
+        low = _micros(moment.replace(tzinfo=UTC)) - (_whole_micros(offset) if offset else 0)
         return low, low + (0 if text[19:20] == "." else 999_999)
     match = DATE.match(text)
     if not match:
         raise ValueError(f"{text!r} is not a FHIR date, dateTime or instant")
     g = match.groupdict()
-    year = int(g["y"])
+    year, month, day = int(g["y"]), int(g["m"] or 1), int(g["d"] or 1)
+    fraction = g["f"] or ""
+    micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
+    hour, minute, second = int(g["H"] or 0), int(g["M"] or 0), int(g["S"] or 0)
+    start = datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)  # ValueError if no such day
+    low = _micros(start)
+    if g["tz"] and g["tz"] != "Z":
+        sign = 1 if g["tz"][0] == "+" else -1
+        low -= sign * (int(g["tz"][1:3]) * 3600 + int(g["tz"][4:6]) * 60) * 1_000_000
+    day_micros = 86_400_000_000
     if g["m"] is None:
-        start = datetime(year, 1, 1, tzinfo=UTC)
-        end = datetime(year + 1, 1, 1, tzinfo=UTC)
+        length = (366 if isleap(year) else 365) * day_micros
     elif g["d"] is None:
-        month = int(g["m"])
-        start = datetime(year, month, 1, tzinfo=UTC)
-        end = start + timedelta(days=monthrange(year, month)[1])
+        length = monthrange(year, month)[1] * day_micros
     elif g["H"] is None:
-        start = datetime(year, int(g["m"]), int(g["d"]), tzinfo=UTC)
-        end = start + timedelta(days=1)
+        length = day_micros
+    elif g["S"] is None:
+        length = 60_000_000
+    elif not fraction:
+        length = 1_000_000
     else:
-        zone: timezone = UTC
-        if g["tz"] and g["tz"] != "Z":
-            sign = 1 if g["tz"][0] == "+" else -1
-            hours, minutes = int(g["tz"][1:3]), int(g["tz"][4:6])
-            zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
-        fraction = g["f"] or ""
-        micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
-        local = datetime(
-            year, int(g["m"]), int(g["d"]), int(g["H"]), int(g["M"]), int(g["S"] or 0), micro, tzinfo=zone
-        )
-        start = local.astimezone(UTC)
-        if g["S"] is None:
-            end = start + timedelta(minutes=1)
-        elif not fraction:
-            end = start + timedelta(seconds=1)
-        else:
-            end = start + timedelta(microseconds=1)
-    return _micros(start), _micros(end) - 1
+        length = 1
+    return low, low + length - 1
 
 
-def _values(resource: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
-    """The values at a dotted path, lists flattened at every step."""
+def _whole_micros(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _values(resource: dict[str, Any], path: tuple[Step, ...]) -> list[Any]:
+    """The values at a dotted path, lists flattened at every step (and filtered where a step says)."""
     found: list[Any] = [resource]
-    for step in path:
+    for step, keep in path:
         nxt: list[Any] = []
         for node in found:
             if isinstance(node, dict):
@@ -106,6 +103,9 @@ def _values(resource: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
                     nxt.extend(value)
                 elif value is not None:
                     nxt.append(value)
+        if keep is not None:
+            key, wanted = keep
+            nxt = [v for v in nxt if isinstance(v, dict) and v.get(key) == wanted]
         if not nxt:
             return nxt
         found = nxt
@@ -179,7 +179,7 @@ def _dates(name: str, value: Any, out: set[tuple[Any, ...]]) -> None:
 
 
 @cache
-def _plan(resource_type: str) -> tuple[tuple[SearchParam, tuple[str, ...]], ...]:
+def _plan(resource_type: str) -> tuple[tuple[SearchParam, tuple[Step, ...]], ...]:
     return tuple((p, path) for p in params_of(resource_type).values() for path in p.paths)
 
 
@@ -188,6 +188,10 @@ def index_rows(resource: dict[str, Any]) -> Rows:
     rows: Rows = {"token": set(), "string": set(), "reference": set(), "date": set()}
     for param, path in _plan(resource["resourceType"]):
         values = _values(resource, path)
+        if param.truthy:  # 'false' too when no path gives a value that is not false (below)
+            if any(v is not False for v in values):
+                rows["token"].add((param.name, None, "true"))
+            continue
         if not values:
             continue
         out, name = rows[param.table], param.name
@@ -203,4 +207,12 @@ def index_rows(resource: dict[str, Any]) -> Rows:
         else:
             for value in values:
                 _strings(name, value, out)
+    for name in _truthy(resource["resourceType"]):
+        if (name, None, "true") not in rows["token"]:
+            rows["token"].add((name, None, "false"))
     return rows
+
+
+@cache
+def _truthy(resource_type: str) -> tuple[str, ...]:
+    return tuple(p.name for p in params_of(resource_type).values() if p.truthy)

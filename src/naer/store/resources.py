@@ -21,7 +21,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from naer.fhir.validate import is_resource_type, validation_errors
+from naer.settings import get_settings
 from naer.store import search_index
+from naer.store.checks import DIGITS, INT32, shape
 from naer.store.context import RequestContext, check
 from naer.store.errors import Conflict, Gone, Invalid, NotFound, PreconditionFailed, Unprocessable
 from naer.store.tables import history, resources
@@ -66,8 +68,8 @@ def known_type(resource_type: str) -> None:
         raise NotFound(f"unknown resource type {resource_type!r}")
 
 
-def valid_id(rid: str) -> None:
-    if not 1 <= len(rid) <= 64 or not set(rid) <= ID_CHARS:
+def valid_id(rid: Any) -> None:
+    if not isinstance(rid, str) or not 1 <= len(rid) <= 64 or not set(rid) <= ID_CHARS:
         raise Invalid(f"{rid!r} is not a FHIR id (1-64 letters, digits, '-' and '.')")
 
 
@@ -76,9 +78,11 @@ def parse_body(raw: bytes) -> Any:
     if not raw.strip():
         raise Invalid("the request has no body; send a FHIR resource as JSON")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise Invalid(f"the body is not valid JSON: {error}") from None
+    shape(body, get_settings().max_depth)
+    return body
 
 
 def checked(body: Any, resource_type: str, rid: str | None = None) -> dict[str, Any]:
@@ -92,6 +96,10 @@ def checked(body: Any, resource_type: str, rid: str | None = None) -> dict[str, 
         raise Invalid(
             f"the body is a {kind} but the URL is for {resource_type}", where=f"{kind}.resourceType"
         )
+    if "id" in body and not isinstance(body["id"], str):
+        raise Invalid(f"the resource's id must be a string, not {body['id']!r}", where=f"{kind}.id")
+    if not isinstance(kind, str) or not is_resource_type(kind):
+        raise Invalid(f"unknown resource type {kind!r}", where="resourceType")
     if rid is not None:
         if "id" not in body:
             raise Invalid(f"an update must carry the resource's id ({rid!r})", where=f"{kind}.id")
@@ -309,7 +317,7 @@ def vread(
 ) -> Stored:
     known_type(resource_type)
     check(context, "vread", resource_type, rid)
-    if not version_id.isdigit():
+    if not DIGITS.fullmatch(version_id) or int(version_id) > INT32:
         raise NotFound(f"{resource_type}/{rid} has no version {version_id!r}")
     with connection(db, write=False) as con:
         row = con.execute(

@@ -18,20 +18,22 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from sqlalchemy import ColumnElement, Engine, Select, Table, and_, func, not_, or_, select, true, tuple_
 from sqlalchemy.engine import Connection
 
+from naer.store.checks import no_nul, whole
 from naer.store.context import RequestContext, check
 from naer.store.errors import Invalid, NotSupported
 from naer.store.index import EPOCH, date_range, normalise, parse_reference
 from naer.store.resources import Stored, connection, current_of, current_versions, known_type
-from naer.store.searchparams import SearchParam, params_of, searchable_types
+from naer.store.searchparams import SearchParam, citizen_parameters, params_of, searchable_types, unsupported
 from naer.store.tables import INDEX_TABLES, resources
 
+DECIMAL = frozenset("0123456789")
 PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
 RESULT_PARAMETERS = (
     "_count",
@@ -93,14 +95,12 @@ def split_values(value: str) -> list[str]:
 
 
 def _whole(name: str, value: str, lowest: int, highest: int) -> int:
-    if not value.isdigit():
-        raise Invalid(f"{name} must be a whole number, not {value!r}")
-    return max(lowest, min(int(value), highest))
+    return whole(name, value, lowest, highest, clamp=True)
 
 
 def _date_value(name: str, raw: str) -> tuple[str, int, int]:
     prefix, text = "eq", raw
-    if raw[:2] in PREFIXES and raw[2:3].isdigit():
+    if raw[:2] in PREFIXES and raw[2:3] in DECIMAL:
         prefix, text = raw[:2], raw[2:]
     elif raw[:2].isalpha():
         raise Invalid(f"{name}: unknown date prefix {raw[:2]!r} (use one of {', '.join(PREFIXES)})")
@@ -135,7 +135,11 @@ def _date_match(prefix: str, low: Any, high: Any, tl: Any, th: Any) -> ColumnEle
 
 
 def _moment(micros: int) -> datetime:
-    return EPOCH + timedelta(microseconds=micros)
+    """A moment from microseconds since 1970, held within the calendar Python and the databases know."""
+    try:
+        return EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC) if micros < 0 else datetime.max.replace(tzinfo=UTC)
 
 
 def _token_match(table: Table, raw: str) -> ColumnElement[bool]:
@@ -287,11 +291,16 @@ def _chained(resource_type: str, name: str, value: str, strict: bool, query: Que
 
 
 def _unknown(resource_type: str, name: str, strict: bool, query: Query) -> bool:
+    """A parameter this store does not answer for the type: refused when strict, or when it would narrow
+    the search to citizens (ignoring it would answer with everyone's resources); else reported."""
+    code = re.split(r"[.:]", name, maxsplit=1)[0]
+    reason = unsupported(resource_type).get(code)
+    known = f"{code} is a standard {resource_type} parameter this store does not answer ({reason})"
+    what = known if reason else f"unknown search parameter {name!r} for {resource_type}"
+    if code in citizen_parameters():
+        raise Invalid(f"{what}; it would narrow the search to citizens, so it is never ignored", where=name)
     if strict:
-        raise Invalid(
-            f"unknown search parameter {name!r} for {resource_type} (Prefer: handling=strict)",
-            where=name,
-        )
+        raise Invalid(f"{what} (Prefer: handling=strict)", where=name)
     query.ignored.append(name)
     return False
 
@@ -368,6 +377,8 @@ def parse(resource_type: str, pairs: Sequence[tuple[str, str]], strict: bool = F
     """A query for ``resource_type`` from (name, value) pairs as the URL or form gave them."""
     query = Query(resource_type)
     for name, value in pairs:
+        no_nul(name, name)
+        no_nul(name, value)
         if name in IGNORED:
             continue
         if name in RESULT_PARAMETERS:

@@ -309,7 +309,7 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
         query = str(request.url.query)
         context = dict(
             state,
-            specs={k: json.dumps(v) if v else None for k, v in specs.items()},
+            specs={k: v or None for k, v in specs.items()},  # rendered with |tojson: escaped for <script>
             table=table,
             by_label=BY_LABEL,
             by_noun=BY_NOUN,

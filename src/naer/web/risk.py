@@ -31,7 +31,7 @@ class RiskFolder:
     stamps: tuple[float, float] = (-1.0, -1.0)
     rows: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] | None = None
-    specs: dict[str, str] = field(default_factory=dict)
+    specs: dict[str, Any] = field(default_factory=dict)
 
     def load(self) -> str | None:
         """Read the files again when they changed; the reason the page cannot show a list, or None."""
@@ -51,7 +51,7 @@ class RiskFolder:
             self.rows = table.to_pylist()
             self.metrics = json.loads(metrics.read_text()) if metrics.is_file() else None
             self.specs = {
-                name: (self.path / "report" / f"{name}.vl.json").read_text()
+                name: json.loads((self.path / "report" / f"{name}.vl.json").read_text())
                 for name in CHARTS
                 if (self.path / "report" / f"{name}.vl.json").is_file()
             }
