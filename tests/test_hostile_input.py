@@ -1,0 +1,239 @@
+"""Input an attacker chooses, on every path the API offers: answered 4xx with an OperationOutcome, never
+5xx, and nothing partial stored. Also the citizen filters that must never be ignored, R4's compartment
+in $everything, and conditional references in transactions."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+FHIR = {"Content-Type": "application/fhir+json"}
+EXAMPLES = int(os.environ.get("NAER_FUZZ_EXAMPLES", "60"))
+
+
+def _put(api: TestClient, resource: dict[str, Any]) -> None:
+    done = api.put(f"/fhir/{resource['resourceType']}/{resource['id']}", content=orjson.dumps(resource))
+    assert done.status_code in (200, 201), done.text
+
+
+@pytest.fixture
+def record(api: TestClient) -> TestClient:
+    """Two citizens, each with a medication, an allergy and an immunisation; one organisation."""
+    _put(
+        api,
+        {"resourceType": "Organization", "id": "org1", "identifier": [{"system": "urn:s", "value": "o1"}]},
+    )
+    for p in ("a", "b"):
+        _put(
+            api,
+            {"resourceType": "Patient", "id": p, "managingOrganization": {"reference": "Organization/org1"}},
+        )
+        _put(
+            api,
+            {
+                "resourceType": "MedicationRequest",
+                "id": f"m{p}",
+                "status": "active",
+                "intent": "order",
+                "medicationCodeableConcept": {"text": "x"},
+                "subject": {"reference": f"Patient/{p}"},
+            },
+        )
+        _put(
+            api,
+            {"resourceType": "AllergyIntolerance", "id": f"al{p}", "patient": {"reference": f"Patient/{p}"}},
+        )
+        _put(
+            api,
+            {
+                "resourceType": "Immunization",
+                "id": f"im{p}",
+                "status": "completed",
+                "vaccineCode": {"text": "x"},
+                "patient": {"reference": f"Patient/{p}"},
+                "occurrenceDateTime": "2024-01-01",
+            },
+        )
+    return api
+
+
+def _ids(response: Any) -> set[str]:
+    assert response.status_code == 200, response.text
+    return {e["resource"]["id"] for e in response.json().get("entry", []) if e["search"]["mode"] == "match"}
+
+
+def _refused(response: Any, status: int, words: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome" and words in body["issue"][0]["diagnostics"], body
+
+
+def test_citizen_filters_of_every_type_narrow_or_are_refused(record: TestClient) -> None:
+    assert _ids(record.get("/fhir/MedicationRequest?patient=a")) == {"ma"}
+    assert _ids(record.get("/fhir/AllergyIntolerance?patient=b")) == {"alb"}
+    assert _ids(record.get("/fhir/Immunization?patient=Patient/a")) == {"ima"}
+    _refused(record.get("/fhir/Organization?patient=a"), 400, "never ignored")
+    _refused(record.get("/fhir/Patient?_has:Observation:patient:code=1"), 400, "never ignored")
+    lenient = record.get("/fhir/Immunization?vaccine-code=x&reaction-date=2024&nonsense=1")
+    assert lenient.status_code == 200
+    outcome = [e for e in lenient.json()["entry"] if e["search"]["mode"] == "outcome"]
+    assert "nonsense" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+    strict = {"Prefer": "handling=strict"}
+    _refused(record.get("/fhir/Observation?value-quantity=gt100", headers=strict), 400, "does not answer")
+
+
+def test_everything_holds_the_whole_compartment(record: TestClient) -> None:
+    found = record.get("/fhir/Patient/a/$everything").json()
+    refs = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in found["entry"]}
+    assert refs == {
+        "Patient/a",
+        "MedicationRequest/ma",
+        "AllergyIntolerance/ala",
+        "Immunization/ima",
+        "Organization/org1",
+    }
+
+
+def test_conditional_references_in_a_transaction(record: TestClient) -> None:
+    def transaction(reference: str) -> Any:
+        entry = {
+            "resource": {"resourceType": "Patient", "managingOrganization": {"reference": reference}},
+            "request": {"method": "POST", "url": "Patient"},
+        }
+        return record.post(
+            "/fhir", content=orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
+        )
+
+    done = transaction("Organization?identifier=urn:s|o1")
+    assert done.status_code == 200, done.text
+    location = done.json()["entry"][0]["response"]["location"].split("/_history")[0]
+    assert record.get(f"/fhir/{location}").json()["managingOrganization"]["reference"] == "Organization/org1"
+    _refused(transaction("Organization?identifier=urn:s|none"), 412, "matches nothing")
+    before = record.get("/fhir/Patient?_summary=count").json()["total"]
+    _put(
+        record,
+        {"resourceType": "Organization", "id": "org2", "identifier": [{"system": "urn:s", "value": "o1"}]},
+    )
+    _refused(transaction("Organization?identifier=urn:s|o1"), 412, "matches several")
+    assert record.get("/fhir/Patient?_summary=count").json()["total"] == before
+
+
+ARABIC_THREE = 'W/"\u0663"'.encode()  # a digit to str.isdigit(), not to FHIR
+HOSTILE = [
+    ("get", "/fhir/Patient/a%00b", None, {}, 400),
+    ("get", "/fhir/Patient?name=a%00", None, {}, 400),
+    ("post", "/fhir/Patient", b'{"resourceType":"Patient","gender":"\\u0000"}', {}, 400),
+    ("post", "/fhir/Patient", b'{"resourceType":"Patient","birthDate":"9999-12-31"}', {}, 201),
+    ("get", "/fhir/Patient?birthdate=9999-12-31", None, {}, 200),
+    ("get", "/fhir/Patient?_lastUpdated=gt0001-01-01T00:00:00%2B14:00", None, {}, 200),
+    ("get", "/fhir/Patient/_history?_till=0001-01-01T00:00:00%2B14:00", None, {}, 400),
+    ("get", "/fhir/Patient?_count=%D9%A3", None, {}, 400),
+    ("get", "/fhir/Patient?_offset=" + "9" * 30, None, {}, 400),
+    ("get", "/fhir/Patient/_history?_offset=" + "9" * 30, None, {}, 400),
+    ("get", "/fhir/Patient/a/_history/" + "9" * 30, None, {}, 404),
+    (
+        "put",
+        "/fhir/Patient/a",
+        b'{"resourceType":"Patient","id":"a"}',
+        {"If-Match": 'W/"\u0663"'.encode()},
+        400,
+    ),
+    (
+        "post",
+        "/fhir/Patient",
+        b'{"resourceType":"Patient","extension":'
+        + b'[{"url":"u","extension":' * 130
+        + b"[]"
+        + b"}]" * 130
+        + b"}",
+        {},
+        400,
+    ),
+    (
+        "post",
+        "/fhir",
+        b'{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":5,"url":[1]}}]}',
+        {},
+        400,
+    ),
+    (
+        "post",
+        "/fhir",
+        b'{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Patient","ifNoneExist":{}},"resource":{"resourceType":"Patient"}}]}',
+        {},
+        400,
+    ),
+    ("put", "/fhir/Patient?identifier=x", b'{"resourceType":"Patient","id":5}', {}, 400),
+    ("post", "/fhir/Patient", b'{"resourceType":"Patient"}', {"Content-Type": "text/plain"}, 415),
+    (
+        "post",
+        "/fhir",
+        b'{"resourceType":"Bundle","type":"transaction"}',
+        {"Content-Type": "text/plain", "Origin": "http://evil.example"},
+        415,
+    ),
+    ("get", "/fhir/metadata", None, {"Host": "evil.example"}, 400),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers", "status"), HOSTILE)
+def test_hostile_input_is_refused_precisely(
+    record: TestClient, method: str, path: str, body: bytes | None, headers: dict[str, str], status: int
+) -> None:
+    before = record.get("/fhir/_history?_count=0").json()["total"]
+    response = record.request(method.upper(), path, content=body, headers={**FHIR, **headers})
+    assert response.status_code == status, response.text
+    if status >= 400:
+        assert response.json()["resourceType"] == "OperationOutcome"
+        assert record.get("/fhir/_history?_count=0").json()["total"] == before  # nothing written
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+TEXT = st.text(st.characters(codec="utf-8"), max_size=40)
+ROUTES = [
+    "/fhir/Patient",
+    "/fhir/Observation",
+    "/fhir/MedicationRequest",
+    "/fhir/Encounter",
+    "/fhir/Patient/a/_history",
+]
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    route=st.sampled_from(ROUTES),
+    name=TEXT,
+    value=TEXT,
+    rid=TEXT,
+    body=st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | TEXT,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+        max_leaves=12,
+    ),
+)
+def test_fuzzed_requests_never_answer_5xx(
+    record: TestClient, route: str, name: str, value: str, rid: str, body: Any
+) -> None:
+    answers = [
+        record.get(route, params={name: value}),
+        record.get("/fhir/Patient/" + quote(rid, safe="")),
+        record.post("/fhir/Patient", content=orjson.dumps({"resourceType": "Patient", name: body})),
+        record.post(
+            "/fhir", content=orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": body})
+        ),
+    ]
+    for answer in answers:
+        assert answer.status_code < 500, answer.text
+        if (answer.status_code >= 400 and answer.status_code != 404) or (
+            answer.status_code == 404 and answer.content
+        ):
+            assert answer.json()["resourceType"] == "OperationOutcome"
+    assert record.get("/fhir/Patient/a").status_code == 200  # the store is still there
