@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from naer.store import resources as store
 from naer.store.context import SYSTEM, RequestContext, allow_all, set_policy
@@ -191,3 +191,37 @@ def test_db_upgrade_command(naer: Any, tmp_path: Any) -> None:
     assert "Traceback" not in down.stderr
     odd = naer("db", "upgrade", "--url", "mysql://x", cwd=tmp_path)
     assert odd.returncode == 2 and "unsupported database URL" in odd.stderr
+
+
+def test_concurrent_conditional_creates_make_one_resource(store_url: str) -> None:
+    """8 clients x 10 rounds of If-None-Exist creates with the same CPR number: one Patient per round, and
+    each client gets that one back (the lock before the search serialises them)."""
+    from naer.store import conditional
+
+    db = engine(store_url)
+    rounds, clients = 10, 8
+    got: dict[int, set[str]] = {n: set() for n in range(rounds)}
+    failures: list[str] = []
+
+    def client(round_: int, barrier: threading.Barrier) -> None:
+        criteria = f"identifier=urn:oid:1.2.208.176.1.2|01019{round_:05d}"
+        cpr = {"system": "urn:oid:1.2.208.176.1.2", "value": f"01019{round_:05d}"}
+        body = {**PATIENT, "identifier": [cpr]}
+        barrier.wait()
+        try:
+            got[round_].add(conditional.create(db, SYSTEM, "Patient", body, criteria).id)
+        except Exception as error:  # every failure is a finding here
+            failures.append(repr(error))
+
+    for round_ in range(rounds):
+        barrier = threading.Barrier(clients)
+        threads = [threading.Thread(target=client, args=(round_, barrier)) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert all(len(ids) == 1 for ids in got.values()), got
+    with db.connect() as con:
+        stored = con.execute(text("SELECT count(*) FROM resources WHERE resource_type = 'Patient'")).scalar()
+    assert stored == rounds

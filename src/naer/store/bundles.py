@@ -194,6 +194,8 @@ def _assign_ids(con: Connection, context: RequestContext, entries: list[dict[str
         if entry["request"]["method"] == "POST" and isinstance(full, str) and full.startswith("urn:uuid:"):
             kind = _target(entry, n)[0]
             criteria = entry["request"].get("ifNoneExist")
+            if criteria:
+                conditional.lock(con, kind, criteria)
             found = matching_ids(con, context, kind, criteria) if criteria else []
             ids[full] = f"{kind}/{found[0] if len(found) == 1 else uuid.uuid4()}"
     return ids

@@ -111,5 +111,14 @@ Index(
 Index("ix_search_date_value", search_date.c.resource_type, search_date.c.param, search_date.c.low)
 Index("ix_search_date_resource", search_date.c.resource_type, search_date.c.id, search_date.c.param)
 
+# The lock a conditional write takes before its search (migration 0003 says how it serialises them).
+conditional_lock = Table(
+    "conditional_lock",
+    metadata,
+    Column("key", String(64), nullable=False),
+    Column("taken", BigInteger, nullable=False),
+    PrimaryKeyConstraint("key", name="pk_conditional_lock"),
+)
+
 # What the index tables were built from (a digest of the search definitions); see migrate.upgrade.
 search_index_state = Table("search_index_state", metadata, Column("definitions", String(64), nullable=False))
