@@ -237,3 +237,41 @@ def test_fuzzed_requests_never_answer_5xx(
         ):
             assert answer.json()["resourceType"] == "OperationOutcome"
     assert record.get("/fhir/Patient/a").status_code == 200  # the store is still there
+
+
+def test_limits_formats_and_methods(record: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    many = {"resourceType": "Patient", "name": [{"given": [f"g{n}" for n in range(20_000)]}]}
+    _refused(record.post("/fhir/Patient", content=orjson.dumps(many)), 413, "the limit is 10,000")
+    monkeypatch.setenv("NAER_MAX_INDEX_ROWS", "100")
+    names = {"resourceType": "Patient", "name": [{"given": [f"g{n}" for n in range(200)]}]}
+    _refused(record.post("/fhir/Patient", content=orjson.dumps(names)), 413, "search index rows")
+    _refused(record.get("/fhir/Patient?_format=xml"), 406, "JSON only")
+    _refused(record.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"}), 406, "JSON only")
+    assert record.get("/fhir/metadata?_format=json").status_code == 200
+    wrong = record.request("PATCH", "/fhir")
+    assert wrong.status_code == 405 and "POST" in wrong.headers["allow"]
+
+
+def test_export_files_are_private_expire_and_belong_to_their_asker(
+    record: TestClient, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setenv("NAER_DATA_DIR", str(tmp_path))
+    kick = record.get("/fhir/$export", headers={"Prefer": "respond-async"})
+    status_url = kick.headers["content-location"].replace("http://testserver", "")
+    for _ in range(200):
+        done = record.get(status_url)
+        if done.status_code == 200:
+            break
+        time.sleep(0.05)
+    assert done.status_code == 200
+    job = tmp_path / "exports" / status_url.rsplit("/", 1)[1]
+    assert (tmp_path / "exports").stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in (job / "files").iterdir())
+    status = orjson.loads((job / "status.json").read_bytes())
+    (job / "status.json").write_bytes(orjson.dumps({**status, "actor": "someone else"}))
+    _refused(record.delete(status_url), 403, "another asker")
+    (job / "status.json").write_bytes(orjson.dumps({**status, "transactionTime": "2020-01-01T00:00:00Z"}))
+    _refused(record.get(status_url), 404, "expired")
+    assert not job.exists()

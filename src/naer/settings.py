@@ -24,7 +24,7 @@ class Settings(BaseSettings):
         default=16, ge=1, description="Largest request body the FHIR API reads (MB); bulk data goes by file."
     )
     max_import_mb: int = Field(
-        default=4096,
+        default=1024,
         ge=1,
         description="Largest NDJSON body POST /fhir/$import accepts (MB), spooled to disk.",
     )
@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     )
     max_depth: int = Field(
         default=48, ge=8, le=200, description="Deepest nesting of objects and lists a JSON body may have."
+    )
+    export_ttl: int = Field(
+        default=24, ge=1, le=24 * 30, description="Hours a bulk export's files are kept before deletion."
+    )
+    max_array: int = Field(
+        default=10_000, ge=100, description="Most items one list of a JSON body may hold (FHIR repeats)."
+    )
+    max_index_rows: int = Field(
+        default=20_000, ge=100, description="Most search index rows one resource may make."
     )
     database_url: str | None = Field(
         default=None, description="Store URL (PostgreSQL); the embedded SQLite file when unset."

@@ -148,7 +148,9 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
             return outcome(404, "not-supported", message)
         if error.status_code == 405:
             message = f"{request.method} is not supported on {request.url.path}"
-            return outcome(405, "not-supported", message)
+            answer = outcome(405, "not-supported", message)
+            answer.headers.update(error.headers or {})  # Allow: the methods that are
+            return answer
         return outcome(error.status_code, "processing", str(error.detail))
 
     @app.exception_handler(RequestValidationError)

@@ -5,6 +5,11 @@ Group's member patients.
 A kick-off starts a job in a background thread that streams the store into ``DATA_DIR/exports/JOB``;
 the status URL answers 202 while it runs and then the manifest. The job's state lives in that folder
 (``status.json``), so any server process sharing the data folder can answer for it.
+
+The files hold citizens' records: the folders are private to the server's user (0700, files 0600), a
+job expires ``NAER_EXPORT_TTL`` hours after it started (its files are deleted when anyone next asks for
+it or starts an export), and only the asker who started a job may read its status and files or delete
+it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +34,7 @@ from naer.fhir.validate import is_resource_type
 from naer.settings import get_settings
 from naer.store.bulk import export
 from naer.store.context import RequestContext, check
-from naer.store.errors import Invalid, NotFound, NotSupported
+from naer.store.errors import Forbidden, Invalid, NotFound, NotSupported
 from naer.store.index import parse_reference
 from naer.store.resources import instant, now, read
 
@@ -37,7 +42,33 @@ NDJSON_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 
 
 def _jobs() -> Path:
-    return get_settings().data_dir.resolve() / "exports"
+    folder = get_settings().data_dir.resolve() / "exports"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    return folder
+
+
+def _private(folder: Path) -> None:
+    """Only the server's user may read what an export wrote."""
+    folder.chmod(0o700)
+    for path in folder.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def _expired(status: dict[str, Any]) -> bool:
+    started = datetime.fromisoformat(status["transactionTime"].replace("Z", "+00:00"))
+    return now() - started > timedelta(hours=get_settings().export_ttl)
+
+
+def _sweep() -> None:
+    """Delete the jobs whose time is up (asked at every kick-off, so old exports do not pile up)."""
+    for folder in _jobs().iterdir():
+        try:
+            status = orjson.loads((folder / "status.json").read_bytes())
+            if status["state"] != "running" and _expired(status):
+                shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError, KeyError):
+            continue
 
 
 def _status_file(job: str) -> Path:
@@ -58,6 +89,11 @@ def _read_status(job: str) -> dict[str, Any]:
     if not path.exists():
         raise NotFound(f"no export job {job!r} (it may have been deleted)")
     loaded: dict[str, Any] = orjson.loads(path.read_bytes())
+    if loaded["state"] != "running" and _expired(loaded):
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise NotFound(
+            f"export job {job!r} has expired (after {get_settings().export_ttl} hours) and is deleted"
+        )
     if loaded["state"] == "running" and not _alive(loaded.get("pid")):
         # The server process running the job stopped (a restart, a crash): the job will never finish.
         loaded.update(state="error", message="the server process running this export stopped; start it again")
@@ -90,6 +126,7 @@ def _run(
     try:
         counts = export(db, context, _jobs() / job / "files", types=types, since=since, patients=patients)
         status.update(state="done", counts=counts)
+        _private(_jobs() / job)
     except Exception as error:  # the client learns of it from the status URL
         status.update(state="error", message=f"{type(error).__name__}: {error}")
     _write_status(job, status)
@@ -138,10 +175,12 @@ def add_export_routes(
         asker = context(request)
         check(asker, "export", None)
         job = str(uuid.uuid4())
-        (_jobs() / job).mkdir(parents=True)
+        _sweep()
+        (_jobs() / job).mkdir(mode=0o700, parents=True)
         _write_status(
             job,
             {
+                "actor": asker.actor,
                 "state": "running",
                 "pid": os.getpid(),
                 "transactionTime": instant(now()),
@@ -154,9 +193,15 @@ def add_export_routes(
             status_code=202, headers={"Content-Location": f"{base(request)}/$export-status/{job}"}
         )
 
+    def own_job(request: Request, job: str) -> dict[str, Any]:
+        status = _read_status(job)
+        if status.get("actor") != context(request).actor:
+            raise Forbidden(f"export job {job!r} was started by another asker")
+        return status
+
     @app.get("/fhir/$export-status/{job}")
     def export_status(request: Request, job: str) -> Response:
-        status = _read_status(job)
+        status = own_job(request, job)
         if status["state"] == "running":
             return Response(status_code=202, headers={"X-Progress": "exporting", "Retry-After": "1"})
         if status["state"] == "error":
@@ -175,14 +220,14 @@ def add_export_routes(
         return FhirResponse(manifest, media_type="application/json")
 
     @app.delete("/fhir/$export-status/{job}")
-    def export_delete(job: str) -> Response:
-        _read_status(job)
+    def export_delete(request: Request, job: str) -> Response:
+        own_job(request, job)
         shutil.rmtree(_jobs() / job, ignore_errors=True)
         return Response(status_code=202)
 
     @app.get("/fhir/$export-file/{job}/{name}")
-    def export_file(job: str, name: str) -> Response:
-        status = _read_status(job)
+    def export_file(request: Request, job: str, name: str) -> Response:
+        status = own_job(request, job)
         kind = name.removesuffix(".ndjson")
         if status["state"] != "done" or kind not in status["counts"]:
             raise NotFound(f"export {job} has no file {name!r}")

@@ -19,6 +19,7 @@ the event loop's reads by id pay nothing but a few comparisons.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,6 +50,22 @@ def _host_name(host: str) -> str:
     if host.startswith("["):
         return host[1:].split("]", 1)[0]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+JSON_FORMATS = {"json", "application/json", "application/fhir+json", "text/json"}
+ANY_JSON = ("json", "*/*", "application/*")
+
+
+def _format(query: bytes, accept: str) -> str | None:
+    """The format a request asks for when it is not JSON (``_format=xml``, or an Accept header that
+    admits no JSON), else None."""
+    if b"_format" in query:
+        for key, value in parse_qsl(query.decode("latin-1")):
+            if key == "_format" and value.split(";")[0].strip().lower() not in JSON_FORMATS:
+                return value
+    if accept and not any(kind in accept for kind in ANY_JSON) and "xml" in accept:
+        return accept
+    return None
 
 
 def _accepted(path: str, method: str) -> set[str] | None:
@@ -86,6 +103,9 @@ class Guard:
             return outcome(400, "invalid", "the address holds a NUL character, which no FHIR value may hold")
         if b"%00" in scope.get("query_string", b""):
             return outcome(400, "invalid", "the query holds a NUL character, which no FHIR value may hold")
+        wanted = _format(scope.get("query_string", b""), headers.get("accept", ""))
+        if wanted is not None and scope["path"].startswith("/fhir"):
+            return outcome(406, "not-supported", f"this server answers in FHIR JSON only, not {wanted}")
         method = scope["method"]
         if method in WRITE_METHODS:
             kinds = _accepted(scope["path"], method)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from naer.store.errors import Invalid
+from naer.store.errors import Invalid, TooLarge
 
 DIGITS = re.compile(r"[0-9]{1,18}")
 INT32 = 2**31 - 1
@@ -36,9 +36,9 @@ def no_nul(name: str, text: str) -> str:
     return text
 
 
-def shape(value: Any, max_depth: int) -> None:
-    """Refuse JSON nested deeper than ``max_depth`` or holding a NUL in any key or string (walked without
-    recursion, so no input can exhaust Python's stack)."""
+def shape(value: Any, max_depth: int, max_array: int = 10_000) -> None:
+    """Refuse JSON nested deeper than ``max_depth``, with a list longer than ``max_array``, or holding a NUL
+    in any key or string (walked without recursion, so no input can exhaust Python's stack)."""
     stack: list[tuple[Any, int, str]] = [(value, 1, "")]
     while stack:
         node, depth, where = stack.pop()
@@ -53,6 +53,10 @@ def shape(value: Any, max_depth: int) -> None:
                 elif isinstance(item, str) and "\x00" in item:
                     raise Invalid(f"{where}.{key} holds a NUL character, which no FHIR value may hold", key)
         elif isinstance(node, list):
+            if len(node) > max_array:
+                raise TooLarge(
+                    f"{where or 'the body'} holds {len(node):,} items; the limit is {max_array:,}", where
+                )
             for n, item in enumerate(node):
                 if isinstance(item, dict | list):
                     stack.append((item, depth + 1, f"{where}[{n}]"))

@@ -81,7 +81,8 @@ def parse_body(raw: bytes) -> Any:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise Invalid(f"the body is not valid JSON: {error}") from None
-    shape(body, get_settings().max_depth)
+    settings = get_settings()
+    shape(body, settings.max_depth, settings.max_array)
     return body
 
 

@@ -15,6 +15,8 @@ import orjson
 from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
+from naer.settings import get_settings
+from naer.store.errors import TooLarge
 from naer.store.index import Rows, index_rows
 from naer.store.searchparams import DEFINITIONS
 from naer.store.tables import INDEX_TABLES, resources, search_index_state
@@ -59,10 +61,18 @@ def write(
     con: Connection, resource_type: str, rid: str, resource: dict[str, Any] | None, fresh: bool
 ) -> None:
     """Replace the index rows of one resource (``None``: deleted, no rows); ``fresh``: it had none."""
+    rows = index_rows(resource) if resource is not None else None
+    if rows is not None:
+        made, limit = sum(len(r) for r in rows.values()), get_settings().max_index_rows
+        if made > limit:
+            raise TooLarge(
+                f"{resource_type}/{rid} would make {made:,} search index rows; the limit is {limit:,} "
+                "(NAER_MAX_INDEX_ROWS)"
+            )
     if not fresh:
         drop(con, resource_type, [rid])
-    if resource is not None:
-        add(con, [(resource_type, rid, index_rows(resource))])
+    if rows is not None:
+        add(con, [(resource_type, rid, rows)])
 
 
 def stale(con: Connection) -> bool:
