@@ -5,9 +5,10 @@ patient CompartmentDefinition (scripts/data/compartment-patient-r4.json).
 Each parameter's FHIRPath expression is turned into the dotted element paths the index reads: unions
 split per resource type, choice elements (``Observation.effective``, ``(X as Quantity)``, ``.as(Age)``)
 expanded into their typed names from the FHIR models, ``where(resolve() is Patient)`` kept as the
-reference's target types and ``where(system='email')`` as a filter on the step. A parameter whose type or
-expression the store cannot index (number, quantity, composite, special, or an expression outside these
-forms) is listed under ``unsupported`` with the reason, so that search refuses it (strict) or reports it
+reference's target types and ``where(system='email')`` as a filter on the step. A composite parameter
+keeps the paths of its base elements and of each component below them. A parameter whose type or
+expression the store cannot index (special, a composite of three components or whose first is not a
+token, or an expression outside these forms) is listed under ``unsupported`` with the reason, so that search refuses it (strict) or reports it
 (lenient) and the CapabilityStatement leaves it out.
 
 Run: .venv/bin/python scripts/derive_search_parameters.py [--check]
@@ -31,7 +32,10 @@ BUNDLE = FIXTURES / "fhir-r4" / "search-parameters.json"
 COMPARTMENT = ROOT / "scripts" / "data" / "compartment-patient-r4.json"
 OUT = ROOT / "src" / "naer" / "store" / "search_parameters.json"
 
-INDEXED = ("token", "string", "reference", "date", "uri")
+INDEXED = ("token", "string", "reference", "date", "uri", "number", "quantity")
+# A composite is answered when it has two components and the first is a token: the index keeps the
+# second component's value under a key made of the composite's name and the first component's code.
+COMPONENT_TYPES = ("token", "string", "date", "quantity", "number")
 SPECIAL_NAMES = {"_id", "_lastUpdated"}  # answered from the resource table, not from the index
 STEP = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9]*)(\.where\((?P<key>[a-z]+)='(?P<value>[^']*)'\))?$")
 
@@ -44,7 +48,9 @@ ABOUT = " ".join(
         "script. 'paths' are the elements a parameter's FHIRPath expression selects, as dotted paths",
         "from the resource (choice elements once per type; 'name[key=value]' keeps only the items",
         "whose key has that value); 'targets' are the types a where(resolve() is Type) keeps; 'truthy'",
-        "indexes true when the element exists and is not false. 'unsupported' lists the parameters of",
+        "indexes true when the element exists and is not false. A composite's 'paths' are its base",
+        "elements ('' the resource itself); each of its 'components' has a type and paths below the base.",
+        "'unsupported' lists the parameters of",
         "the specification this store does not answer and why. 'compartment' gives, per type, the",
         "parameters that put a resource in a citizen's compartment ('additions' in the compartment",
         "file are Nær's own).",
@@ -111,6 +117,10 @@ def _part(kind: str, part: str) -> tuple[list[str], list[str]]:
     text = part.strip()
     choice: str | None = None
     targets: list[str] = []
+    below = re.fullmatch(r"\((.+) as (\w+)\)((?:\.[A-Za-z]+)+)", text)
+    if below:  # (Observation.value as CodeableConcept).text: the choice's type, then elements below it
+        found, targets = _part(kind, f"({below.group(1)} as {below.group(2)})")
+        return [p + below.group(3) for p in found], targets
     cast = re.fullmatch(r"\((.+) as (\w+)\)", text) or re.fullmatch(r"(.+)\.as\((\w+)\)", text)
     if cast:
         text, choice = cast.group(1), cast.group(2)
@@ -134,8 +144,45 @@ def _part(kind: str, part: str) -> tuple[list[str], list[str]]:
     return _expand(_model(kind), steps, choice), targets
 
 
-def _definition(kind: str, param: dict[str, Any]) -> dict[str, Any]:
+def _composite(kind: str, param: dict[str, Any], by_url: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A composite's base paths and, per component, its type and paths below the base."""
+    parts = param.get("component") or []
+    types = [by_url.get(c["definition"], {}).get("type") for c in parts]
+    if len(parts) != 2:
+        raise Unsupported(f"composite of {len(parts)} components (this store answers two)")
+    if types[0] != "token" or types[1] not in COMPONENT_TYPES:
+        raise Unsupported(f"composite of {types[0]} and {types[1]} (this store answers a token and a value)")
+    bases: list[str] = []
+    components: list[dict[str, Any]] = [{"type": t, "paths": []} for t in types]
+    for member in param["expression"].split(" | "):
+        member = member.strip()
+        if member == kind:
+            base = ""
+        elif member.startswith(kind + "."):
+            found, _ = _part(kind, member)
+            if len(found) != 1:
+                raise Unsupported(f"composite base {member!r} is not one element")
+            base = found[0]
+        else:
+            continue
+        bases.append(base)
+        for part, component in zip(parts, components, strict=True):
+            for sub in part["expression"].split(" | "):
+                if sub.strip().startswith("%"):
+                    raise Unsupported(f"component {sub.strip()!r} is not below the base")
+                whole = f"{member}.{sub.strip()}"
+                found, _ = _part(kind, whole)
+                relative = [p[len(base) + 1 :] if base else p for p in found]
+                component["paths"] += [r for r in relative if r not in component["paths"]]
+    if not bases:
+        raise Unsupported(f"composite expression {param['expression']!r} has no base in {kind}")
+    return {"name": param["code"], "type": "composite", "paths": bases, "components": components}
+
+
+def _definition(kind: str, param: dict[str, Any], by_url: dict[str, dict[str, Any]]) -> dict[str, Any]:
     name, ptype = param["code"], param["type"]
+    if ptype == "composite":
+        return _composite(kind, param, by_url)
     if ptype not in INDEXED:
         raise Unsupported(f"{ptype} parameters are not indexed by this store")
     expression = param.get("expression")
@@ -165,6 +212,7 @@ def _definition(kind: str, param: dict[str, Any]) -> dict[str, Any]:
 def derive() -> dict[str, Any]:
     bundle = json.loads(BUNDLE.read_text(encoding="utf-8"))
     params = [e["resource"] for e in bundle["entry"] if e["resource"].get("version") == "4.0.1"]
+    by_url = {p["url"]: p for p in params}
     common: list[dict[str, Any]] = []
     types: dict[str, list[dict[str, Any]]] = {}
     unsupported: dict[str, dict[str, str]] = {}
@@ -184,7 +232,7 @@ def derive() -> dict[str, Any]:
                     unsupported.setdefault("*", {})[param["code"]] = str(reason)
                 continue
             try:
-                types.setdefault(kind, []).append(_definition(kind, param))
+                types.setdefault(kind, []).append(_definition(kind, param, by_url))
             except Unsupported as reason:
                 unsupported.setdefault(kind, {})[param["code"]] = str(reason)
     compartment = json.loads(COMPARTMENT.read_text(encoding="utf-8"))

@@ -499,7 +499,8 @@ def test_index_follows_updates_and_deletes(fhir: TestClient) -> None:
 
 
 def _sample(kind: str) -> str:
-    return {"token": "x", "uri": "x", "string": "x", "reference": "x", "date": "2020"}[kind]
+    samples = {"token": "x", "uri": "x", "string": "x", "reference": "x", "date": "2020", "number": "1"}
+    return {**samples, "quantity": "gt1|http://unitsofmeasure.org|mg", "composite": "x$2020"}[kind]
 
 
 def test_capability_statement_claims_exactly_what_runs(fhir: TestClient) -> None:
@@ -541,3 +542,162 @@ def test_upgrade_rebuilds_the_index_when_the_definitions_change(store_url: str) 
     assert [m.id for m in search(db, SYSTEM, "Patient", [("gender", "female")]).matches] == ["p1"]
     upgrade(store_url, on_batch=batches.append)
     assert batches == [1]  # up to date: not rebuilt again
+
+
+UCUM = "http://unitsofmeasure.org"
+LOINC = "http://loinc.org"
+
+
+def _observation(rid: str, patient: str, code: str, **value: Any) -> Any:
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "subject": {"reference": f"Patient/{patient}"},
+        **value,
+    }
+
+
+def _put(api: TestClient, resources: list[Any]) -> None:
+    for r in resources:
+        done = api.put(f"/fhir/{r['resourceType']}/{r['id']}", content=orjson.dumps(r), headers=FHIR)
+        assert done.status_code in (200, 201), done.text
+
+
+def _quantity(value: float, code: str, unit: str | None = None) -> Any:
+    return {"valueQuantity": {"value": value, "system": UCUM, "code": code, "unit": unit or code}}
+
+
+def test_number_and_quantity_search_with_ucum(fhir: TestClient) -> None:
+    blood_pressure = {
+        "component": [
+            {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]}, **_quantity(150, "mm[Hg]")},
+            {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]}, **_quantity(95, "mm[Hg]")},
+        ]
+    }
+    _put(
+        fhir,
+        [
+            _observation("w1", "p1", "29463-7", **_quantity(72.5, "kg")),
+            _observation("w2", "p2", "29463-7", **_quantity(72500, "g")),
+            _observation("w3", "p3", "29463-7", **_quantity(100, "[lb_av]")),  # 45.4 kg
+            _observation("t1", "p1", "8310-5", **_quantity(38.5, "Cel")),
+            _observation("t2", "p2", "8310-5", **_quantity(98.6, "[degF]")),  # 37 Cel
+            _observation("s1", "p3", "72514-3", valueQuantity={"value": 4, "unit": "score"}),
+            _observation("bp", "p1", "85354-9", **blood_pressure),
+            {
+                "resourceType": "RiskAssessment",
+                "id": "r1",
+                "status": "final",
+                "subject": {"reference": "Patient/p1"},
+                "prediction": [{"probabilityDecimal": 0.25}],
+            },
+            {
+                "resourceType": "RiskAssessment",
+                "id": "r2",
+                "status": "final",
+                "subject": {"reference": "Patient/p2"},
+                "prediction": [{"probabilityRange": {"low": {"value": 0.4}, "high": {"value": 0.6}}}],
+            },
+        ],
+    )
+    weight = "/fhir/Observation?code=29463-7&value-quantity="
+    assert found(fhir, weight + "72.5") == {"w1"}  # no unit: the value as written
+    assert found(fhir, weight + f"72.5|{UCUM}|kg") == {"w1", "w2"}  # 72500 g is 72.5 kg
+    assert found(fhir, weight + f"72500|{UCUM}|g") == {"w1", "w2"}
+    assert found(fhir, weight + f"gt50|{UCUM}|kg") == {"w1", "w2"}
+    assert found(fhir, weight + f"lt50000|{UCUM}|g") == {"w3"}
+    assert found(fhir, weight + "72.5||kg") == {"w1"}  # a code without system: as written, no conversion
+    assert found(fhir, weight + "ap70") == {"w1"}  # within 10 %
+    assert found(fhir, weight + "ne72.5") == {"w2", "w3"}
+    assert found(fhir, "/fhir/Observation?value-quantity=gt37.5|http://unitsofmeasure.org|Cel") == {"t1"}
+    assert found(fhir, "/fhir/Observation?value-quantity=37|http://unitsofmeasure.org|Cel") == {"t2"}
+    assert found(fhir, "/fhir/Observation?value-quantity=4||score") == {"s1"}  # unit text, no code
+    assert found(fhir, "/fhir/Observation?component-value-quantity=ge150") == {"bp"}
+    # Precision: 72 means [71.5, 72.5), so 72.5 is not 72; 7e1 means [65, 75).
+    assert found(fhir, weight + "72") == set()
+    assert found(fhir, weight + "7e1") == {"w1"}
+    assert found(fhir, "/fhir/RiskAssessment?probability=0.25") == {"r1"}
+    assert found(fhir, "/fhir/RiskAssessment?probability=gt0.5") == {"r2"}  # the range reaches above
+    assert found(fhir, "/fhir/RiskAssessment?probability=lt0.3") == {"r1"}
+    assert found(fhir, "/fhir/RiskAssessment?probability:missing=false") == {"r1", "r2"}
+    assert ids(fhir, "/fhir/Observation?code=29463-7&_sort=-value-quantity") == ["w1", "w2", "w3"]
+
+
+def test_composite_search_keeps_code_and_value_together(fhir: TestClient) -> None:
+    systolic, diastolic = f"{LOINC}|8480-6", f"{LOINC}|8462-4"
+    _put(
+        fhir,
+        [
+            _observation(
+                "bp1",
+                "p1",
+                "85354-9",
+                component=[
+                    {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]}, **_quantity(150, "mm[Hg]")},
+                    {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]}, **_quantity(95, "mm[Hg]")},
+                ],
+            ),
+            _observation(
+                "bp2",
+                "p2",
+                "85354-9",
+                component=[
+                    {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]}, **_quantity(120, "mm[Hg]")},
+                    {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]}, **_quantity(160, "mm[Hg]")},
+                ],
+            ),
+            _observation("g1", "p1", "2339-0", **_quantity(7.1, "mmol/L")),
+            _observation(
+                "smoke",
+                "p2",
+                "72166-2",
+                valueCodeableConcept={"coding": [{"system": "http://snomed.info/sct", "code": "8517006"}]},
+            ),
+        ],
+    )
+    url = "/fhir/Observation?component-code-value-quantity="
+    assert found(fhir, url + f"{systolic}$gt140") == {"bp1"}  # bp2's 160 is its diastolic
+    assert found(fhir, url + f"{diastolic}$gt140") == {"bp2"}
+    assert found(fhir, url + "8480-6$gt100") == {"bp1", "bp2"}  # any system
+    assert found(fhir, url + f"{systolic}$gt140,{diastolic}$gt140") == {"bp1", "bp2"}
+    assert found(fhir, url + f"{systolic}$gt140&" + url[13:] + f"{diastolic}$gt90") == {"bp1"}
+    assert found(fhir, url + f"{systolic}$15|{UCUM}|cm[Hg]") == {"bp1"}  # 150 mm[Hg] = 15 cm[Hg]
+    assert found(fhir, f"/fhir/Observation?code-value-quantity={LOINC}|2339-0$ge7") == {"g1"}
+    assert found(fhir, "/fhir/Observation?code-value-quantity=2339-0$lt7") == set()
+    concept = "/fhir/Observation?code-value-concept=72166-2$http://snomed.info/sct|8517006"
+    assert found(fhir, concept) == {"smoke"}
+    assert found(fhir, "/fhir/Observation?combo-code-value-quantity=8462-4$gt150") == {"bp2"}
+    for bad in ("8480-6", "8480-6$", "$gt1", "a$b$c", f"{LOINC}|$gt1", "8480-6$gtx"):
+        got = fhir.get(url + bad)
+        assert got.status_code == 400 and got.json()["resourceType"] == "OperationOutcome", bad
+    assert fhir.get(url[:-1] + ":missing=true").status_code == 400
+
+
+def test_reverse_chaining_has(fhir: TestClient) -> None:
+    _put(
+        fhir,
+        [
+            _observation("h1", "p1", "2339-0", **_quantity(9.0, "mmol/L")),
+            _observation("h2", "p2", "2339-0", **_quantity(5.0, "mmol/L")),
+        ],
+    )
+    assert found(fhir, "/fhir/Patient?_has:Observation:patient:code=2339-0") == {"p1", "p2"}
+    high = "/fhir/Patient?_has:Observation:subject:value-quantity=gt8|http://unitsofmeasure.org|mmol/L"
+    assert found(fhir, high) == {"p1"}
+    assert found(fhir, f"/fhir/Patient?_has:Condition:subject:code={SKS}|DJ441") == {"p1"}
+    # Nested: patients with an encounter that a task focuses on.
+    assert found(fhir, "/fhir/Patient?_has:Encounter:patient:_has:Task:focus:status=requested") == {"p1"}
+    assert found(fhir, "/fhir/Organization?_has:Patient:general-practitioner:gender=male") == {"org-gp"}
+    for bad in (
+        "_has:Observation:patient=x",
+        "_has:Wizard:patient:code=x",
+        "_has:Observation:code:code=x",
+        "_has:Observation:patient:colour=x",
+        "_has:Observation:patient:code:exact=x",
+        "_has:Encounter:patient:_has:Task=x",
+    ):
+        got = fhir.get(f"/fhir/Patient?{bad}")
+        assert got.status_code == 400, (bad, got.text)
+        assert got.json()["resourceType"] == "OperationOutcome"

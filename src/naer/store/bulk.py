@@ -110,6 +110,8 @@ def _copy_text(index: list[tuple[str, str, Rows]]) -> dict[str, bytes]:
     string: list[str] = []
     reference: list[str] = []
     date: list[str] = []
+    number: list[str] = []
+    quantity: list[str] = []
     for rt, rid, rows in index:
         key = f"{rt}\t{rid}\t"
         token.extend(f"{key}{p}\t{_text(system)}\t{_text(code)}\n" for p, system, code in rows["token"])
@@ -118,12 +120,24 @@ def _copy_text(index: list[tuple[str, str, Rows]]) -> dict[str, bytes]:
             f"{key}{p}\t{_text(kind)}\t{_text(target)}\n" for p, kind, target in rows["reference"]
         )
         date.extend(f"{key}{p}\t{low}\t{high}\n" for p, low, high in rows["date"])
+        number.extend(f"{key}{p}\t{low!r}\t{high!r}\n" for p, low, high in rows["number"])
+        quantity.extend(
+            f"{key}{p}\t{_text(system)}\t{_text(code)}\t{low!r}\t{high!r}\t{_text(unit)}\t{_float(clow)}"
+            f"\t{_float(chigh)}\n"
+            for p, system, code, low, high, unit, clow, chigh in rows["quantity"]
+        )
     return {
         "token": "".join(token).encode(),
         "string": "".join(string).encode(),
         "reference": "".join(reference).encode(),
         "date": "".join(date).encode(),
+        "number": "".join(number).encode(),
+        "quantity": "".join(quantity).encode(),
     }
+
+
+def _float(value: float | None) -> str:
+    return "\\N" if value is None else repr(value)
 
 
 def prepare(where: str, numbers: list[int], lines: list[bytes], copy: bool = False) -> Prepared | str:

@@ -6,11 +6,19 @@
 - reference: (target type, target id) of ``Type/id`` references, relative or absolute; other references
   (urn:uuid, canonical URLs without a type) keep the whole string as the id and no type;
 - date: the range [low, high] a date, dateTime, instant or Period covers, in microseconds since 1970 UTC
-  (a date to the day covers the whole day; a Period without an end reaches to the end of time).
+  (a date to the day covers the whole day; a Period without an end reaches to the end of time);
+- number: [low, high] of a number (low = high) or of a Range;
+- quantity: system, code (the unit text when there is no code), [low, high], and for a UCUM unit the
+  range in SI base units with their name (units.py), so that 1 g and 1000 mg are found alike;
+- composite: the second component's row (any of the above) under a key made of the parameter's name
+  and the first component's code (``composite_key``), once per base element, so that both components
+  must hold in the same element (the code and the value of one Observation.component).
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 import unicodedata
 from calendar import isleap, monthrange
@@ -18,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
 
-from naer.store.searchparams import SearchParam, Step, params_of
+from naer.store.searchparams import Path_, SearchParam, params_of
+from naer.store.units import UCUM, to_canonical
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LOWEST = -(2**62)
@@ -30,6 +39,8 @@ DATE = re.compile(
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 Rows = dict[str, set[tuple[Any, ...]]]
+KINDS = ("token", "string", "reference", "date", "number", "quantity")
+BOUND = 1e300  # a Range without one end reaches this far; numbers beyond it are not searchable
 
 
 STRING_KEPT = 200  # characters of a string value kept for prefix search (a B-tree key must stay small)
@@ -91,7 +102,7 @@ def _whole_micros(delta: timedelta) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _values(resource: dict[str, Any], path: tuple[Step, ...]) -> list[Any]:
+def _values(resource: dict[str, Any], path: Path_) -> list[Any]:
     """The values at a dotted path, lists flattened at every step (and filtered where a step says)."""
     found: list[Any] = [resource]
     for step, keep in path:
@@ -178,36 +189,138 @@ def _dates(name: str, value: Any, out: set[tuple[Any, ...]]) -> None:
         return  # validation let it through; it is simply not searchable as a date
 
 
+def number(value: Any) -> float | None:
+    """A JSON number as a float the index can keep, or None (booleans, text, beyond +-1e300)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        found = float(value)
+    except OverflowError:
+        return None
+    return found if math.isfinite(found) and abs(found) <= BOUND else None
+
+
+def _numbers(name: str, value: Any, out: set[tuple[Any, ...]]) -> None:
+    if isinstance(value, dict):  # a Range of numbers (RiskAssessment.prediction.probabilityRange)
+        low = number((value.get("low") or {}).get("value")) if isinstance(value.get("low"), dict) else None
+        high = number((value.get("high") or {}).get("value")) if isinstance(value.get("high"), dict) else None
+        if low is not None or high is not None:
+            out.add((name, -BOUND if low is None else low, BOUND if high is None else high))
+        return
+    found = number(value)
+    if found is not None:
+        out.add((name, found, found))
+
+
+def _unit(quantity: Any) -> tuple[str | None, str | None]:
+    if not isinstance(quantity, dict):
+        return None, None
+    if "currency" in quantity:  # Money
+        currency = quantity["currency"]
+        return "urn:iso:std:iso:4217", currency if isinstance(currency, str) else None
+    system, code = quantity.get("system"), quantity.get("code") or quantity.get("unit")
+    return system if isinstance(system, str) else None, code if isinstance(code, str) else None
+
+
+def _quantities(name: str, value: Any, out: set[tuple[Any, ...]]) -> None:
+    if not isinstance(value, dict):
+        return
+    if "low" in value or "high" in value:  # a Range: its ends share a unit
+        ends = [value.get("low"), value.get("high")]
+        low, high = (number(e.get("value")) if isinstance(e, dict) else None for e in ends)
+        if low is None and high is None:
+            return
+        system, code = _unit(ends[0] if isinstance(ends[0], dict) and low is not None else ends[1])
+        low, high = (-BOUND if low is None else low), (BOUND if high is None else high)
+    else:
+        point = number(value.get("value"))
+        if point is None:
+            return
+        low = high = point
+        system, code = _unit(value)
+    canonical, clow, chigh = None, None, None
+    if system == UCUM and code is not None:
+        at_low, at_high = to_canonical(low, code), to_canonical(high, code)
+        if at_low is not None and at_high is not None:
+            canonical, clow, chigh = at_low[0], at_low[1], at_high[1]
+    out.add((name, system, code, low, high, canonical, clow, chigh))
+
+
+def composite_key(name: str, system: str | None, code: str) -> str:
+    """The key a composite's rows are kept under for one code of its first component: the name and a
+    digest of ``system|code`` (``system`` None: any system), short enough for the param column."""
+    text = ("\x00" if system is None else system) + "|" + code
+    return f"{name}${hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]}"
+
+
+def _extract(
+    kind: str, name: str, values: list[Any], out: set[tuple[Any, ...]], targets: tuple[str, ...]
+) -> None:
+    """Index rows of ``values`` of a parameter of type ``kind`` (uri as token) into ``out``."""
+    if kind in ("token", "uri"):
+        for value in values:
+            _tokens(name, value, out)
+    elif kind == "reference":
+        for value in values:
+            _references(name, value, out, targets)
+    elif kind == "date":
+        for value in values:
+            _dates(name, value, out)
+    elif kind == "number":
+        for value in values:
+            _numbers(name, value, out)
+    elif kind == "quantity":
+        for value in values:
+            _quantities(name, value, out)
+    else:
+        for value in values:
+            _strings(name, value, out)
+
+
+def _composites(param: SearchParam, resource: dict[str, Any], out: set[tuple[Any, ...]]) -> None:
+    first, second = param.components
+    for base in param.paths:
+        for node in _values(resource, base) if base else [resource]:
+            if not isinstance(node, dict):
+                continue
+            codes: set[tuple[Any, ...]] = set()
+            _extract(first.type, "", [v for p in first.paths for v in _values(node, p)], codes, ())
+            if not codes:
+                continue
+            found: set[tuple[Any, ...]] = set()
+            _extract(second.type, "", [v for p in second.paths for v in _values(node, p)], found, ())
+            for _, system, code in codes:
+                keys = {composite_key(param.name, None, code), composite_key(param.name, system or "", code)}
+                out.update((key, *row[1:]) for key in keys for row in found)
+
+
 @cache
-def _plan(resource_type: str) -> tuple[tuple[SearchParam, tuple[Step, ...]], ...]:
-    return tuple((p, path) for p in params_of(resource_type).values() for path in p.paths)
+def _plan(resource_type: str) -> tuple[tuple[SearchParam, Path_], ...]:
+    return tuple(
+        (p, path) for p in params_of(resource_type).values() if p.type != "composite" for path in p.paths
+    )
+
+
+@cache
+def _composite_params(resource_type: str) -> tuple[SearchParam, ...]:
+    return tuple(p for p in params_of(resource_type).values() if p.type == "composite")
 
 
 def index_rows(resource: dict[str, Any]) -> Rows:
-    """Rows for the four index tables (without the resource's type and id), without repeats."""
-    rows: Rows = {"token": set(), "string": set(), "reference": set(), "date": set()}
-    for param, path in _plan(resource["resourceType"]):
+    """Rows for the index tables (without the resource's type and id), without repeats."""
+    rows: Rows = {kind: set() for kind in KINDS}
+    kind = resource["resourceType"]
+    for param, path in _plan(kind):
         values = _values(resource, path)
         if param.truthy:  # 'false' too when no path gives a value that is not false (below)
             if any(v is not False for v in values):
                 rows["token"].add((param.name, None, "true"))
             continue
-        if not values:
-            continue
-        out, name = rows[param.table], param.name
-        if param.table == "token":
-            for value in values:
-                _tokens(name, value, out)
-        elif param.type == "reference":
-            for value in values:
-                _references(name, value, out, param.targets)
-        elif param.type == "date":
-            for value in values:
-                _dates(name, value, out)
-        else:
-            for value in values:
-                _strings(name, value, out)
-    for name in _truthy(resource["resourceType"]):
+        if values:
+            _extract(param.type, param.name, values, rows[param.table], param.targets)
+    for param in _composite_params(kind):
+        _composites(param, resource, rows[param.table])
+    for name in _truthy(kind):
         if (name, None, "true") not in rows["token"]:
             rows["token"].add((name, None, "false"))
     return rows

@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
@@ -28,13 +29,16 @@ from sqlalchemy.engine import Connection
 from naer.store.checks import no_nul, whole
 from naer.store.context import RequestContext, check
 from naer.store.errors import Invalid, NotSupported
-from naer.store.index import EPOCH, date_range, normalise, parse_reference
+from naer.store.index import BOUND, EPOCH, composite_key, date_range, normalise, parse_reference
 from naer.store.resources import Stored, connection, current_of, current_versions, known_type
 from naer.store.searchparams import SearchParam, citizen_parameters, params_of, searchable_types, unsupported
 from naer.store.tables import INDEX_TABLES, resources
+from naer.store.units import UCUM, to_canonical
 
 DECIMAL = frozenset("0123456789")
 PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
+NUMBER_PREFIXES = (*PREFIXES, "ap")
+NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 RESULT_PARAMETERS = (
     "_count",
     "_offset",
@@ -52,6 +56,9 @@ MODIFIERS = {
     "string": ("missing", "exact", "contains"),
     "reference": ("missing",),  # and :Type
     "date": ("missing",),
+    "number": ("missing",),
+    "quantity": ("missing",),
+    "composite": (),
 }
 MAX_COUNT = 1000
 DEFAULT_COUNT = 50
@@ -172,15 +179,109 @@ def _reference_match(table: Table, raw: str, kind: str | None) -> ColumnElement[
     return and_(condition, table.c.target_type == kind) if kind else condition
 
 
+def _number_value(name: str, raw: str) -> tuple[str, Decimal]:
+    """(prefix, value) of a number search value; its precision is kept (``100`` is 99.5 to 100.5)."""
+    prefix, text = "eq", raw
+    if raw[:2] in NUMBER_PREFIXES and not raw[2:3].isalpha():
+        prefix, text = raw[:2], raw[2:]
+    elif raw[:2].isalpha():
+        raise Invalid(f"{name}: unknown prefix {raw[:2]!r} (use one of {', '.join(NUMBER_PREFIXES)})")
+    if len(text) > 64 or not NUMBER.fullmatch(text):
+        raise Invalid(f"{name}: {raw!r} is not a number such as 100, 0.5 or 1e3")
+    value = Decimal(text)
+    if abs(value) > Decimal(BOUND):
+        raise Invalid(f"{name}: {raw!r} is beyond the numbers this store compares (1e300)")
+    return prefix, value
+
+
+def _number_match(prefix: str, value: Decimal, tl: Any, th: Any, convert: Any = float) -> ColumnElement[bool]:
+    """FHIR's prefixes for numbers and quantities: eq and ne by the search value's precision, the others
+    by the value itself, ap within 10 %; the target is the range [tl, th] (a point: tl = th)."""
+    exponent = value.as_tuple().exponent
+    half = Decimal(5).scaleb((exponent if isinstance(exponent, int) else 0) - 1)
+    point, low, high = convert(value), convert(value - half), convert(value + half)
+    match prefix:
+        case "eq":
+            return and_(tl >= low, th < high)
+        case "ne":
+            return not_(and_(tl >= low, th < high))
+        case "gt":
+            return cast(ColumnElement[bool], th > point)
+        case "lt":
+            return cast(ColumnElement[bool], tl < point)
+        case "ge":
+            return cast(ColumnElement[bool], th >= point)
+        case "le":
+            return cast(ColumnElement[bool], tl <= point)
+        case "sa":
+            return cast(ColumnElement[bool], tl > point)
+        case "eb":
+            return cast(ColumnElement[bool], th < point)
+        case _:  # "ap"
+            near = max(abs(value) / 10, half)
+            return and_(tl <= convert(value + near), th >= convert(value - near))
+
+
+def _quantity_match(table: Table, raw: str, name: str) -> ColumnElement[bool]:
+    """``[prefix]number``, ``[prefix]number|system|code`` or ``[prefix]number||code``; a UCUM unit
+    also finds the same amount in any unit of the same dimension (1 g = 1000 mg)."""
+    parts = [p.replace("\\|", "|") for p in re.split(r"(?<!\\)\|", raw, maxsplit=2)]
+    if len(parts) == 2:
+        raise Invalid(f"{name}: write number, number|system|code or number||code, not {raw!r}")
+    prefix, value = _number_value(name, parts[0])
+    system, code = (parts[1] or None, parts[2] or None) if len(parts) == 3 else (None, None)
+    written = [_number_match(prefix, value, table.c.low, table.c.high)]
+    if system is not None:
+        written.append(table.c.system == system)
+    if code is not None:
+        written.append(table.c.code == code)
+    if system == UCUM and code is not None and to_canonical(1.0, code) is not None:
+
+        def based(amount: Decimal) -> float:
+            found = to_canonical(float(amount), code)
+            return found[1] if found else float(amount)
+
+        unit = cast(tuple[str, float], to_canonical(1.0, code))[0]
+        converted = _number_match(prefix, value, table.c.canonical_low, table.c.canonical_high, based)
+        return or_(and_(table.c.canonical == unit, converted), and_(*written))
+    return and_(*written)
+
+
+def _composite_match(param: SearchParam, raw: str, name: str) -> ColumnElement[bool]:
+    """``code$value`` (``system|code$value``): the value under the key of that code (index.composite_key)."""
+    parts = re.split(r"(?<!\\)\$", raw)
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise Invalid(f"{name}: a composite value is code$value (system|code$value), not {raw!r}")
+    pieces = [p.replace("\\|", "|").replace("\\$", "$") for p in re.split(r"(?<!\\)\|", parts[0], maxsplit=1)]
+    system, code = (None, pieces[0]) if len(pieces) == 1 else (pieces[0], pieces[1])
+    if not code:
+        raise Invalid(f"{name}: the code before $ is missing in {raw!r} (system| alone is not answered)")
+    component = param.components[1]
+    table = INDEX_TABLES[param.table]
+    inner = SearchParam(name, component.type, component.paths)
+    value = parts[1].replace("\\$", "$")
+    return and_(
+        table.c.param == composite_key(param.name, system, code),
+        _value_match(inner, table, value, None, name),
+    )
+
+
 def _value_match(param: SearchParam, table: Table, raw: str, modifier: str | None, name: str) -> Any:
     if raw == "":
         raise Invalid(f"{name} has an empty value")
+    if param.type == "composite":
+        return _composite_match(param, raw, name)
     if param.table == "token":
         return _token_match(table, raw)
     if param.type == "string":
         return _string_match(table, raw, modifier)
     if param.type == "reference":
         return _reference_match(table, raw, modifier)
+    if param.type == "number":
+        prefix, value = _number_value(name, raw)
+        return _number_match(prefix, value, table.c.low, table.c.high)
+    if param.type == "quantity":
+        return _quantity_match(table, raw, name)
     prefix, low, high = _date_value(name, raw)
     return _date_match(prefix, low, high, table.c.low, table.c.high)
 
@@ -194,10 +295,9 @@ def _has(resource_type: str, param: SearchParam, condition: Any) -> ColumnElemen
     conditions found. PostgreSQL plans both as semi-joins; SQLite follows the form.
     """
     table = INDEX_TABLES[param.table]
-    rows = select(table.c.id).where(
-        table.c.resource_type == resource_type, table.c.param == param.name, condition
-    )
-    if param.table in ("reference", "token"):
+    named = true() if param.type == "composite" else table.c.param == param.name  # a key in the condition
+    rows = select(table.c.id).where(table.c.resource_type == resource_type, named, condition)
+    if param.table in ("reference", "token") or param.type == "composite":
         return resources.c.id.in_(rows)
     return rows.where(table.c.id == resources.c.id).exists()
 
@@ -210,7 +310,7 @@ def _modifier(param: SearchParam, modifier: str | None, name: str) -> str | None
             raise Invalid(f"{name}: unknown modifier or type :{modifier}")
         return modifier
     if modifier not in MODIFIERS[param.type]:
-        allowed = ", ".join(f":{m}" for m in MODIFIERS[param.type])
+        allowed = ", ".join(f":{m}" for m in MODIFIERS[param.type]) or "none"
         raise Invalid(f"{name}: a {param.type} parameter takes no :{modifier} (supported: {allowed})")
     return modifier
 
@@ -220,6 +320,8 @@ def _filter(resource_type: str, name: str, value: str, strict: bool, query: Quer
     if "." in name:
         return _chained(resource_type, name, value, strict, query)
     code, _, modifier_text = name.partition(":")
+    if code == "_has":
+        return _reverse_chained(resource_type, name, value, query)
     modifier = modifier_text or None
     values = split_values(value)
     if code == "_id":
@@ -277,6 +379,8 @@ def _chained(resource_type: str, name: str, value: str, strict: bool, query: Que
         found = and_(links.c.target_id.in_(values), links.c.target_type.in_(holders))
     else:
         chained = params_of(holders[0])[chain_code]
+        if chained.type == "composite":
+            raise NotSupported(f"{name}: a composite parameter is not answered inside a chain")
         modifier = _modifier(chained, chain_modifier_text or None, name)
         if modifier in ("missing", "not"):
             raise NotSupported(f"{name}: :{modifier} is not supported inside a chain")
@@ -287,6 +391,45 @@ def _chained(resource_type: str, name: str, value: str, strict: bool, query: Que
         )
         found = tuple_(links.c.target_type, links.c.target_id).in_(inner)
     query.where.append(_has(resource_type, param, found))
+    return True
+
+
+def _reverse_chained(resource_type: str, name: str, value: str, query: Query) -> bool:
+    """``_has:Type:reference:filter=value``: resources that a ``Type`` meeting the filter refers to by
+    ``reference`` (the filter may be another ``_has``). It narrows, so nothing in it is ever ignored."""
+    parts = name.split(":", 3)
+    if len(parts) != 4 or not all(parts[1:]):
+        raise Invalid(f"{name}: write _has:Type:reference:parameter=value", where=name)
+    _, source, link, rest = parts
+    if source not in searchable_types():
+        raise Invalid(f"{name}: unknown resource type {source!r}", where=name)
+    param = params_of(source).get(link)
+    if param is None or param.type != "reference":
+        raise Invalid(f"{name}: {source} has no reference search parameter {link!r}", where=name)
+    if param.targets and resource_type not in param.targets:
+        raise Invalid(f"{name}: {source}.{link} never refers to a {resource_type}", where=name)
+    code = re.split(r"[.:]", rest, maxsplit=1)[0]
+    if code not in ("_id", "_lastUpdated", "_has") and code not in params_of(source):
+        raise Invalid(
+            f"{name}: {source} has no search parameter {code!r} that this store answers; a _has filter "
+            "narrows the search, so it is never ignored",
+            where=name,
+        )
+    inner = Query(source)
+    _filter(source, rest, value, True, inner)
+    sources = (
+        select(resources.c.id)
+        .where(resources.c.resource_type == source, resources.c.deleted.is_(False), *inner.where)
+        .correlate(None)
+    )
+    links = INDEX_TABLES["reference"]
+    targets = select(links.c.target_id).where(
+        links.c.resource_type == source,
+        links.c.param == link,
+        links.c.target_type == resource_type,
+        links.c.id.in_(sources),
+    )
+    query.where.append(resources.c.id.in_(targets))
     return True
 
 
@@ -316,11 +459,15 @@ def _sort_key(resource_type: str, spec: str) -> Any:
         param = params_of(resource_type).get(code)
         if param is None:
             raise Invalid(f"_sort: {resource_type} has no search parameter {code!r}")
+        if param.type == "composite":
+            raise Invalid(f"_sort: {code} is a composite parameter, which has no order")
         table = INDEX_TABLES[param.table]
         sort_column = {"token": "code", "string": "value", "reference": "target_id"}.get(
             param.table, "high" if descending else "low"
         )
-        value = table.c[sort_column]
+        value: Any = table.c[sort_column]
+        if param.table == "quantity":  # in base units where the unit is UCUM: 72500 g after 100 lb
+            value = func.coalesce(table.c[f"canonical_{sort_column}"], value)
         pick = func.max if descending else func.min
         column = (
             select(pick(value))

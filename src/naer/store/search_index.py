@@ -22,12 +22,14 @@ from naer.store.searchparams import DEFINITIONS
 from naer.store.tables import INDEX_TABLES, resources, search_index_state
 
 # Bump when index.py changes how values are turned into rows: the index is then rebuilt on upgrade.
-INDEX_FORMAT = "1"
+INDEX_FORMAT = "2"
 COLUMNS = {
     "token": ("system", "code"),
     "string": ("value", "exact"),
     "reference": ("target_type", "target_id"),
     "date": ("low", "high"),
+    "number": ("low", "high"),
+    "quantity": ("system", "code", "low", "high", "canonical", "canonical_low", "canonical_high"),
 }
 
 

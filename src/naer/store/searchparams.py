@@ -2,9 +2,9 @@
 
 That file is derived from the FHIR R4 specification by ``scripts/derive_search_parameters.py`` (HL7's
 SearchParameter Bundle and the patient CompartmentDefinition). Each parameter names its FHIR type
-(token, string, reference, date, uri) and the elements it selects as dotted paths; the index and the
-search engine both read them from here, so what is indexed is exactly what can be searched, and the
-CapabilityStatement claims exactly that. The parameters of the specification that the store does not
+(token, string, reference, date, uri, number, quantity, composite) and the elements it selects as
+dotted paths; the index and the search engine both read them from here, so what is indexed is
+exactly what can be searched, and the CapabilityStatement claims exactly that. The parameters of the specification that the store does not
 answer are listed with the reason (``unsupported``): search refuses or reports them, never ignores them
 silently.
 """
@@ -20,25 +20,38 @@ from typing import Any
 import orjson
 
 DEFINITIONS = Path(__file__).with_name("search_parameters.json")
-KINDS = ("token", "string", "reference", "date", "uri")
+KINDS = ("token", "string", "reference", "date", "uri", "number", "quantity", "composite")
 FILTERED = re.compile(r"^(?P<name>[A-Za-z0-9]+)\[(?P<key>[a-z]+)=(?P<value>[^\]]*)\]$")
 
 # One step of a path: an element name, and optionally (key, value): keep only the items whose key has
 # that value (``telecom[system=email]``).
 Step = tuple[str, tuple[str, str] | None]
+Path_ = tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Component:
+    """One part of a composite parameter: its type and its paths below the composite's base."""
+
+    type: str
+    paths: tuple[Path_, ...]
 
 
 @dataclass(frozen=True)
 class SearchParam:
     name: str
     type: str
-    paths: tuple[tuple[Step, ...], ...]
+    paths: tuple[Path_, ...]  # for a composite: its base elements (() the resource itself)
     targets: tuple[str, ...] = ()
     truthy: bool = False  # true when the element exists and is not false (Patient.deceased)
+    components: tuple[Component, ...] = ()
 
     @property
     def table(self) -> str:
-        """The index table holding its values (a uri is kept as a token without system)."""
+        """The index table holding its values (a uri is kept as a token without system; a composite's
+        rows are its second component's, under keys that name the first: see index.composite_key)."""
+        if self.type == "composite":
+            return self.components[1].type
         return "token" if self.type == "uri" else self.type
 
 
@@ -49,15 +62,20 @@ def _step(text: str) -> Step:
     return text, None
 
 
+def _path(text: str) -> Path_:
+    return tuple(_step(s) for s in text.split(".")) if text else ()
+
+
 def _param(raw: dict[str, Any]) -> SearchParam:
     if raw["type"] not in KINDS:
         raise ValueError(f"search parameter {raw['name']}: unknown type {raw['type']!r}")
     return SearchParam(
         raw["name"],
         raw["type"],
-        tuple(tuple(_step(s) for s in path.split(".")) for path in raw["paths"]),
+        tuple(_path(path) for path in raw["paths"]),
         tuple(raw.get("targets", ())),
         bool(raw.get("truthy", False)),
+        tuple(Component(c["type"], tuple(_path(p) for p in c["paths"])) for c in raw.get("components", ())),
     )
 
 

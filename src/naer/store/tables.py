@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Double,
     Index,
     Integer,
     MetaData,
@@ -85,11 +86,29 @@ search_reference = _index_table(
 search_date = _index_table(
     "date", Column("low", BigInteger, nullable=False), Column("high", BigInteger, nullable=False)
 )
+# A number or a Range of numbers: [low, high] (equal for a number).
+search_number = _index_table(
+    "number", Column("low", Double, nullable=False), Column("high", Double, nullable=False)
+)
+# A Quantity (or Range, Money, Duration, Age ...): its value range as written, its system and code (the
+# unit text where there is no code), and, for a UCUM unit, the range in SI base units and their name.
+search_quantity = _index_table(
+    "quantity",
+    Column("system", Text, nullable=True),
+    Column("code", Text, nullable=True),
+    Column("low", Double, nullable=False),
+    Column("high", Double, nullable=False),
+    Column("canonical", Text, nullable=True),
+    Column("canonical_low", Double, nullable=True),
+    Column("canonical_high", Double, nullable=True),
+)
 INDEX_TABLES = {
     "token": search_token,
     "string": search_string,
     "reference": search_reference,
     "date": search_date,
+    "number": search_number,
+    "quantity": search_quantity,
 }
 
 Index("ix_search_token_value", search_token.c.code, search_token.c.resource_type, search_token.c.param)
@@ -110,6 +129,20 @@ Index(
 )
 Index("ix_search_date_value", search_date.c.resource_type, search_date.c.param, search_date.c.low)
 Index("ix_search_date_resource", search_date.c.resource_type, search_date.c.id, search_date.c.param)
+Index("ix_search_number_value", search_number.c.resource_type, search_number.c.param, search_number.c.low)
+Index("ix_search_number_resource", search_number.c.resource_type, search_number.c.id, search_number.c.param)
+Index(
+    "ix_search_quantity_value",
+    search_quantity.c.resource_type,
+    search_quantity.c.param,
+    search_quantity.c.low,
+)
+Index(
+    "ix_search_quantity_resource",
+    search_quantity.c.resource_type,
+    search_quantity.c.id,
+    search_quantity.c.param,
+)
 
 # The lock a conditional write takes before its search (migration 0003 says how it serialises them).
 conditional_lock = Table(
