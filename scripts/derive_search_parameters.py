@@ -8,8 +8,8 @@ expanded into their typed names from the FHIR models, ``where(resolve() is Patie
 reference's target types and ``where(system='email')`` as a filter on the step. A composite parameter
 keeps the paths of its base elements and of each component below them. A parameter whose type or
 expression the store cannot index (special, a composite of three components or whose first is not a
-token, or an expression outside these forms) is listed under ``unsupported`` with the reason, so that search refuses it (strict) or reports it
-(lenient) and the CapabilityStatement leaves it out.
+token, or an expression outside these forms) is listed under ``unsupported`` with the reason, so that
+search refuses it (strict) or reports it (lenient) and the CapabilityStatement leaves it out.
 
 Run: .venv/bin/python scripts/derive_search_parameters.py [--check]
 """

@@ -4,9 +4,9 @@ That file is derived from the FHIR R4 specification by ``scripts/derive_search_p
 SearchParameter Bundle and the patient CompartmentDefinition). Each parameter names its FHIR type
 (token, string, reference, date, uri, number, quantity, composite) and the elements it selects as
 dotted paths; the index and the search engine both read them from here, so what is indexed is
-exactly what can be searched, and the CapabilityStatement claims exactly that. The parameters of the specification that the store does not
-answer are listed with the reason (``unsupported``): search refuses or reports them, never ignores them
-silently.
+exactly what can be searched, and the CapabilityStatement claims exactly that. The parameters of the
+specification that the store does not answer are listed with the reason (``unsupported``): search
+refuses or reports them, never ignores them silently.
 """
 
 from __future__ import annotations
