@@ -342,3 +342,35 @@ def test_export_whose_server_stopped_reports_an_error(
     status = orjson.loads(path.read_bytes())
     path.write_bytes(orjson.dumps({**status, "state": "running", "pid": no_such_process}))
     _outcome(api.get(status_url), 500, "exception", "server process running this export stopped")
+
+
+def test_decimals_keep_their_precision_everywhere(
+    api: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FHIR: a decimal's precision is significant. Written as text, so the comparison is byte-wise."""
+    monkeypatch.setenv("NAER_DATA_DIR", str(tmp_path))
+    written = (
+        b'{"resourceType":"Observation","id":"d1","status":"final","code":{"text":"HbA1c"},'
+        b'"valueQuantity":{"value":0.010,"unit":"g"},"referenceRange":[{"low":{"value":595.00},'
+        b'"high":{"value":1e3}}],"component":[{"code":{"text":"x"},"valueQuantity":{"value":'
+        b'0.1000000000000000055511151231257827}}]}'
+    )
+    numbers = (b'"value":0.010', b'"value":595.00', b'"value":1e3', b"0.1000000000000000055511151231257827")
+
+    def exact(body: bytes) -> bool:
+        return all(n in body for n in numbers)
+
+    assert api.put("/fhir/Observation/d1", content=written).status_code == 201
+    assert exact(api.get("/fhir/Observation/d1").content)
+    assert exact(api.get("/fhir/Observation?value-quantity=0.010").content)  # found by its precision
+    assert exact(api.get("/fhir/Observation?_elements=valueQuantity,component,referenceRange").content)
+    assert exact(api.get("/fhir/Observation/d1/_history").content)
+    kick = api.get("/fhir/$export", headers={"Prefer": "respond-async"})
+    output = _wait(api, kick.headers["content-location"]).json()["output"]
+    assert exact(api.get(output[0]["url"]).content)
+    entry = {"resource": orjson.loads(b"{}"), "request": {"method": "PUT", "url": "Observation/d2"}}
+    bundle = b'{"resourceType":"Bundle","type":"transaction","entry":[%s]}' % orjson.dumps(entry).replace(
+        b"{}", written.replace(b'"d1"', b'"d2"')
+    )
+    assert api.post("/fhir", content=bundle).status_code == 200
+    assert exact(api.get("/fhir/Observation/d2").content)

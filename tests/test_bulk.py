@@ -6,6 +6,9 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -85,6 +88,20 @@ def test_loading_again_makes_new_versions(store_url: str, tmp_path: Path) -> Non
         (b'{"resourceType": "Pasient", "id": "x"}', "line 3: unknown resourceType 'Pasient'"),
         (b'{"resourceType": "Patient", "id": "x", "birthDate": "1970-13-01"}', "line 3: not valid FHIR R4"),
         (b'{"resourceType": "Patient", "gender": "male"}', "line 3: the resource has no id"),
+        (b'{"resourceType": "Patient", "id": "a\\u0000b"}', "line 3: id holds a NUL character"),
+        (
+            b'{"resourceType": "Patient", "id": "p", "name": [{"family": "\\u0000"}]}',
+            r"name\[0\]\.family holds a NUL",
+        ),
+        (b'{"resourceType": "Patient", "id": "' + b"x" * 100 + b'"}', r"\(100 characters\) is not a FHIR id"),
+        (
+            b'{"resourceType": "Patient", "id": "p", "extension": '
+            + b'[{"extension": ' * 60
+            + b"[]"
+            + b"}]" * 60
+            + b"}",
+            "nests deeper than",
+        ),
     ],
 )
 def test_a_bad_line_loads_nothing(store_url: str, tmp_path: Path, line: bytes, message: str) -> None:
@@ -120,3 +137,63 @@ def test_load_and_export_commands(naer: Any, tmp_path: Path, samsoe: Path) -> No
     refused = naer("load", str(bad), "--url", url, cwd=tmp_path)
     assert refused.returncode == 2 and "Patient.ndjson, line 1: not JSON" in refused.stderr
     assert "Traceback" not in refused.stderr
+    (bad / "Patient.ndjson").unlink()
+    whole = gzip.compress(b'{"resourceType": "Patient", "id": "p1"}\n' * 5000)
+    (bad / "Patient.ndjson.gz").write_bytes(whole[: len(whole) // 2])
+    cut = naer("load", str(bad), "--url", url, cwd=tmp_path)
+    assert cut.returncode == 2 and "Patient.ndjson.gz: the gzip file is cut short" in cut.stderr, cut.stderr
+    assert "Traceback" not in cut.stderr and "Aborted" not in cut.stderr
+    edge = tmp_path / "edge"
+    edge.mkdir()
+    late = {"resourceType": "Patient", "id": "late", "birthDate": "9999-12-31"}
+    (edge / "Patient.ndjson").write_bytes(orjson.dumps(late) + b"\n")
+    assert naer("load", str(edge), "--url", url, cwd=tmp_path).returncode == 0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(pid):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the workers")
+def test_load_workers_end_when_the_load_is_killed(tmp_path: Path, samsoe: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    command = [
+        str(Path(sys.executable).with_name("naer")),
+        "load",
+        str(samsoe),
+        "--url",
+        url,
+        "--workers",
+        "2",
+    ]
+    loading = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    for _ in range(600):  # the pool's workers, once spawned (the multiprocessing helper is a child too)
+        workers = _children(loading.pid)
+        if len(workers) >= 2 or loading.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert loading.poll() is None and len(workers) >= 2, "the load ended before its workers could be seen"
+    loading.kill()
+    loading.wait()
+    for _ in range(200):
+        alive = [w for w in workers if Path(f"/proc/{w}").exists() and "Z" not in _state(w)]
+        if not alive:
+            break
+        time.sleep(0.05)
+    assert not alive, f"workers {alive} outlived the killed load"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

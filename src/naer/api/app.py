@@ -119,7 +119,7 @@ def _history_bundle(
         }
         entries.append(entry)
     bundle = {"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}
-    return FhirResponse(orjson.dumps(bundle))
+    return FhirResponse(bundle)
 
 
 def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
@@ -181,7 +181,7 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
             result = await run_in_threadpool(bundles.batch, db, context_of(request), body, base_url(request))
         else:
             raise Invalid(f"POST /fhir takes a Bundle of type batch or transaction, not {kind!r}")
-        return FhirResponse(orjson.dumps(result))
+        return FhirResponse(result)
 
     add_import_route(app, db, context_of)
     add_import_definition_route(app)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.responses import Response
+
+from naer.fhir import jsontext
 
 FHIR_JSON = "application/fhir+json"
 
@@ -20,7 +21,7 @@ class FhirResponse(Response):
             return content
         if isinstance(content, str):
             return content.encode()
-        return orjson.dumps(content)
+        return jsontext.dumps(content)
 
 
 def outcome(status: int, code: str, message: str, where: str | None = None) -> FhirResponse:

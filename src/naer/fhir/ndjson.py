@@ -8,6 +8,8 @@ from typing import IO, Any, cast
 
 import orjson
 
+from naer.fhir import jsontext
+
 
 def open_ndjson(path: Path) -> IO[bytes]:
     """The file's bytes, decompressed when its name ends in .gz."""
@@ -19,7 +21,7 @@ def open_ndjson(path: Path) -> IO[bytes]:
 def json_object(line: bytes) -> dict[str, Any] | str:
     """The line as a JSON object, or what is wrong with it ("not JSON (...)", "not a JSON object")."""
     try:
-        value = orjson.loads(line)
+        value = jsontext.loads(line)
     except orjson.JSONDecodeError as error:
         return f"not JSON ({error.msg})"
     if not isinstance(value, dict):

@@ -9,9 +9,17 @@ new version, as an update would.
 
 from __future__ import annotations
 
+import ctypes
+import gzip
 import io
 import itertools
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -19,20 +27,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 from sqlalchemy import ColumnElement, Engine, Index, and_, bindparam, false, or_, select, text
 from sqlalchemy.engine import Connection
 
 from naer.errors import UserError
+from naer.fhir import jsontext
 from naer.fhir.ndjson import json_object, open_ndjson
 from naer.fhir.validate import is_resource_type, validation_errors
 from naer.settings import get_settings
 from naer.store import search_index
+from naer.store.checks import shape
 from naer.store.compartment import compartment_types, in_compartment
 from naer.store.context import RequestContext, check
 from naer.store.db import is_postgres
+from naer.store.errors import Invalid, TooLarge
 from naer.store.index import Rows, index_rows
-from naer.store.resources import by_type, now, stamp
+from naer.store.resources import ID_CHARS, by_type, now, stamp
 from naer.store.search_index import COLUMNS
 from naer.store.tables import INDEX_TABLES, history, resources
 
@@ -71,13 +81,23 @@ def ndjson_files(folder: Path) -> list[Path]:
 def _batches(files: list[Path]) -> Iterator[tuple[str, list[int], list[bytes]]]:
     """(file, line numbers, lines) in batches, blank lines skipped but counted."""
     for path in files:
-        with open_ndjson(path) as handle:
-            numbered = ((n, line) for n, line in enumerate(handle, 1) if line.strip())
-            while True:
-                chunk = list(itertools.islice(numbered, BATCH))
-                if not chunk:
-                    break
-                yield str(path), [n for n, _ in chunk], [line for _, line in chunk]
+        try:
+            with open_ndjson(path) as handle:
+                numbered = ((n, line) for n, line in enumerate(handle, 1) if line.strip())
+                while True:
+                    chunk = list(itertools.islice(numbered, BATCH))
+                    if not chunk:
+                        break
+                    yield str(path), [n for n, _ in chunk], [line for _, line in chunk]
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+            # EOFError would otherwise reach the command line as click's bare "Aborted."
+            raise LoadError(
+                f"{path}: the gzip file is cut short or damaged ({error}); nothing was loaded"
+            ) from None
+        except OSError as error:
+            raise LoadError(
+                f"{path}: cannot be read ({error.strerror or error}); nothing was loaded"
+            ) from None
 
 
 @dataclass
@@ -147,6 +167,7 @@ def prepare(where: str, numbers: list[int], lines: list[bytes], copy: bool = Fal
     contents: list[str] = []
     index: dict[tuple[str, str], Rows] = {}  # a resource twice in a batch: its last version's rows
     moment = now()
+    settings = get_settings()
     for number, line in zip(numbers, lines, strict=True):
         resource = json_object(line)
         if isinstance(resource, str):
@@ -154,15 +175,29 @@ def prepare(where: str, numbers: list[int], lines: list[bytes], copy: bool = Fal
         kind = resource.get("resourceType")
         if not isinstance(kind, str) or not is_resource_type(kind):
             return f"{where}, line {number}: unknown resourceType {kind!r}"
-        problems = validation_errors(resource)
-        if problems:
-            return f"{where}, line {number}: not valid FHIR R4: {'; '.join(problems[:3])}"
+        try:  # the same limits as the API: NUL, nesting, list length
+            shape(resource, settings.max_depth, settings.max_array)
+        except (Invalid, TooLarge) as error:
+            return f"{where}, line {number}: {error}"
         rid = resource.get("id")
         if not isinstance(rid, str) or not rid:
             return f"{where}, line {number}: the resource has no id (bulk data keeps its ids)"
+        if len(rid) > 64 or not set(rid) <= ID_CHARS:
+            shown = f"{rid[:40]!r}... ({len(rid)} characters)" if len(rid) > 64 else repr(rid)
+            return f"{where}, line {number}: {shown} is not a FHIR id (1-64 letters, digits, '-' and '.')"
+        problems = validation_errors(resource)
+        if problems:
+            return f"{where}, line {number}: not valid FHIR R4: {'; '.join(problems[:3])}"
         keys.append((kind, rid))
         contents.append(stamp(resource, rid, 1, moment))
-        index[(kind, rid)] = index_rows(resource)
+        indexed = index_rows(resource)
+        made = sum(len(r) for r in indexed.values())
+        if made > settings.max_index_rows:
+            return (
+                f"{where}, line {number}: {kind}/{rid} would make {made:,} search index rows; the limit is "
+                f"{settings.max_index_rows:,} (NAER_MAX_INDEX_ROWS)"
+            )
+        index[(kind, rid)] = indexed
     rows = [(kind, rid, found) for (kind, rid), found in index.items()]
     if copy:
         return Prepared(keys, contents, moment, [], _copy_text(rows))
@@ -176,7 +211,8 @@ def _prepared(files: list[Path], workers: int, copy: bool) -> Iterator[Prepared]
             yield _ok(prepare(where, numbers, lines, copy))
         return
     # Spawned, not forked: a forked worker would inherit the open database connection's socket.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, spawn, initializer=_end_with, initargs=(os.getpid(),)) as pool:
         # A bounded window of batches in flight: memory stays flat however large the input is.
         window: list[Any] = []
         for where, numbers, lines in batches:
@@ -185,6 +221,23 @@ def _prepared(files: list[Path], workers: int, copy: bool) -> Iterator[Prepared]
                 yield _ok(window.pop(0).result())
         for future in window:
             yield _ok(future.result())
+
+
+def _end_with(parent: int) -> None:
+    """Run in each worker: end when the loading process ends, however it ends (kill -9 included), instead
+    of waiting on its pipe for ever. Linux tells the worker (PR_SET_PDEATHSIG); elsewhere it looks."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent ended before the line above
+        os._exit(1)
+    if not sys.platform.startswith("linux"):
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
 
 
 def _ok(result: Prepared | str) -> Prepared:
@@ -226,7 +279,7 @@ class Written:
 
 
 def _restamp(content: str, rid: str, version: int, moment: datetime) -> str:
-    return stamp(orjson.loads(content), rid, version, moment)
+    return stamp(jsontext.loads(content), rid, version, moment)
 
 
 def _rows(

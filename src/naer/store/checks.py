@@ -51,7 +51,8 @@ def shape(value: Any, max_depth: int, max_array: int = 10_000) -> None:
                 if isinstance(item, dict | list):
                     stack.append((item, depth + 1, f"{where}.{key}" if where else key))
                 elif isinstance(item, str) and "\x00" in item:
-                    raise Invalid(f"{where}.{key} holds a NUL character, which no FHIR value may hold", key)
+                    at = f"{where}.{key}" if where else key
+                    raise Invalid(f"{at} holds a NUL character, which no FHIR value may hold", at)
         elif isinstance(node, list):
             if len(node) > max_array:
                 raise TooLarge(

@@ -20,6 +20,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from naer.fhir import jsontext
 from naer.fhir.validate import is_resource_type, validation_errors
 from naer.settings import get_settings
 from naer.store import search_index
@@ -78,7 +79,7 @@ def parse_body(raw: bytes) -> Any:
     if not raw.strip():
         raise Invalid("the request has no body; send a FHIR resource as JSON")
     try:
-        body = orjson.loads(raw)
+        body = jsontext.loads(raw)
     except orjson.JSONDecodeError as error:
         raise Invalid(f"the body is not valid JSON: {error}") from None
     settings = get_settings()
@@ -121,7 +122,7 @@ def stamp(body: dict[str, Any], rid: str, version: int, moment: datetime) -> str
     meta["versionId"] = str(version)
     meta["lastUpdated"] = instant(moment)
     body["meta"] = meta
-    return orjson.dumps(body).decode()
+    return jsontext.dumps(body).decode()
 
 
 @contextmanager

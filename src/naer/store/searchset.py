@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from naer.fhir import jsontext
 from naer.fhir.validate import summary_elements
 from naer.store.resources import Stored
 from naer.store.search import Result
@@ -20,7 +21,7 @@ def _subset(stored: Stored, keep: set[str] | None, drop: set[str]) -> Any:
     assert stored.content is not None
     if keep is None and not drop:
         return orjson.Fragment(stored.content)
-    resource: dict[str, Any] = orjson.loads(stored.content)
+    resource: dict[str, Any] = jsontext.loads(stored.content)
     kept = {k: v for k, v in resource.items() if (keep is None or k in keep) and k not in drop}
     meta = dict(kept.get("meta") or {})
     meta["tag"] = [*meta.get("tag", []), SUBSETTED]
