@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("NAER_FIXTURES", ROOT.parent / "shared" / "fixtures"))
 BUNDLE = FIXTURES / "fhir-r4" / "search-parameters.json"
 COMPARTMENT = ROOT / "scripts" / "data" / "compartment-patient-r4.json"
+TYPES = ROOT / "scripts" / "data" / "resource-types-r4.json"
 OUT = ROOT / "src" / "naer" / "store" / "search_parameters.json"
+TYPES_OUT = ROOT / "src" / "naer" / "fhir" / "r4_types.json"  # the types the store keeps and validates
 
 INDEXED = ("token", "string", "reference", "date", "uri", "number", "quantity")
 # A composite is answered when it has two components and the first is a token: the index keeps the
@@ -235,6 +237,10 @@ def derive() -> dict[str, Any]:
                 types.setdefault(kind, []).append(_definition(kind, param, by_url))
             except Unsupported as reason:
                 unsupported.setdefault(kind, {})[param["code"]] = str(reason)
+    kinds = json.loads(TYPES.read_text(encoding="utf-8"))["types"]
+    stray = {b for p in params for b in p["base"]} - {*kinds, "Resource", "DomainResource"}
+    if stray:
+        raise SystemExit(f"search parameters of types R4 does not have: {sorted(stray)}")
     compartment = json.loads(COMPARTMENT.read_text(encoding="utf-8"))
     links = {**compartment["resource"], **compartment["additions"]}
     for kind, names in links.items():
@@ -251,14 +257,22 @@ def derive() -> dict[str, Any]:
     }
 
 
+def _types() -> str:
+    source = json.loads(TYPES.read_text(encoding="utf-8"))
+    about = "Derived by scripts/derive_search_parameters.py from " + TYPES.name + ": " + source["about"]
+    return json.dumps({"about": about, "types": sorted(source["types"])}, indent=1) + "\n"
+
+
 def main() -> int:
     derived = json.dumps(derive(), indent=1, ensure_ascii=False) + "\n"
     if "--check" in sys.argv:
-        if OUT.read_text(encoding="utf-8") != derived:
-            print(f"{OUT} is not what the script derives; run it again", file=sys.stderr)
-            return 1
+        for path, text in ((OUT, derived), (TYPES_OUT, _types())):
+            if path.read_text(encoding="utf-8") != text:
+                print(f"{path} is not what the script derives; run it again", file=sys.stderr)
+                return 1
         return 0
     OUT.write_text(derived, encoding="utf-8")
+    TYPES_OUT.write_text(_types(), encoding="utf-8")
     data = json.loads(derived)
     answered = sum(len(v) for v in data["types"].values()) + len(data["common"])
     refused = sum(len(v) for v in data["unsupported"].values())

@@ -353,7 +353,7 @@ def test_decimals_keep_their_precision_everywhere(
         b'{"resourceType":"Observation","id":"d1","status":"final","code":{"text":"HbA1c"},'
         b'"valueQuantity":{"value":0.010,"unit":"g"},"referenceRange":[{"low":{"value":595.00},'
         b'"high":{"value":1e3}}],"component":[{"code":{"text":"x"},"valueQuantity":{"value":'
-        b'0.1000000000000000055511151231257827}}]}'
+        b"0.1000000000000000055511151231257827}}]}"
     )
     numbers = (b'"value":0.010', b'"value":595.00', b'"value":1e3', b"0.1000000000000000055511151231257827")
 
@@ -374,3 +374,31 @@ def test_decimals_keep_their_precision_everywhere(
     )
     assert api.post("/fhir", content=bundle).status_code == 200
     assert exact(api.get("/fhir/Observation/d2").content)
+
+
+def test_resource_types_are_r4s_exactly(api: TestClient) -> None:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    from naer.fhir.validate import R4_TYPES, R4B_DIFFERS_FROM_R4
+
+    without_model = set()
+    for kind in R4_TYPES:
+        try:
+            get_fhir_model_class(kind)
+        except (KeyError, ValueError):
+            without_model.add(kind)
+    assert without_model <= R4B_DIFFERS_FROM_R4
+    statement = api.get("/fhir/metadata").json()
+    assert {r["type"] for r in statement["rest"][0]["resource"]} == R4_TYPES and len(R4_TYPES) == 146
+    for kind in ("Citation", "SubscriptionTopic", "NutritionProduct", "Resource", "HumanName"):
+        body = orjson.dumps({"resourceType": kind})
+        assert api.post(f"/fhir/{kind}", content=body).status_code == 404, kind
+    product = {"resourceType": "MedicinalProduct", "name": [{"productName": "Panodil"}]}
+    made = api.post("/fhir/MedicinalProduct", content=orjson.dumps(product))
+    assert made.status_code == 201, made.text
+    assert api.get(made.headers["location"].split("/_history")[0]).json()["name"] == product["name"]
+    spec = {"resourceType": "SubstanceSpecification", "id": "s1", "meta": {"lastUpdated": "yesterday"}}
+    refused = api.put("/fhir/SubstanceSpecification/s1", content=orjson.dumps(spec))
+    assert refused.status_code == 422 and "meta" in refused.json()["issue"][0]["diagnostics"]
+    summary = api.get("/fhir/MedicinalProduct?_summary=true")
+    assert summary.status_code == 200 and summary.json()["total"] == 1

@@ -46,7 +46,7 @@ def test_the_validator_rejects_what_is_not_fhir() -> None:
     assert validation_errors({"resourceType": "Encounter", "status": "finished"})  # class is required
     assert validation_errors({"resourceType": "Patient", "colour": "blue"})
     assert validation_errors({"resourceType": "NoSuchThing"}) == [
-        "resourceType: unknown resource type 'NoSuchThing'"
+        "resourceType: unknown resource type 'NoSuchThing' (not one of FHIR R4's)"
     ]
 
 
