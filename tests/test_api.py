@@ -237,7 +237,7 @@ def test_bulk_export(api: TestClient, tmp_path: Path, monkeypatch: pytest.Monkey
     )
     _outcome(
         api.get("/fhir/$export?patient=Patient/p0", headers={"Prefer": "respond-async"}),
-        501,
+        400,
         "not-supported",
         "patient",
     )

@@ -24,6 +24,7 @@ from naer.api.capability import capability_statement
 from naer.api.export import add_export_routes
 from naer.api.guard import Guard
 from naer.api.imports import add_import_definition_route, add_import_route
+from naer.api.openapi import install as install_openapi
 from naer.api.outcome import FhirResponse, outcome
 from naer.api.params import instant_param, raw_body
 from naer.api.search import add_search_routes
@@ -256,4 +257,5 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
         headers = {"ETag": done.etag} if done else {}
         return Response(status_code=204, headers=headers)
 
+    install_openapi(app)
     return app

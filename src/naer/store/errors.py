@@ -49,4 +49,7 @@ class Unprocessable(StoreError):
 
 
 class NotSupported(StoreError):
-    status, code = 501, "not-supported"
+    """Something FHIR defines that this server does not do. 400, as FHIR answers a search parameter a
+    server cannot process: the request is what cannot be served, the server has not failed (5xx)."""
+
+    status, code = 400, "not-supported"

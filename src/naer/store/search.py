@@ -531,6 +531,8 @@ def parse(resource_type: str, pairs: Sequence[tuple[str, str]], strict: bool = F
         if name in RESULT_PARAMETERS:
             _result_parameter(resource_type, name, value, query)
         elif name.startswith(("_include:", "_revinclude:")):
+            if name.partition(":")[2] != "iterate":
+                raise Invalid(f"{name}: the only modifier of {name.partition(':')[0]} is :iterate")
             raise NotSupported(f"{name}: :iterate is not supported; include one level")
         elif not _filter(resource_type, name, value, strict, query):
             continue

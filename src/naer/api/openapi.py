@@ -1,0 +1,341 @@
+"""The OpenAPI document of the FHIR API: every route with its parameters, bodies and answers.
+
+The routes read FHIR's own parameters from the request (a search takes whatever parameters its type
+has), so FastAPI alone would describe none of them. This module adds them from one table: which query
+parameters, headers and body each operation takes and what it answers, with the schemas a client (or
+schemathesis) needs — resource types as R4's list, ids as FHIR ids, versions as whole numbers. A type's
+own search parameters are in the CapabilityStatement (``/fhir/metadata``); the document lists the ones
+every search takes.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from naer.fhir.validate import resource_types
+from naer.store.search import MAX_COUNT
+
+FHIR_JSON = "application/fhir+json"
+ID = {"type": "string", "pattern": r"^[A-Za-z0-9\-.]{1,64}$"}
+WHOLE = {"type": "string", "pattern": "^[0-9]{1,9}$"}
+INSTANT = {"type": "string", "format": "date-time", "description": "a FHIR instant, with its zone"}
+JOB = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+
+RESOURCE = {
+    "type": "object",
+    "description": "A FHIR R4 resource (JSON); validated against its type's definition",
+    "required": ["resourceType"],
+    "properties": {"resourceType": {"type": "string"}, "id": ID},
+}
+OUTCOME = {
+    "type": "object",
+    "description": "A FHIR OperationOutcome saying what went wrong and, where known, where",
+    "required": ["resourceType", "issue"],
+    "properties": {"resourceType": {"const": "OperationOutcome"}, "issue": {"type": "array"}},
+}
+BUNDLE = {
+    "type": "object",
+    "required": ["resourceType", "type"],
+    "properties": {
+        "resourceType": {"const": "Bundle"},
+        "type": {"type": "string", "enum": ["transaction", "batch"]},
+        "entry": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "fullUrl": {"type": "string"},
+                    "resource": RESOURCE,
+                    "request": {
+                        "type": "object",
+                        "required": ["method", "url"],
+                        "properties": {
+                            "method": {"type": "string", "enum": ["GET", "POST", "PUT", "DELETE"]},
+                            "url": {"type": "string"},
+                            "ifMatch": {"type": "string"},
+                            "ifNoneExist": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+# Query parameters by name: what FHIR search, history, $everything and $export take.
+QUERY: dict[str, dict[str, Any]] = {
+    "_count": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
+    "_offset": {"type": "integer", "minimum": 0, "maximum": 10**9},
+    "_sort": {"type": "string", "description": "parameters, comma-separated, - for descending"},
+    "_total": {"type": "string", "enum": ["none", "estimate", "accurate"]},
+    "_summary": {"type": "string", "enum": ["true", "false", "text", "data", "count"]},
+    "_elements": {"type": "string"},
+    "_include": {"type": "string", "description": "SourceType:parameter[:TargetType]"},
+    "_revinclude": {"type": "string", "description": "SourceType:parameter[:TargetType]"},
+    "_id": {"type": "string", "description": "ids, comma-separated"},
+    "_lastUpdated": {"type": "string", "description": "a date with a prefix: ge2024-01-01"},
+    "_since": INSTANT,
+    "_till": INSTANT,
+    "_type": {"type": "string", "description": "resource types, comma-separated"},
+    "_outputFormat": {"type": "string", "enum": ["application/fhir+ndjson", "application/ndjson", "ndjson"]},
+}
+SEARCH = (
+    "_count",
+    "_offset",
+    "_sort",
+    "_total",
+    "_summary",
+    "_elements",
+    "_include",
+    "_revinclude",
+    "_id",
+    "_lastUpdated",
+)
+HEADERS: dict[str, dict[str, Any]] = {
+    "Prefer": {"type": "string", "description": "handling=strict|lenient, respond-async, return=minimal"},
+    "If-Match": {"type": "string", "description": 'the version an update replaces: W/"3"'},
+    "If-None-Exist": {"type": "string", "description": "search criteria of a conditional create"},
+}
+PATH: dict[str, dict[str, Any]] = {
+    "rid": ID,
+    "patient_id": ID,
+    "group_id": ID,
+    "vid": WHOLE,
+    "job": JOB,
+    "name": {"type": "string", "pattern": r"^[A-Za-z]+\.ndjson$"},
+}
+
+# (path, method): summary, query parameters, headers, body ("resource", "bundle", "form", "ndjson" or
+# None) and the statuses it answers with besides the error ones.
+OPERATIONS: dict[
+    tuple[str, str], tuple[str, tuple[str, ...], tuple[str, ...], str | None, tuple[int, ...]]
+] = {
+    ("/fhir/metadata", "get"): ("The CapabilityStatement", (), (), None, (200,)),
+    ("/fhir", "post"): ("A transaction or batch Bundle", (), ("Prefer",), "bundle", (200,)),
+    ("/fhir/", "post"): ("A transaction or batch Bundle", (), ("Prefer",), "bundle", (200,)),
+    ("/fhir/_history", "get"): (
+        "History of every resource",
+        ("_count", "_offset", "_since", "_till"),
+        (),
+        None,
+        (200,),
+    ),
+    ("/fhir/{resource_type}", "get"): ("Search a type", SEARCH, ("Prefer",), None, (200,)),
+    ("/fhir/{resource_type}", "post"): (
+        "Create a resource",
+        (),
+        ("Prefer", "If-None-Exist"),
+        "resource",
+        (200, 201),
+    ),
+    ("/fhir/{resource_type}", "put"): (
+        "Conditional update (criteria in the query)",
+        SEARCH[-2:],
+        ("If-Match",),
+        "resource",
+        (200, 201),
+    ),
+    ("/fhir/{resource_type}", "delete"): (
+        "Conditional delete (criteria in the query)",
+        SEARCH[-2:],
+        (),
+        None,
+        (204,),
+    ),
+    ("/fhir/{resource_type}/_search", "post"): (
+        "Search a type (parameters as a form)",
+        (),
+        ("Prefer",),
+        "form",
+        (200,),
+    ),
+    ("/fhir/{resource_type}/_history", "get"): (
+        "History of a type",
+        ("_count", "_offset", "_since", "_till"),
+        (),
+        None,
+        (200,),
+    ),
+    ("/fhir/{resource_type}/{rid}", "get"): ("Read", (), (), None, (200,)),
+    ("/fhir/{resource_type}/{rid}", "put"): (
+        "Update (or create with this id)",
+        (),
+        ("If-Match", "Prefer"),
+        "resource",
+        (200, 201),
+    ),
+    ("/fhir/{resource_type}/{rid}", "delete"): ("Delete", (), ("If-Match",), None, (204,)),
+    ("/fhir/{resource_type}/{rid}/_history", "get"): (
+        "History of a resource",
+        ("_count", "_offset", "_since", "_till"),
+        (),
+        None,
+        (200,),
+    ),
+    ("/fhir/{resource_type}/{rid}/_history/{vid}", "get"): ("Read a version", (), (), None, (200,)),
+    ("/fhir/Patient/{patient_id}/$everything", "get"): (
+        "A citizen's whole record",
+        ("_count", "_offset", "_type", "_since"),
+        (),
+        None,
+        (200,),
+    ),
+    ("/fhir/$export", "get"): (
+        "Start a system export",
+        ("_type", "_since", "_outputFormat"),
+        ("Prefer",),
+        None,
+        (202,),
+    ),
+    ("/fhir/$export", "post"): (
+        "Start a system export",
+        ("_type", "_since", "_outputFormat"),
+        ("Prefer",),
+        None,
+        (202,),
+    ),
+    ("/fhir/Patient/$export", "get"): (
+        "Start an export of every citizen's compartment",
+        ("_type", "_since", "_outputFormat"),
+        ("Prefer",),
+        None,
+        (202,),
+    ),
+    ("/fhir/Patient/$export", "post"): (
+        "Start an export of every citizen's compartment",
+        ("_type", "_since", "_outputFormat"),
+        ("Prefer",),
+        None,
+        (202,),
+    ),
+    ("/fhir/Group/{group_id}/$export", "get"): (
+        "Start an export of a group's compartments",
+        ("_type", "_since", "_outputFormat"),
+        ("Prefer",),
+        None,
+        (202,),
+    ),
+    ("/fhir/Group/{group_id}/$export", "post"): (
+        "Start an export of a group's compartments",
+        ("_type", "_since", "_outputFormat"),
+        ("Prefer",),
+        None,
+        (202,),
+    ),
+    ("/fhir/$export-status/{job}", "get"): ("An export's progress or manifest", (), (), None, (200, 202)),
+    ("/fhir/$export-status/{job}", "delete"): ("Cancel an export and delete its files", (), (), None, (202,)),
+    ("/fhir/$export-file/{job}/{name}", "get"): ("One NDJSON file of an export", (), (), None, (200,)),
+    ("/fhir/$import", "post"): ("Load NDJSON resources (ids kept)", (), (), "ndjson", (200,)),
+    ("/fhir/OperationDefinition/naer-import", "get"): (
+        "The $import OperationDefinition",
+        (),
+        (),
+        None,
+        (200,),
+    ),
+}
+ERRORS = {
+    400: "The request is malformed (the OperationOutcome names the element)",
+    403: "Not allowed",
+    404: "No such type, resource or interaction",
+    405: "The method is not supported here (Allow lists those that are)",
+    406: "Only FHIR JSON is spoken",
+    409: "Another writer changed the resource first",
+    410: "The resource was deleted",
+    412: "If-Match names a version that is not the current one",
+    413: "Over a configured limit",
+    415: "The body is not FHIR JSON",
+    422: "Not valid FHIR R4",
+}
+
+
+def _body(kind: str) -> dict[str, Any]:
+    if kind == "form":
+        props = {name: {"type": "string"} for name in SEARCH}
+        return {
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": props}}
+            }
+        }
+    if kind == "ndjson":
+        return {"required": True, "content": {"application/fhir+ndjson": {"schema": {"type": "string"}}}}
+    schema = BUNDLE if kind == "bundle" else RESOURCE
+    return {
+        "required": True,
+        "content": {FHIR_JSON: {"schema": schema}, "application/json": {"schema": schema}},
+    }
+
+
+def _parameters(path: str, query: tuple[str, ...], headers: tuple[str, ...]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for name in re.findall(r"{(\w+)}", path):
+        schema = {"type": "string", "enum": list(resource_types())} if name == "resource_type" else PATH[name]
+        found.append({"name": name, "in": "path", "required": True, "schema": schema})
+    found += [{"name": q, "in": "query", "required": False, "schema": QUERY[q]} for q in query]
+    found += [{"name": h, "in": "header", "required": False, "schema": HEADERS[h]} for h in headers]
+    return found
+
+
+def _answer(path: str, status: int) -> dict[str, Any]:
+    if status in (202, 204):  # no body: a Content-Location or nothing
+        return {"description": "Accepted" if status == 202 else "Done"}
+    if "$export-file" in path:
+        return {
+            "description": "NDJSON",
+            "content": {"application/fhir+ndjson": {"schema": {"type": "string"}}},
+        }
+    if "$export-status" in path:
+        return {
+            "description": "The manifest",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    return {"description": "Done", "content": {FHIR_JSON: {"schema": RESOURCE}}}
+
+
+def document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document of the app, with each FHIR operation's parameters, body and answers."""
+    with warnings.catch_warnings():  # FastAPI's ids repeat for a route of two methods: replaced below
+        warnings.simplefilter("ignore", UserWarning)
+        doc = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+    doc["components"] = {"schemas": {"Resource": RESOURCE, "OperationOutcome": OUTCOME, "Bundle": BUNDLE}}
+    for path, methods in doc["paths"].items():
+        for method, operation in methods.items():
+            spec = OPERATIONS.get((path, method))
+            if spec is None:
+                continue
+            summary, query, headers, body, statuses = spec
+            operation["summary"] = summary
+            name = re.sub(r"[^A-Za-z0-9]+", "_", f"{method}{path}").strip("_")
+            operation["operationId"] = name + ("_slash" if path.endswith("/") else "")
+            operation["parameters"] = _parameters(path, query, headers)
+            if body:
+                operation["requestBody"] = _body(body)
+            else:
+                operation.pop("requestBody", None)
+            answers: dict[str, Any] = {}
+            for status in statuses:
+                answers[str(status)] = _answer(path, status)
+            for status, text in ERRORS.items():
+                ref = {"$ref": "#/components/schemas/OperationOutcome"}
+                answers[str(status)] = {"description": text, "content": {FHIR_JSON: {"schema": ref}}}
+            operation["responses"] = answers
+    return doc
+
+
+def install(app: FastAPI) -> None:
+    """Serve ``document`` at the app's openapi_url (made once, on first request)."""
+    made: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        if not made:
+            made.update(document(app))
+        return made
+
+    app.openapi = openapi  # type: ignore[method-assign]
