@@ -77,14 +77,19 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @contextlib.contextmanager
 def api_server(store_url: str) -> Iterator[str]:
     """The FHIR API on ``store_url`` served by uvicorn on a free loopback port: its base URL (…/fhir)."""
-    import uvicorn
-
     from naer.api.app import create_app
 
+    with served(create_app(store_url)) as url:
+        yield f"{url}/fhir"
+
+
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[str]:
+    """An ASGI app served by uvicorn in a thread on a free loopback port: its base URL."""
+    import uvicorn
+
     port = free_port()
-    running = uvicorn.Server(
-        uvicorn.Config(create_app(store_url), host="127.0.0.1", port=port, log_level="warning")
-    )
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -93,7 +98,7 @@ def api_server(store_url: str) -> Iterator[str]:
             pytest.fail("the API server did not start")
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}/fhir"
+        yield f"http://127.0.0.1:{port}"
     finally:
         running.should_exit = True
         thread.join(timeout=10)

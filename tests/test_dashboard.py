@@ -22,7 +22,7 @@ from naer.indicators import engine
 from naer.indicators.definition import pick
 from naer.indicators.run import build_warehouse
 from naer.web.dashboard import add_dashboard
-from tests.conftest import SCREENSHOTS, free_port, pages
+from tests.conftest import SCREENSHOTS, free_port, pages, served
 
 HERE = Path(__file__).parent
 VENDOR = HERE.parent / "src" / "naer" / "web" / "static" / "vendor"
@@ -262,3 +262,38 @@ def test_dashboard_in_a_browser(server: str, browser: Any) -> None:
     assert errors == []
     assert all(u.startswith(server) or u.startswith("data:") for u in requests), "a request left the machine"
     page.close()
+
+
+XSS = '</script><script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+def test_a_hostile_unit_name_is_shown_as_text_and_never_runs(
+    results: Path, tmp_path: Path, browser: Any
+) -> None:
+    """An organisation's name is data from outside (a FHIR Organization): one holding markup reaches the
+    chart JSON and the table, and must stay text there, even without the Content-Security-Policy."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from fastapi import FastAPI
+
+    table = pq.read_table(results)
+    labels = table.column("group_label")
+    poisoned = pc.if_else(pc.equal(labels, "Samsø Kommune"), pa.scalar("Samsø Kommune " + XSS), labels)
+    out = tmp_path / "poisoned.parquet"
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("group_label"), "group_label", poisoned), out
+    )
+    app = FastAPI()
+    add_dashboard(app, out)
+    with served(app) as url:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(f"{url}/indicators/preventable-65plus")
+        page.wait_for_selector("#funnel[data-drawn=yes] svg")
+        assert any(XSS in label for label in _funnel_units(page))  # drawn, as text
+        assert page.evaluate("window.__pwned") is None and dialogs == []
+        assert page.locator("#results img").count() == 0
+        assert XSS in page.locator("#results").inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "dashboard-hostile-name.png"))
+        page.close()
