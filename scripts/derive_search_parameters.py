@@ -1,4 +1,4 @@
-"""Derive the store's search definitions (src/naer/store/search_parameters.json) from the FHIR R4
+"""Derive the store's search definitions (src/naer/store/search/parameters.json) from the FHIR R4
 specification itself: HL7's Bundle of every R4 SearchParameter (../shared/fixtures/fhir-r4) and R4's
 patient CompartmentDefinition (scripts/data/compartment-patient-r4.json).
 
@@ -31,7 +31,7 @@ FIXTURES = Path(os.environ.get("NAER_FIXTURES", ROOT.parent / "shared" / "fixtur
 BUNDLE = FIXTURES / "fhir-r4" / "search-parameters.json"
 COMPARTMENT = ROOT / "scripts" / "data" / "compartment-patient-r4.json"
 TYPES = ROOT / "scripts" / "data" / "resource-types-r4.json"
-OUT = ROOT / "src" / "naer" / "store" / "search_parameters.json"
+OUT = ROOT / "src" / "naer" / "store" / "search" / "parameters.json"
 TYPES_OUT = ROOT / "src" / "naer" / "fhir" / "r4_types.json"  # the types the store keeps and validates
 
 INDEXED = ("token", "string", "reference", "date", "uri", "number", "quantity")

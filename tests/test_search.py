@@ -10,7 +10,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from naer.store.searchparams import params_of, searchable_types
+from naer.store.search.definitions import params_of, searchable_types
 
 CPR = "urn:oid:1.2.208.176.1.2"
 SKS = "urn:oid:1.2.208.176.2.4"
@@ -526,7 +526,7 @@ def test_upgrade_rebuilds_the_index_when_the_definitions_change(store_url: str) 
     from naer.store.context import SYSTEM
     from naer.store.db import engine
     from naer.store.migrate import upgrade
-    from naer.store.search import search
+    from naer.store.search.query import search
     from naer.store.tables import INDEX_TABLES, search_index_state
 
     db = engine(store_url)

@@ -8,8 +8,8 @@ from typing import Any
 
 from naer import __version__
 from naer.fhir.validate import resource_types
-from naer.store.search import MODIFIERS
-from naer.store.searchparams import params_of, searchable_types
+from naer.store.search.definitions import params_of, searchable_types
+from naer.store.search.query import MODIFIERS
 
 INTERACTIONS = [
     "read",

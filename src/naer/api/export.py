@@ -35,8 +35,8 @@ from naer.settings import get_settings
 from naer.store.bulk import export
 from naer.store.context import RequestContext, check
 from naer.store.errors import Forbidden, Invalid, NotFound, NotSupported
-from naer.store.index import parse_reference
 from naer.store.resources import instant, now, read
+from naer.store.search.extract import parse_reference
 
 NDJSON_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from naer.fhir.validate import resource_types
-from naer.store.search import MAX_COUNT
+from naer.store.search.query import MAX_COUNT
 
 FHIR_JSON = "application/fhir+json"
 ID = {"type": "string", "pattern": r"^[A-Za-z0-9\-.]{1,64}$"}

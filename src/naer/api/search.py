@@ -19,8 +19,8 @@ from naer.store import conditional
 from naer.store.compartment import everything
 from naer.store.context import RequestContext
 from naer.store.errors import Invalid
-from naer.store.search import Query, Result, parse, search
-from naer.store.searchset import searchset
+from naer.store.search.bundle import searchset
+from naer.store.search.query import Query, Result, parse, search
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -35,15 +35,15 @@ from naer.fhir import jsontext
 from naer.fhir.ndjson import json_object, open_ndjson
 from naer.fhir.validate import is_resource_type, validation_errors
 from naer.settings import get_settings
-from naer.store import search_index
 from naer.store.checks import shape
 from naer.store.compartment import compartment_types, in_compartment
 from naer.store.context import RequestContext, check
 from naer.store.db import is_postgres
 from naer.store.errors import Invalid, TooLarge
-from naer.store.index import Rows, index_rows
 from naer.store.resources import ID_CHARS, by_type, now, stamp
-from naer.store.search_index import COLUMNS
+from naer.store.search import index as search_index
+from naer.store.search.extract import Rows, index_rows
+from naer.store.search.index import COLUMNS
 from naer.store.tables import INDEX_TABLES, history, resources
 
 BATCH = 2000

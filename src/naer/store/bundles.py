@@ -25,8 +25,8 @@ from naer.store import resources as store
 from naer.store.checks import DIGITS, INT32
 from naer.store.context import RequestContext
 from naer.store.errors import Invalid, NotSupported, PreconditionFailed, StoreError
-from naer.store.search import matching_ids, search
-from naer.store.searchset import searchset
+from naer.store.search.bundle import searchset
+from naer.store.search.query import matching_ids, search
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 

@@ -1,5 +1,5 @@
 """A patient's compartment: the resources that belong to a citizen through the compartment parameters of
-``search_parameters.json`` (for example Encounter.patient, Observation.subject/performer), read from the
+``search/parameters.json`` (for example Encounter.patient, Observation.subject/performer), read from the
 reference index. Used by ``Patient/$everything`` and by Patient- and Group-level ``$export``.
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from naer.store import resources as store
 from naer.store.context import RequestContext, check
 from naer.store.resources import Stored, by_type, connection, current_of, current_versions
-from naer.store.searchparams import compartment
+from naer.store.search.definitions import compartment
 from naer.store.tables import INDEX_TABLES, resources
 
 PATIENT = "Patient"

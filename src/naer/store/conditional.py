@@ -23,7 +23,7 @@ from naer.store import resources as store
 from naer.store.context import RequestContext
 from naer.store.errors import Invalid, PreconditionFailed
 from naer.store.resources import connection
-from naer.store.search import matching_ids
+from naer.store.search.query import matching_ids
 from naer.store.tables import conditional_lock
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
 
 from naer.errors import UserError
-from naer.store import search_index
 from naer.store.db import engine
+from naer.store.search import index as search_index
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

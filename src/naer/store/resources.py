@@ -23,10 +23,10 @@ from sqlalchemy.exc import IntegrityError
 from naer.fhir import jsontext
 from naer.fhir.validate import is_resource_type, validation_errors
 from naer.settings import get_settings
-from naer.store import search_index
 from naer.store.checks import DIGITS, INT32, shape
 from naer.store.context import RequestContext, check
 from naer.store.errors import Conflict, Gone, Invalid, NotFound, PreconditionFailed, Unprocessable
+from naer.store.search import index as search_index
 from naer.store.tables import history, resources
 
 ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.")

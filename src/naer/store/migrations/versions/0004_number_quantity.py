@@ -5,7 +5,7 @@ Revises: 0003
 Create Date: 2026-12-02
 
 The search definitions changed with them (number, quantity and composite parameters are answered), so
-the index is rebuilt from the stored resources after this upgrade (search_index.stale says so).
+the index is rebuilt from the stored resources after this upgrade (search.index.stale says so).
 """
 
 from __future__ import annotations

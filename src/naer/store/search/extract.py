@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
 
-from naer.store.searchparams import Path_, SearchParam, params_of
-from naer.store.units import UCUM, to_canonical
+from naer.store.search.definitions import Path_, SearchParam, params_of
+from naer.store.search.units import UCUM, to_canonical
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LOWEST = -(2**62)

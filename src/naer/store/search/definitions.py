@@ -1,4 +1,4 @@
-"""The search parameters the store indexes, read from ``search_parameters.json`` (definitions as data).
+"""The search parameters the store indexes, read from ``parameters.json`` (definitions as data).
 
 That file is derived from the FHIR R4 specification by ``scripts/derive_search_parameters.py`` (HL7's
 SearchParameter Bundle and the patient CompartmentDefinition). Each parameter names its FHIR type
@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-DEFINITIONS = Path(__file__).with_name("search_parameters.json")
+DEFINITIONS = Path(__file__).with_name("parameters.json")
 KINDS = ("token", "string", "reference", "date", "uri", "number", "quantity", "composite")
 FILTERED = re.compile(r"^(?P<name>[A-Za-z0-9]+)\[(?P<key>[a-z]+)=(?P<value>[^\]]*)\]$")
 
@@ -49,7 +49,7 @@ class SearchParam:
     @property
     def table(self) -> str:
         """The index table holding its values (a uri is kept as a token without system; a composite's
-        rows are its second component's, under keys that name the first: see index.composite_key)."""
+        rows are its second component's, under keys that name the first: see extract.composite_key)."""
         if self.type == "composite":
             return self.components[1].type
         return "token" if self.type == "uri" else self.type

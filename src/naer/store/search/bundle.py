@@ -11,7 +11,7 @@ import orjson
 from naer.fhir import jsontext
 from naer.fhir.validate import summary_elements
 from naer.store.resources import Stored
-from naer.store.search import Result
+from naer.store.search.query import Result
 
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 

@@ -17,11 +17,11 @@ from sqlalchemy.engine import Connection
 
 from naer.settings import get_settings
 from naer.store.errors import TooLarge
-from naer.store.index import Rows, index_rows
-from naer.store.searchparams import DEFINITIONS
+from naer.store.search.definitions import DEFINITIONS
+from naer.store.search.extract import Rows, index_rows
 from naer.store.tables import INDEX_TABLES, resources, search_index_state
 
-# Bump when index.py changes how values are turned into rows: the index is then rebuilt on upgrade.
+# Bump when extract.py changes how values are turned into rows: the index is then rebuilt on upgrade.
 INDEX_FORMAT = "2"
 COLUMNS = {
     "token": ("system", "code"),

@@ -1,7 +1,7 @@
 """FHIR search over the index tables: parameters parsed, checked and turned into one SQL query.
 
 What is supported (the CapabilityStatement claims exactly this; docs/store.md lists it):
-- each type's parameters of ``search_parameters.json`` plus ``_id``, ``_lastUpdated``, ``_tag``,
+- each type's parameters of ``search/parameters.json`` plus ``_id``, ``_lastUpdated``, ``_tag``,
   ``_profile``, ``_security``; repeated parameters AND, comma-separated values OR;
 - token ``code``, ``system|code``, ``|code``, ``system|`` and ``:not``; string prefix (case- and accent-
   insensitive), ``:exact``, ``:contains``; reference ``Type/id``, ``id``, absolute URL and ``:Type``;
@@ -29,11 +29,17 @@ from sqlalchemy.engine import Connection
 from naer.store.checks import no_nul, whole
 from naer.store.context import RequestContext, check
 from naer.store.errors import Invalid, NotSupported
-from naer.store.index import BOUND, EPOCH, composite_key, date_range, normalise, parse_reference
 from naer.store.resources import Stored, connection, current_of, current_versions, known_type
-from naer.store.searchparams import SearchParam, citizen_parameters, params_of, searchable_types, unsupported
+from naer.store.search.definitions import (
+    SearchParam,
+    citizen_parameters,
+    params_of,
+    searchable_types,
+    unsupported,
+)
+from naer.store.search.extract import BOUND, EPOCH, composite_key, date_range, normalise, parse_reference
+from naer.store.search.units import UCUM, to_canonical
 from naer.store.tables import INDEX_TABLES, resources
-from naer.store.units import UCUM, to_canonical
 
 DECIMAL = frozenset("0123456789")
 PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
@@ -248,7 +254,7 @@ def _quantity_match(table: Table, raw: str, name: str) -> ColumnElement[bool]:
 
 
 def _composite_match(param: SearchParam, raw: str, name: str) -> ColumnElement[bool]:
-    """``code$value`` (``system|code$value``): the value under the key of that code (index.composite_key)."""
+    """``code$value`` (``system|code$value``): the value under the key of that code (extract.composite_key)."""
     parts = re.split(r"(?<!\\)\$", raw)
     if len(parts) != 2 or not parts[0] or not parts[1]:
         raise Invalid(f"{name}: a composite value is code$value (system|code$value), not {raw!r}")
