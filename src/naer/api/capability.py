@@ -107,11 +107,15 @@ def capability_statement(base: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": (
-                    "Every R4 resource type: read, vread, create, update (create-on-update, If-Match), "
-                    "delete (history kept), history, search by GET and POST _search (the parameters listed "
-                    "per type; _sort, _count, _total, _summary, _elements, _include and _revinclude one "
-                    "level; Prefer: handling=strict|lenient), conditional create/update/delete; batch and "
-                    "transaction Bundles (urn:uuid references resolved; conditional entries); Patient/"
+                    "Every R4 (4.0.1) resource type: read, vread, create, update (create-on-update, "
+                    "If-Match), delete (history kept), history, search by GET and POST _search (the "
+                    "parameters listed per type, of every type: number and quantity with UCUM units "
+                    "compared in any unit of a dimension, composite, uri; one level of chaining and _has "
+                    "reverse chaining; _sort, _count, _total, _summary, _elements, _include and "
+                    "_revinclude one level; Prefer: handling=strict|lenient, a patient-narrowing parameter "
+                    "that is not answered is always refused), conditional create (atomic)/update/delete; "
+                    "batch and transaction Bundles (urn:uuid and conditional references resolved; "
+                    "conditional entries); decimals kept as written; Patient/"
                     "$everything; bulk $export at system, Patient and Group level (_type, _since); "
                     "$import of an NDJSON body. Access control is not yet enforced."
                 ),

@@ -4,9 +4,11 @@ A transaction is all-or-nothing: every entry runs in one database transaction, i
 (DELETE, POST, PUT, GET), and any failure rolls all of it back and answers with that failure. ``urn:uuid:``
 full URLs of created resources are resolved: each gets its id first (a conditional create that matches
 gets the match's), and every reference to it in the Bundle is rewritten to ``Type/id``; a ``urn:uuid:``
-reference to nothing in the Bundle is refused. Entries may be conditional (``ifNoneExist``, ``Type?criteria``
-for PUT and DELETE) or searches (GET ``Type?criteria``). A batch runs each entry on its own and reports
-each entry's outcome.
+reference to nothing in the Bundle is refused. A conditional reference (``Organization?identifier=s|v``,
+as Synthea writes) is resolved to the one resource its search finds, as R4's transaction rules say; none
+or several fail the transaction with 412 naming the entry. Entries may be conditional (``ifNoneExist``,
+``Type?criteria`` for PUT and DELETE) or searches (GET ``Type?criteria``). A batch runs each entry on its
+own and reports each entry's outcome.
 """
 
 from __future__ import annotations

@@ -5,12 +5,19 @@ What is supported (the CapabilityStatement claims exactly this; docs/store.md li
   ``_profile``, ``_security``; repeated parameters AND, comma-separated values OR;
 - token ``code``, ``system|code``, ``|code``, ``system|`` and ``:not``; string prefix (case- and accent-
   insensitive), ``:exact``, ``:contains``; reference ``Type/id``, ``id``, absolute URL and ``:Type``;
-  date with the prefixes eq, ne, lt, le, gt, ge, sa, eb; ``:missing`` on all;
-- one level of chaining (``patient.identifier=...``, ``subject:Patient.name=...``);
+  date with the prefixes eq, ne, lt, le, gt, ge, sa, eb; number and quantity with those and ``ap``,
+  ``eq`` by the value's precision (``100`` is 99.5 to 100.5), quantity as ``n``, ``n|system|code`` or
+  ``n||code`` and, for UCUM units, in any unit of the same dimension; composite ``code$value``;
+  ``:missing`` on all but composites;
+- one level of chaining (``patient.identifier=...``, ``subject:Patient.name=...``) and reverse chaining
+  ``_has:Type:reference:parameter=value``, nested;
 - ``_sort``, ``_count``, ``_offset`` (paging), ``_total``, ``_summary`` (count, true, data, text, false),
   ``_elements``, ``_include`` and ``_revinclude`` (one level, not ``:iterate``).
-Unknown parameters are ignored (and reported) or refused, as ``Prefer: handling`` asks; an unknown
-modifier or a malformed value is always refused (400).
+A standard parameter the store does not answer (``definitions.unsupported``, with the reason) and an
+unknown one are refused under ``Prefer: handling=strict`` and reported otherwise — except a parameter that
+narrows the search to citizens (any patient-compartment parameter, ``_has``), which is always refused:
+ignoring it would answer with every citizen's resources. An unknown modifier or a malformed value is
+always refused (400).
 """
 
 from __future__ import annotations
@@ -254,7 +261,8 @@ def _quantity_match(table: Table, raw: str, name: str) -> ColumnElement[bool]:
 
 
 def _composite_match(param: SearchParam, raw: str, name: str) -> ColumnElement[bool]:
-    """``code$value`` (``system|code$value``): the value under the key of that code (extract.composite_key)."""
+    """``code$value`` or ``system|code$value``: the value under the key of that code
+    (extract.composite_key)."""
     parts = re.split(r"(?<!\\)\$", raw)
     if len(parts) != 2 or not parts[0] or not parts[1]:
         raise Invalid(f"{name}: a composite value is code$value (system|code$value), not {raw!r}")
