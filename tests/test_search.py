@@ -701,3 +701,81 @@ def test_reverse_chaining_has(fhir: TestClient) -> None:
         got = fhir.get(f"/fhir/Patient?{bad}")
         assert got.status_code == 400, (bad, got.text)
         assert got.json()["resourceType"] == "OperationOutcome"
+
+
+def _all(api: TestClient, url: str) -> list[Any]:
+    """Every entry of a search, following its next links."""
+    entries: list[Any] = []
+    while url:
+        page = api.get(url)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        entries += [e for e in body.get("entry", []) if e.get("search", {}).get("mode") != "outcome"]
+        url = next((link["url"] for link in body["link"] if link["relation"] == "next"), "")
+        url = url.replace("http://testserver", "")
+    return entries
+
+
+def _references(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        found = {value["reference"]} if isinstance(value.get("reference"), str) else set()
+        return found.union(*(_references(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_references(v) for v in value))
+    return set()
+
+
+def test_synthea_patient_filters_and_everything_match_the_ndjson(store_url: str) -> None:
+    """Another generator's data: for each citizen X, Type?patient=X is exactly the resources whose subject or
+    patient is X, and $everything is exactly X, the resources referring to X, and the resources they refer
+    to that belong to no citizen (organisations, practitioners, locations), all counted from the NDJSON."""
+    import gzip
+    import os
+    from pathlib import Path
+
+    from naer.api.app import create_app
+    from naer.store.bulk import load
+    from naer.store.context import SYSTEM
+    from naer.store.db import engine
+
+    folder = Path(os.environ.get("NAER_FIXTURES", "../shared/fixtures")) / "synthea" / "10-patients"
+    if not folder.is_dir():
+        pytest.skip(f"no Synthea fixture at {folder}")
+    load(engine(store_url), SYSTEM, folder, workers=1)
+    stored: dict[str, Any] = {}
+    for path in sorted(folder.glob("*.ndjson.gz")):
+        for line in gzip.decompress(path.read_bytes()).splitlines():
+            r = orjson.loads(line)
+            stored[f"{r['resourceType']}/{r['id']}"] = r
+    owners = {k for k, r in stored.items() if any(ref.startswith("Patient/") for ref in _references(r))}
+    citizen_types = {k.split("/")[0] for k in owners} | {"Patient"}
+    with_patient = [k for k in params_of("Encounter") if k == "patient"] and [
+        t for t in sorted(citizen_types - {"Patient"}) if "patient" in params_of(t)
+    ]
+    assert len(with_patient) == 8
+    with TestClient(create_app(store_url)) as api:
+        for patient in sorted(k.split("/")[1] for k in stored if k.startswith("Patient/")):
+            me = f"Patient/{patient}"
+            for kind in with_patient:
+                expected = {
+                    k
+                    for k, r in stored.items()
+                    if k.startswith(kind + "/")
+                    and me in {(r.get(e) or {}).get("reference") for e in ("subject", "patient")}
+                }
+                got = {
+                    f"{kind}/{e['resource']['id']}"
+                    for e in _all(api, f"/fhir/{kind}?patient={patient}&_count=1000")
+                }
+                assert got == expected, (kind, patient)
+            members = {k for k, r in stored.items() if me in _references(r)} | {me}
+            referred = {
+                ref
+                for k in members
+                for ref in _references(stored[k])
+                if ref in stored and ref.split("/")[0] not in citizen_types
+            }
+            everything = _all(api, f"/fhir/Patient/{patient}/$everything?_count=1000")
+            got = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in everything}
+            assert got == members | referred, patient
+            assert everything[0]["resource"]["id"] == patient
