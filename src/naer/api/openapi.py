@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from naer.fhir.validate import resource_types
-from naer.store.search.query import MAX_COUNT
+from naer.store.search.query import MAX_COUNT, RESULT_PARAMETERS
 
 FHIR_JSON = "application/fhir+json"
 ID = {"type": "string", "pattern": r"^[A-Za-z0-9\-.]{1,64}$"}
@@ -84,18 +84,7 @@ QUERY: dict[str, dict[str, Any]] = {
     "_type": {"type": "string", "description": "resource types, comma-separated"},
     "_outputFormat": {"type": "string", "enum": ["application/fhir+ndjson", "application/ndjson", "ndjson"]},
 }
-SEARCH = (
-    "_count",
-    "_offset",
-    "_sort",
-    "_total",
-    "_summary",
-    "_elements",
-    "_include",
-    "_revinclude",
-    "_id",
-    "_lastUpdated",
-)
+SEARCH = (*RESULT_PARAMETERS, "_id", "_lastUpdated")
 HEADERS: dict[str, dict[str, Any]] = {
     "Prefer": {"type": "string", "description": "handling=strict|lenient, respond-async, return=minimal"},
     "If-Match": {"type": "string", "description": 'the version an update replaces: W/"3"'},
