@@ -779,3 +779,50 @@ def test_synthea_patient_filters_and_everything_match_the_ndjson(store_url: str)
             got = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in everything}
             assert got == members | referred, patient
             assert everything[0]["resource"]["id"] == patient
+
+
+def test_every_r4_search_parameter_is_answered_or_refused_with_its_reason(fhir: TestClient) -> None:
+    """HL7's Bundle of R4 SearchParameters against the derived definitions and the CapabilityStatement:
+    each (type, parameter) is answered, and claimed, or refused with a reason, and never both."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from naer.store.search.definitions import unsupported
+
+    fixtures = Path(os.environ.get("NAER_FIXTURES", "../shared/fixtures"))
+    bundle = orjson.loads((fixtures / "fhir-r4" / "search-parameters.json").read_bytes())
+    r4 = [e["resource"] for e in bundle["entry"] if e["resource"].get("version") == "4.0.1"]
+    assert len(r4) == 1375
+    root = Path(__file__).parents[1]
+    derived = subprocess.run(
+        [sys.executable, str(root / "scripts" / "derive_search_parameters.py"), "--check"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NAER_FIXTURES": str(fixtures)},
+    )
+    assert derived.returncode == 0, derived.stderr  # the committed file is the script's output
+    statement = fhir.get("/fhir/metadata").json()
+    claimed = {r["type"]: {p["name"] for p in r["searchParam"]} for r in statement["rest"][0]["resource"]}
+    answered = refused = 0
+    for param in r4:
+        for base in param["base"]:
+            kinds = sorted(claimed) if base in ("Resource", "DomainResource") else [base]
+            for kind in kinds:
+                code = param["code"]
+                known, reason = code in claimed[kind], unsupported(kind).get(code)
+                assert known != bool(reason), (kind, code)
+                answered += known and base == kind
+                refused += bool(reason) and base == kind
+    assert (answered, refused) == (1681, 16)  # per type; and _tag, _profile, _security, _source on all
+
+
+def test_uri_search(fhir: TestClient) -> None:
+    profile = "http://hl7.dk/fhir/core/StructureDefinition/dk-core-patient"
+    _put(fhir, [{"resourceType": "Patient", "id": "u1", "meta": {"profile": [profile]}}])
+    assert found(fhir, f"/fhir/Patient?_profile={profile}") == {"u1"}
+    assert found(fhir, f"/fhir/Patient?_profile={profile}x") == set()
+    _put(fhir, [{"resourceType": "ValueSet", "id": "vs1", "status": "active", "url": "http://naer.dk/vs/1"}])
+    assert found(fhir, "/fhir/ValueSet?url=http://naer.dk/vs/1") == {"vs1"}
+    assert found(fhir, "/fhir/ValueSet?url:missing=true") == set()
