@@ -697,6 +697,7 @@ def test_reverse_chaining_has(fhir: TestClient) -> None:
         "_has:Observation:patient:colour=x",
         "_has:Observation:patient:code:exact=x",
         "_has:Encounter:patient:_has:Task=x",
+        "_has:Encounter:patient:" * 50 + "status=finished",
     ):
         got = fhir.get(f"/fhir/Patient?{bad}")
         assert got.status_code == 400, (bad, got.text)

@@ -74,6 +74,7 @@ MODIFIERS = {
     "composite": (),
 }
 MAX_COUNT = 1000
+MAX_HAS = 4  # levels of _has in one parameter: each is a subquery (and a frame of Python's stack)
 DEFAULT_COUNT = 50
 TOP = "\U0010ffff"  # above every character: a string prefix p is the range [p, p + TOP)
 
@@ -411,6 +412,8 @@ def _chained(resource_type: str, name: str, value: str, strict: bool, query: Que
 def _reverse_chained(resource_type: str, name: str, value: str, query: Query) -> bool:
     """``_has:Type:reference:filter=value``: resources that a ``Type`` meeting the filter refers to by
     ``reference`` (the filter may be another ``_has``). It narrows, so nothing in it is ever ignored."""
+    if name.count("_has:") > MAX_HAS:
+        raise NotSupported(f"{name[:80]}...: _has nests at most {MAX_HAS} deep", where="_has")
     parts = name.split(":", 3)
     if len(parts) != 4 or not all(parts[1:]):
         raise Invalid(f"{name}: write _has:Type:reference:parameter=value", where=name)
