@@ -203,15 +203,46 @@ ROUTES = [
     "/fhir/Observation",
     "/fhir/MedicationRequest",
     "/fhir/Encounter",
+    "/fhir/RiskAssessment",
     "/fhir/Patient/a/_history",
 ]
+# Real parameter names of every kind, so that random values reach each parser (number, quantity and its
+# units, composite, reverse chain, chain, modifiers), beside random names.
+NAMES = [
+    "value-quantity",
+    "component-value-quantity",
+    "code-value-quantity",
+    "combo-code-value-concept",
+    "code-value-date",
+    "probability",
+    "date",
+    "birthdate",
+    "code",
+    "name:exact",
+    "patient",
+    "subject:Patient.name",
+    "_has:Observation:patient:code",
+    "_has:Observation:subject:value-quantity",
+    "_sort",
+    "_include",
+    "_count",
+    "_lastUpdated",
+]
+VALUES = st.one_of(
+    st.text(st.characters(codec="utf-8"), max_size=40),
+    st.from_regex(
+        r"(eq|ne|gt|lt|ge|le|sa|eb|ap)?-?[0-9]{0,4}(\.[0-9]{0,3})?(e-?[0-9]{1,4})?(\|[a-z:/.]{0,30}\|[a-zA-Z\[\]{}/*0-9.]{0,12})?",
+        fullmatch=True,
+    ),
+    st.from_regex(r"([a-z:/.]{0,20}\|)?[0-9a-z-]{0,8}\$[^&#]{0,30}", fullmatch=True),
+)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     route=st.sampled_from(ROUTES),
-    name=TEXT,
-    value=TEXT,
+    name=TEXT | st.sampled_from(NAMES),
+    value=VALUES,
     rid=TEXT,
     body=st.recursive(
         st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | TEXT,
