@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ class SearchParam:
     truthy: bool = False  # true when the element exists and is not false (Patient.deceased)
     components: tuple[Component, ...] = ()
 
-    @property
+    @cached_property
     def table(self) -> str:
         """The index table holding its values (a uri is kept as a token without system; a composite's
         rows are its second component's, under keys that name the first: see extract.composite_key)."""

@@ -246,6 +246,7 @@ def _quantities(name: str, value: Any, out: set[tuple[Any, ...]]) -> None:
     out.add((name, system, code, low, high, canonical, clow, chigh))
 
 
+@lru_cache(maxsize=65_536)
 def composite_key(name: str, system: str | None, code: str) -> str:
     """The key a composite's rows are kept under for one code of its first component: the name and a
     digest of ``system|code`` (``system`` None: any system), short enough for the param column."""
@@ -279,9 +280,10 @@ def _extract(
 
 def _composites(param: SearchParam, resource: dict[str, Any], out: set[tuple[Any, ...]]) -> None:
     first, second = param.components
+    wanted = _heads(second.paths)
     for base in param.paths:
         for node in _values(resource, base) if base else [resource]:
-            if not isinstance(node, dict):
+            if not isinstance(node, dict) or wanted.isdisjoint(node):  # no value: no row, whatever the code
                 continue
             codes: set[tuple[Any, ...]] = set()
             _extract(first.type, "", [v for p in first.paths for v in _values(node, p)], codes, ())
@@ -295,10 +297,20 @@ def _composites(param: SearchParam, resource: dict[str, Any], out: set[tuple[Any
 
 
 @cache
-def _plan(resource_type: str) -> tuple[tuple[SearchParam, Path_], ...]:
-    return tuple(
-        (p, path) for p in params_of(resource_type).values() if p.type != "composite" for path in p.paths
-    )
+def _heads(paths: tuple[Path_, ...]) -> frozenset[str]:
+    return frozenset(path[0][0] for path in paths if path)
+
+
+@cache
+def _plan(resource_type: str) -> dict[str, tuple[tuple[SearchParam, Path_], ...]]:
+    """The (parameter, path) pairs of a type by the path's first element: a resource is walked only along
+    the elements it has (an Observation has a dozen of the hundred its parameters could reach)."""
+    plan: dict[str, list[tuple[SearchParam, Path_]]] = {}
+    for param in params_of(resource_type).values():
+        if param.type != "composite":
+            for path in param.paths:
+                plan.setdefault(path[0][0], []).append((param, path))
+    return {head: tuple(pairs) for head, pairs in plan.items()}
 
 
 @cache
@@ -310,14 +322,16 @@ def index_rows(resource: dict[str, Any]) -> Rows:
     """Rows for the index tables (without the resource's type and id), without repeats."""
     rows: Rows = {kind: set() for kind in KINDS}
     kind = resource["resourceType"]
-    for param, path in _plan(kind):
-        values = _values(resource, path)
-        if param.truthy:  # 'false' too when no path gives a value that is not false (below)
-            if any(v is not False for v in values):
-                rows["token"].add((param.name, None, "true"))
-            continue
-        if values:
-            _extract(param.type, param.name, values, rows[param.table], param.targets)
+    plan = _plan(kind)
+    for head in resource:
+        for param, path in plan.get(head, ()):
+            values = _values(resource, path)
+            if param.truthy:  # 'false' too when no path gives a value that is not false (below)
+                if any(v is not False for v in values):
+                    rows["token"].add((param.name, None, "true"))
+                continue
+            if values:
+                _extract(param.type, param.name, values, rows[param.table], param.targets)
     for param in _composite_params(kind):
         _composites(param, resource, rows[param.table])
     for name in _truthy(kind):
