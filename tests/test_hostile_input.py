@@ -306,3 +306,22 @@ def test_export_files_are_private_expire_and_belong_to_their_asker(
     (job / "status.json").write_bytes(orjson.dumps({**status, "transactionTime": "2020-01-01T00:00:00Z"}))
     _refused(record.get(status_url), 404, "expired")
     assert not job.exists()
+
+
+def test_cors_is_off_unless_configured(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from naer.api.app import create_app
+
+    evil = {"Origin": "http://evil.example"}
+    with TestClient(create_app(store_url)) as off:
+        answer = off.get("/fhir/metadata", headers=evil)
+        assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
+    monkeypatch.setenv("NAER_CORS_ORIGINS", "https://app.example.dk")
+    with TestClient(create_app(store_url)) as on:
+        asks = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+        allowed = on.options("/fhir/Patient", headers={"Origin": "https://app.example.dk", **asks})
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example.dk"
+        refused = on.options("/fhir/Patient", headers={**evil, **asks})
+        assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+        read = on.get("/fhir/metadata", headers={"Origin": "https://app.example.dk"})
+        assert read.headers["access-control-allow-origin"] == "https://app.example.dk"
+        assert "access-control-allow-origin" not in on.get("/fhir/metadata", headers=evil).headers

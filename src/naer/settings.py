@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         description="Host names the server answers to, comma-separated (others get 400: DNS rebinding); "
         "add the deployment's own name behind a proxy; * answers to any.",
     )
+    cors_origins: str = Field(
+        default="",
+        description="Web origins (https://app.example.dk) whose pages may call the API from a browser, "
+        "comma-separated; none by default (CORS off).",
+    )
     max_depth: int = Field(
         default=48, ge=8, le=200, description="Deepest nesting of objects and lists a JSON body may have."
     )

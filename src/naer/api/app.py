@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -136,7 +137,17 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
         openapi_url="/openapi.json",
     )
 
-    app.add_middleware(Guard, allowed_hosts=get_settings().allowed_hosts.split(","))
+    settings = get_settings()
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:  # off unless configured: only these origins' pages may read answers in a browser
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Exist", "Prefer"],
+            expose_headers=["Location", "ETag", "Content-Location", "Last-Modified", "X-Progress"],
+        )
+    app.add_middleware(Guard, allowed_hosts=settings.allowed_hosts.split(","))
 
     @app.exception_handler(StoreError)
     async def store_error(_: Request, error: StoreError) -> Response:
