@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
@@ -12,7 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Embedded defaults everywhere; set a variable to point Nær at real infrastructure."""
 
-    model_config = SettingsConfigDict(env_prefix="NAER_", extra="ignore")
+    # frozen: one object is shared by every caller in the same environment (get_settings)
+    model_config = SettingsConfigDict(env_prefix="NAER_", extra="ignore", frozen=True)
 
     data_dir: Path = Field(default=Path("data"), description="Where data sets and embedded stores live.")
     workers: int = Field(
@@ -73,5 +75,12 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """Read the settings afresh, so tests can change the environment between calls."""
+    """The settings for the environment as it is now: read again whenever a ``NAER_`` variable changed
+    (tests change them between calls), else the same object (reading them costs milliseconds, and every
+    write asks for its limits)."""
+    return _settings(tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("NAER_"))))
+
+
+@lru_cache(maxsize=8)
+def _settings(_: tuple[tuple[str, str], ...]) -> Settings:
     return Settings()
