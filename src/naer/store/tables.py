@@ -58,8 +58,9 @@ Index("ix_history_type_last_updated", history.c.resource_type, history.c.last_up
 
 
 def _index_table(kind: str, *columns: Column[object]) -> Table:
-    """An index table: which resource, which parameter, and the value in the form search compares."""
-    return Table(
+    """An index table: which resource, which parameter, and the value in the form search compares; with
+    the index every table has, by resource (a write replaces a resource's rows through it)."""
+    table = Table(
         f"search_{kind}",
         metadata,
         Column("resource_type", String(64), nullable=False),
@@ -67,6 +68,8 @@ def _index_table(kind: str, *columns: Column[object]) -> Table:
         Column("param", String(64), nullable=False),
         *columns,
     )
+    Index(f"ix_search_{kind}_resource", table.c.resource_type, table.c.id, table.c.param)
+    return table
 
 
 # Strings compare byte-wise on PostgreSQL ("C" collation), as on SQLite, so a prefix is a range.
@@ -112,36 +115,20 @@ INDEX_TABLES = {
 }
 
 Index("ix_search_token_value", search_token.c.code, search_token.c.resource_type, search_token.c.param)
-Index("ix_search_token_resource", search_token.c.resource_type, search_token.c.id, search_token.c.param)
 Index("ix_search_string_value", search_string.c.resource_type, search_string.c.param, search_string.c.value)
-Index("ix_search_string_resource", search_string.c.resource_type, search_string.c.id, search_string.c.param)
 Index(
     "ix_search_reference_target",
     search_reference.c.target_id,
     search_reference.c.resource_type,
     search_reference.c.param,
 )
-Index(
-    "ix_search_reference_resource",
-    search_reference.c.resource_type,
-    search_reference.c.id,
-    search_reference.c.param,
-)
 Index("ix_search_date_value", search_date.c.resource_type, search_date.c.param, search_date.c.low)
-Index("ix_search_date_resource", search_date.c.resource_type, search_date.c.id, search_date.c.param)
 Index("ix_search_number_value", search_number.c.resource_type, search_number.c.param, search_number.c.low)
-Index("ix_search_number_resource", search_number.c.resource_type, search_number.c.id, search_number.c.param)
 Index(
     "ix_search_quantity_value",
     search_quantity.c.resource_type,
     search_quantity.c.param,
     search_quantity.c.low,
-)
-Index(
-    "ix_search_quantity_resource",
-    search_quantity.c.resource_type,
-    search_quantity.c.id,
-    search_quantity.c.param,
 )
 
 # The lock a conditional write takes before its search (migration 0003 says how it serialises them).
