@@ -361,6 +361,9 @@ def test_decimals_keep_their_precision_everywhere(
         return all(n in body for n in numbers)
 
     assert api.put("/fhir/Observation/d1", content=written).status_code == 201
+    wide = written.replace(b'"d1"', b'"d3"').replace(b"0.010", b"12345678901234567890123456789")
+    assert api.put("/fhir/Observation/d3", content=wide).status_code == 201  # beyond 64 bits, kept
+    assert b'"value":12345678901234567890123456789' in api.get("/fhir/Observation/d3").content
     assert exact(api.get("/fhir/Observation/d1").content)
     assert exact(api.get("/fhir/Observation?value-quantity=0.010").content)  # found by its precision
     assert exact(api.get("/fhir/Observation?_elements=valueQuantity,component,referenceRange").content)

@@ -614,6 +614,8 @@ def test_number_and_quantity_search_with_ucum(fhir: TestClient) -> None:
     assert found(fhir, "/fhir/Observation?value-quantity=gt37.5|http://unitsofmeasure.org|Cel") == {"t1"}
     assert found(fhir, "/fhir/Observation?value-quantity=37|http://unitsofmeasure.org|Cel") == {"t2"}
     assert found(fhir, "/fhir/Observation?value-quantity=4||score") == {"s1"}  # unit text, no code
+    # A unit whose factor Pint would compute as an integer of 10**8 digits: no conversion, at once.
+    assert found(fhir, f"/fhir/Observation?value-quantity=1|{UCUM}|10*99999999") == set()
     assert found(fhir, "/fhir/Observation?component-value-quantity=ge150") == {"bp"}
     # Precision: 72 means [71.5, 72.5), so 72.5 is not 72; 7e1 means [65, 75).
     assert found(fhir, weight + "72") == set()

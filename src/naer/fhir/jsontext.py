@@ -38,6 +38,14 @@ def _constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _integer(text: str) -> Any:
+    """An integer; one beyond 64 bits (which orjson cannot write) kept as written, like a decimal."""
+    if len(text.lstrip("-")) > 40:
+        raise ValueError(f"an integer of {len(text)} digits is beyond what this server keeps")
+    number = int(text)
+    return number if -(2**63) <= number < 2**63 else Exact(text)
+
+
 def _exact(text: str) -> Any:
     number = float(text)
     return Exact(text) if repr(number) != text else number
@@ -51,7 +59,7 @@ def loads(raw: bytes | str) -> Any:
     if not _INEXACT.search(data):
         return value
     try:
-        return json.loads(data, parse_float=_exact, parse_constant=_constant)
+        return json.loads(data, parse_float=_exact, parse_int=_integer, parse_constant=_constant)
     except RecursionError:
         raise orjson.JSONDecodeError("nested too deeply", "", 0) from None
     except ValueError as error:  # an integer of thousands of digits, which orjson read as a float

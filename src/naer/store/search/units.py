@@ -9,12 +9,14 @@ quantities are then found by their value, system and code as written, never by c
 from __future__ import annotations
 
 import math
+import re
 import threading
 from functools import lru_cache
 from typing import Any
 
 UCUM = "http://unitsofmeasure.org"
 LONGEST = 64  # characters of a unit code worth parsing (UCUM codes are short; a longer one is not one)
+LONG_NUMBER = re.compile(r"[0-9]{4,}")  # no UCUM unit needs a factor or exponent of four digits
 _lock = threading.Lock()  # the parser and the registry are not known to be thread-safe
 _registry: Any = None
 
@@ -32,8 +34,8 @@ def _ureg() -> Any:
 def canonical(code: str) -> tuple[str, float, float] | None:
     """(canonical unit, factor, offset) of a UCUM code: value x factor + offset is the value in base
     units; None when the code is not one this store can convert."""
-    if not code or len(code) > LONGEST or not code.isprintable():
-        return None
+    if not code or len(code) > LONGEST or not code.isprintable() or LONG_NUMBER.search(code):
+        return None  # 10*99999999 would have Pint compute an integer of a hundred million digits
     with _lock:
         try:
             ureg = _ureg()
