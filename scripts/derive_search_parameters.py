@@ -31,6 +31,7 @@ FIXTURES = Path(os.environ.get("NAER_FIXTURES", ROOT.parent / "shared" / "fixtur
 BUNDLE = FIXTURES / "fhir-r4" / "search-parameters.json"
 COMPARTMENT = ROOT / "scripts" / "data" / "compartment-patient-r4.json"
 TYPES = ROOT / "scripts" / "data" / "resource-types-r4.json"
+OWN = ROOT / "scripts" / "data" / "naer-search-parameters.json"  # Nær's own, for the access policy
 OUT = ROOT / "src" / "naer" / "store" / "search" / "parameters.json"
 TYPES_OUT = ROOT / "src" / "naer" / "fhir" / "r4_types.json"  # the types the store keeps and validates
 
@@ -46,7 +47,8 @@ ABOUT = " ".join(
     [
         "Derived by scripts/derive_search_parameters.py from FHIR R4 (4.0.1): the SearchParameter",
         "Bundle (../shared/fixtures/fhir-r4/search-parameters.json) and the patient",
-        "CompartmentDefinition (scripts/data/compartment-patient-r4.json). Do not edit by hand: run the",
+        "CompartmentDefinition (scripts/data/compartment-patient-r4.json), with Nær's own parameters",
+        "(scripts/data/naer-search-parameters.json). Do not edit by hand: run the",
         "script. 'paths' are the elements a parameter's FHIRPath expression selects, as dotted paths",
         "from the resource (choice elements once per type; 'name[key=value]' keeps only the items",
         "whose key has that value); 'targets' are the types a where(resolve() is Type) keeps; 'truthy'",
@@ -214,6 +216,7 @@ def _definition(kind: str, param: dict[str, Any], by_url: dict[str, dict[str, An
 def derive() -> dict[str, Any]:
     bundle = json.loads(BUNDLE.read_text(encoding="utf-8"))
     params = [e["resource"] for e in bundle["entry"] if e["resource"].get("version") == "4.0.1"]
+    params += [e["resource"] for e in json.loads(OWN.read_text(encoding="utf-8"))["entry"]]
     by_url = {p["url"]: p for p in params}
     common: list[dict[str, Any]] = []
     types: dict[str, list[dict[str, Any]]] = {}

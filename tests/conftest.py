@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,28 @@ from naer.synth.run import SynthRequest, synthesize
 
 # The test client names the host "testserver"; the servers the tests start answer on 127.0.0.1.
 os.environ.setdefault("NAER_ALLOWED_HOSTS", "127.0.0.1,localhost,::1,testserver")
+# Nær's signing key (made on first use) and export jobs go to a folder of this test run, not to data/.
+_RUN = Path(tempfile.mkdtemp(prefix="naer-tests-"))
+os.environ.setdefault("NAER_DATA_DIR", str(_RUN))
+os.environ.setdefault("NAER_SIGNING_KEY", str(_RUN / "keys" / "signing-key.json"))
+
+SYSTEM_SCOPES = "system/*.cruds"
+
+
+def system_token(store_url: str, name: str = "test-system", scopes: str = SYSTEM_SCOPES) -> str:
+    """A token of a system client registered in the store at ``store_url`` (made when missing)."""
+    from naer.access import accounts, tokens
+    from naer.store.db import engine
+
+    db = engine(store_url)
+    if accounts.get(db, name) is None:
+        accounts.add(db, name, f"Test client {name}", "system", password=None, scopes=scopes)
+    return tokens.issue(name, scopes)
+
+
+def signed_in(store_url: str, **headers: str) -> dict[str, str]:
+    """Request headers of the test system client, with ``headers`` added."""
+    return {"Authorization": f"Bearer {system_token(store_url)}", **headers}
 
 
 def run_naer(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -189,5 +212,6 @@ def api(store_url: str) -> Iterator[Any]:
 
     from naer.api.app import create_app
 
-    with TestClient(create_app(store_url), headers={"Content-Type": "application/fhir+json"}) as client:
+    headers = signed_in(store_url, **{"Content-Type": "application/fhir+json"})
+    with TestClient(create_app(store_url), headers=headers) as client:
         yield client

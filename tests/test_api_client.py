@@ -11,13 +11,14 @@ from fhirclient.models.encounter import Encounter
 from fhirclient.models.patient import Patient
 from fhirclient.server import FHIRNotFoundException, FHIRServer
 
-from tests.conftest import api_server
+from tests.conftest import api_server, system_token
 
 
 @pytest.fixture
 def server(store_url: str) -> Iterator[FHIRServer]:
     with api_server(store_url) as base:
         smart = client.FHIRClient(settings={"app_id": "naer-tests", "api_base": f"{base}/"})
+        smart.server.session.headers["Authorization"] = f"Bearer {system_token(store_url)}"
         yield smart.server
 
 

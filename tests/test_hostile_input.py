@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import signed_in
+
 FHIR = {"Content-Type": "application/fhir+json"}
 EXAMPLES = int(os.environ.get("NAER_FUZZ_EXAMPLES", "60"))
 
@@ -312,11 +314,11 @@ def test_cors_is_off_unless_configured(store_url: str, monkeypatch: pytest.Monke
     from naer.api.app import create_app
 
     evil = {"Origin": "http://evil.example"}
-    with TestClient(create_app(store_url)) as off:
+    with TestClient(create_app(store_url), headers=signed_in(store_url)) as off:
         answer = off.get("/fhir/metadata", headers=evil)
         assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
     monkeypatch.setenv("NAER_CORS_ORIGINS", "https://app.example.dk")
-    with TestClient(create_app(store_url)) as on:
+    with TestClient(create_app(store_url), headers=signed_in(store_url)) as on:
         asks = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
         allowed = on.options("/fhir/Patient", headers={"Origin": "https://app.example.dk", **asks})
         assert allowed.headers["access-control-allow-origin"] == "https://app.example.dk"

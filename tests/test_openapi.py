@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from naer.api.app import create_app
 from naer.fhir.validate import R4_TYPES
+from tests.conftest import signed_in
 
 EXAMPLES = max(5, int(os.environ.get("NAER_FUZZ_EXAMPLES", "60")) // 4)
 
@@ -28,7 +29,7 @@ def test_the_document_describes_every_fhir_operation(store_url: str) -> None:
     with TestClient(create_app(store_url)) as client:
         doc = client.get("/openapi.json").json()
     operations = {(p, m): o for p, methods in doc["paths"].items() for m, o in methods.items()}
-    assert len(operations) == 27
+    assert len(operations) == 30
     search = operations[("/fhir/{resource_type}", "get")]
     names = {p["name"]: p for p in search["parameters"]}
     assert set(names["resource_type"]["schema"]["enum"]) == R4_TYPES
@@ -40,7 +41,7 @@ def test_the_document_describes_every_fhir_operation(store_url: str) -> None:
         "properties"
     ]["type"]["enum"] == ["transaction", "batch"]
     assert all("summary" in o and "400" in o["responses"] for o in operations.values())
-    assert len({o["operationId"] for o in operations.values()}) == 27
+    assert len({o["operationId"] for o in operations.values()}) == 30
 
 
 def test_schemathesis_finds_no_server_error(
@@ -49,6 +50,7 @@ def test_schemathesis_finds_no_server_error(
     monkeypatch.setenv("NAER_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("NAER_WORKERS", "1")  # $import in this process: spawned workers would re-import pytest
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(store_url))
+    auth = signed_in(store_url)
     bad: list[str] = []
     tried = 0
     for result in schema.get_all_operations():
@@ -59,12 +61,12 @@ def test_schemathesis_finds_no_server_error(
         def call(case: Any) -> None:
             nonlocal tried
             tried += 1
-            response = case.call()
+            response = case.call(headers=auth)
             is_outcome = b'"OperationOutcome"' in response.content
             if response.status_code >= 500 or (response.status_code >= 400 and not is_outcome):
                 bad.append(f"{response.status_code}: {case.as_curl_command()}")
 
         call()
-    print(f"schemathesis: {tried} requests over 27 operations, {len(bad)} bad")  # shown with pytest -s
-    assert tried >= 27 * EXAMPLES // 2
+    print(f"schemathesis: {tried} requests over 30 operations, {len(bad)} bad")  # shown with pytest -s
+    assert tried >= 30 * EXAMPLES // 2
     assert not bad, bad[:5]

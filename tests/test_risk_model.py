@@ -21,7 +21,7 @@ from fhir.resources.R4B.task import Task
 from naer.errors import UserError
 from naer.risk import baselines, explain, worklist
 from naer.risk import model as models
-from tests.conftest import SCREENSHOTS, api_server, free_port, pages, run_naer
+from tests.conftest import SCREENSHOTS, api_server, free_port, pages, run_naer, system_token
 
 Run = Callable[..., Any]
 HERE = Path(__file__).parent
@@ -201,8 +201,12 @@ def fhir_base(tmp_path: Path) -> Iterator[str]:
 
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
     upgrade(url)
-    with api_server(url) as base:
-        yield base
+    os.environ["NAER_FHIR_TOKEN"] = system_token(url)
+    try:
+        with api_server(url) as base:
+            yield base
+    finally:
+        os.environ.pop("NAER_FHIR_TOKEN", None)
 
 
 def test_tasks_reach_a_running_store_once(
@@ -221,7 +225,11 @@ def test_tasks_reach_a_running_store_once(
     assert f"0 Tasks created, {sent:,} already there" in again.stdout
     import urllib.request
 
-    with urllib.request.urlopen(f"{fhir_base}/Task?_summary=count") as response:
+    asked = urllib.request.Request(
+        f"{fhir_base}/Task?_summary=count",
+        headers={"Authorization": f"Bearer {os.environ['NAER_FHIR_TOKEN']}"},
+    )
+    with urllib.request.urlopen(asked) as response:
         assert json.loads(response.read())["total"] == sent
 
 

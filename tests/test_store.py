@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from naer.store import resources as store
-from naer.store.context import SYSTEM, RequestContext, allow_all, set_policy
+from naer.store.context import SYSTEM, RequestContext
 from naer.store.db import engine
 from naer.store.errors import (
     Conflict,
@@ -158,34 +158,34 @@ def test_concurrent_updates_lose_cleanly(store_url: str) -> None:
     assert sorted(v.version_id for v in versions) == list(range(1, total + 1))
 
 
-def test_every_operation_asks_the_policy(store_url: str) -> None:
+def test_every_operation_asks_the_context(store_url: str) -> None:
     db = engine(store_url)
     asked: list[tuple[str, str | None]] = []
 
-    def refuse_reads(context: RequestContext, action: str, kind: str | None, rid: str | None) -> None:
-        asked.append((action, kind))
-        if action == "read":
-            raise Forbidden(f"{context.actor} may not read {kind}/{rid}")
+    class RefuseReads(RequestContext):
+        actor = "Practitioner/x"
+
+        def permit(self, action: Any, resource_type: str | None) -> None:
+            asked.append((action, resource_type))
+            if action == "read":
+                raise Forbidden(f"{self.actor} may not read {resource_type}")
 
     made = store.create(db, SYSTEM, "Patient", PATIENT)
-    set_policy(refuse_reads)  # type: ignore[arg-type]
-    try:
-        with pytest.raises(Forbidden, match="may not read"):
-            store.read(db, RequestContext(actor="Practitioner/x"), "Patient", made.id)
-        store.vread(db, SYSTEM, "Patient", made.id, "1")
-        store.history_of(db, SYSTEM, "Patient")
-        store.update(db, SYSTEM, "Patient", made.id, {**PATIENT, "id": made.id})
-        store.delete(db, SYSTEM, "Patient", made.id)
-    finally:
-        set_policy(allow_all)
+    asker = RefuseReads()
+    with pytest.raises(Forbidden, match="may not read"):
+        store.read(db, asker, "Patient", made.id)
+    store.vread(db, asker, "Patient", made.id, "1")
+    store.history_of(db, asker, "Patient")
+    store.update(db, asker, "Patient", made.id, {**PATIENT, "id": made.id})
+    store.delete(db, asker, "Patient", made.id)
     assert [a for a, _ in asked] == ["read", "vread", "history", "update", "delete"]
 
 
 def test_db_upgrade_command(naer: Any, tmp_path: Any) -> None:
     done = naer("db", "upgrade", "--url", f"sqlite:///{tmp_path / 's.sqlite'}", cwd=tmp_path)
-    assert done.returncode == 0 and "at schema revision 0004" in done.stdout, done.stderr
+    assert done.returncode == 0 and "at schema revision 0005" in done.stdout, done.stderr
     again = naer("db", "upgrade", "--url", f"sqlite:///{tmp_path / 's.sqlite'}", cwd=tmp_path)
-    assert again.returncode == 0 and "0004" in again.stdout
+    assert again.returncode == 0 and "0005" in again.stdout
     down = naer("db", "upgrade", "--url", "postgresql://postgres@127.0.0.1:1/none", cwd=tmp_path)
     assert down.returncode == 2 and "cannot reach the store database" in down.stderr
     assert "Traceback" not in down.stderr

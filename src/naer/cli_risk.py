@@ -210,6 +210,14 @@ def worklist_command(
             "--fhir", help="Also send the Tasks to this FHIR server (e.g. http://127.0.0.1:8000/fhir)."
         ),
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="NAER_FHIR_TOKEN",
+            help="The Bearer token --fhir sends (a system client's: naer token CLIENT).",
+        ),
+    ] = None,
 ) -> None:
     """Score the citizens of a reference day and make each GP clinic's and municipality's worklist: reasons
     in plain words, a suggested action (src/naer/risk/actions.yaml), FHIR Tasks."""
@@ -242,7 +250,7 @@ def worklist_command(
     _write_worklist(out, rows, tasks)
     console.print(f"{len(rows):,} citizens on {len({o for r in rows for o in r['lists']}):,} lists -> {out}")
     if fhir:
-        counts = wl.publish(tasks, fhir)
+        counts = wl.publish(tasks, fhir, token=token)
         console.print(
             f"sent to {fhir}: {counts['created']:,} Tasks created, {counts['existing']:,} already there"
         )

@@ -95,8 +95,9 @@ def load_command(
 ) -> None:
     """Load FHIR bulk NDJSON into the store: every resource validated, ids kept, all in one transaction
     (a bad line anywhere loads nothing). A resource already stored gets a new version."""
+    from naer.access.audit import record_job
     from naer.store.bulk import load, ndjson_files
-    from naer.store.context import RequestContext
+    from naer.store.context import Internal
     from naer.store.db import engine
 
     resolved = database_url(url)
@@ -109,12 +110,13 @@ def load_command(
         task = progress.add_task("load", total=total)
         result = load(
             engine(resolved),
-            RequestContext(actor="cli", origin="naer load"),
+            Internal(actor="naer load"),
             source,
             workers=workers,
             on_batch=lambda n: progress.advance(task, n),
         )
     seconds = time.perf_counter() - began
+    record_job(engine(resolved), "import", "naer load", f"{result.total} resources from {source}")
     table = Table("resource type", "loaded")
     for kind, count in sorted(result.counts.items()):
         table.add_row(kind, f"{count:,}")
@@ -135,8 +137,9 @@ def export_command(
     """Export the current version of every stored resource as FHIR bulk NDJSON, one file per type."""
     import shutil
 
+    from naer.access.audit import record_job
     from naer.store.bulk import export
-    from naer.store.context import RequestContext
+    from naer.store.context import Internal
     from naer.store.db import engine
 
     if out.exists():
@@ -148,7 +151,7 @@ def export_command(
     try:
         counts = export(
             engine(resolved),
-            RequestContext(actor="cli", origin="naer export"),
+            Internal(actor="naer export"),
             tmp,
             types=types.split(",") if types else None,
             on_type=lambda kind, n: console.print(f"{kind}: {n:,}"),
@@ -158,4 +161,5 @@ def export_command(
         shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.perf_counter() - began
     total = sum(counts.values())
+    record_job(engine(resolved), "export", "naer export", f"{total} resources to {out}")
     console.print(f"{total:,} resources to {out} in {seconds:.1f} s ({total / max(seconds, 1e-9):,.0f}/s)")

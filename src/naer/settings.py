@@ -67,11 +67,44 @@ class Settings(BaseSettings):
         "report/ from `naer risk evaluate`); default DATA_DIR/risk.",
     )
 
+    issuer: str = Field(
+        default="urn:naer:local",
+        description="The issuer Nær names in the tokens it signs itself (embedded sign-in); set it to the "
+        "server's public URL in a deployment.",
+    )
+    audience: str = Field(default="naer-fhir", description="The audience every access token must name.")
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="The region's identity provider (OpenID Connect issuer) whose tokens are accepted "
+        "beside Nær's own; its subjects map to accounts (`naer users add --issuer --subject`).",
+    )
+    oidc_jwks: str | None = Field(
+        default=None, description="That provider's signing keys: a JWKS URL (https://...) or file."
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="The audience that provider's tokens name (default NAER_AUDIENCE)."
+    )
+    token_minutes: int = Field(
+        default=60, ge=1, le=24 * 60, description="How long a token Nær signs is valid (minutes)."
+    )
+    signing_key: Path | None = Field(
+        default=None,
+        description="Nær's own signing key (EC P-256, JWK); made on first start when missing; default "
+        "DATA_DIR/keys/signing-key.json.",
+    )
+    session_hours: int = Field(
+        default=8, ge=1, le=24, description="How long a sign-in to the pages lasts (hours)."
+    )
+
     def results_path(self) -> Path:
         return self.indicator_results or self.data_dir / "indicators.parquet"
 
     def risk_path(self) -> Path:
         return self.risk_results or self.data_dir / "risk"
+
+    def key_path(self) -> Path:
+        """Nær's own signing key (made on first start, readable by its owner only)."""
+        return self.signing_key or self.data_dir / "keys" / "signing-key.json"
 
 
 def get_settings() -> Settings:

@@ -1,8 +1,9 @@
 """The FHIR REST API under ``/fhir``: read, vread, create, update, delete, history, search (api/search.py),
 Bundles, bulk export and import, with ETags, optimistic locking and OperationOutcomes for every failure.
 
-Every handler builds a RequestContext and hands it to the store, which asks ``naer.store.context.check``
-before touching data: that is where access control will decide.
+Every handler asks ``Auth.context`` who is asking (api/auth.py: a Bearer token or a session cookie, else
+401) and hands that context to the store, which puts the asker's access condition inside each query and
+records each access in the audit log (naer.access).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from naer.api.auth import Auth
 from naer.api.capability import capability_statement
 from naer.api.export import add_export_routes
 from naer.api.guard import Guard
@@ -29,22 +31,16 @@ from naer.api.openapi import install as install_openapi
 from naer.api.outcome import FhirResponse, outcome
 from naer.api.params import instant_param, raw_body
 from naer.api.search import add_search_routes
+from naer.api.security import add_security_routes
 from naer.settings import get_settings
 from naer.store import bundles, conditional
 from naer.store import resources as store
 from naer.store.checks import DIGITS, INT32, whole
-from naer.store.context import RequestContext
 from naer.store.db import database_url, engine
 from naer.store.errors import Invalid, StoreError
 from naer.store.migrate import upgrade
 
 log = logging.getLogger("naer.api")
-
-
-def context_of(request: Request) -> RequestContext:
-    """Who is asking. Until authentication lands every caller is anonymous; the origin is recorded."""
-    host = request.client.host if request.client else "unknown"
-    return RequestContext(actor="anonymous", purpose="TREAT", origin=host)
 
 
 async def body_of(request: Request) -> Any:
@@ -124,12 +120,16 @@ def _history_bundle(
     return FhirResponse(bundle)
 
 
-def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
-    """The API over the store at ``url`` (default: settings); ``migrate`` brings its schema up to date."""
+def create_app(url: str | None = None, migrate: bool = True, access: bool = True) -> FastAPI:
+    """The API over the store at ``url`` (default: settings); ``migrate`` brings its schema up to date.
+    ``access=False`` turns sign-in and the access policy off: only for the benchmarks that measure what
+    access control costs (never reachable from settings or the command line)."""
     resolved = database_url(url)
     if migrate:
         upgrade(resolved)
     db: Engine = engine(resolved)
+    auth = Auth(db, enabled=access)
+    context_of = auth.context
     app = FastAPI(
         title="Nær FHIR API",
         description="FHIR R4 REST API of the Nær platform (see /fhir/metadata).",
@@ -148,10 +148,16 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
             expose_headers=["Location", "ETag", "Content-Location", "Last-Modified", "X-Progress"],
         )
     app.add_middleware(Guard, allowed_hosts=settings.allowed_hosts.split(","))
+    app.state.auth = auth
+    app.state.db = db
+    app.router.on_shutdown.append(auth.close)
 
     @app.exception_handler(StoreError)
     async def store_error(_: Request, error: StoreError) -> Response:
-        return outcome(error.status, error.code, str(error), error.where)
+        answer = outcome(error.status, error.code, str(error), error.where)
+        if error.status == 401:
+            answer.headers["WWW-Authenticate"] = 'Bearer realm="naer", error="invalid_token"'
+        return answer
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
@@ -178,6 +184,7 @@ def create_app(url: str | None = None, migrate: bool = True) -> FastAPI:
     async def metadata(request: Request) -> Response:
         return FhirResponse(capability_statement(base_url(request)))
 
+    add_security_routes(app, db, auth, base_url)  # before /fhir/{type}: AuditEvent, $break-the-glass
     add_export_routes(app, db, base_url, context_of)  # before /fhir/{type}, which would take "$export"
 
     @app.post("/fhir")

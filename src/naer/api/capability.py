@@ -8,6 +8,7 @@ from typing import Any
 
 from naer import __version__
 from naer.fhir.validate import resource_types
+from naer.settings import get_settings
 from naer.store.search.definitions import params_of, searchable_types
 from naer.store.search.query import MODIFIERS
 
@@ -88,11 +89,28 @@ def _resources() -> list[dict[str, Any]]:
             ]
         if name == "Group":
             entry["operation"] = [{"name": "export", "definition": OPERATIONS["group-export"]}]
+        if name == "AuditEvent":  # served from the audit log (api/security.py), never written by clients
+            entry = {
+                "type": name,
+                "documentation": (
+                    "The audit log: a citizen reads their own entries of the last two years, an "
+                    "administrator or an audit system client every entry; append-only."
+                ),
+                "interaction": [{"code": "read"}, {"code": "search-type"}],
+                "searchParam": [
+                    {
+                        "name": "patient",
+                        "type": "reference",
+                        "definition": "http://hl7.org/fhir/SearchParameter/clinical-patient",
+                    }
+                ],
+            }
         out.append(entry)
     return out
 
 
 def capability_statement(base: str) -> dict[str, Any]:
+    root = base.removesuffix("/fhir")
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -117,8 +135,35 @@ def capability_statement(base: str) -> dict[str, Any]:
                     "batch and transaction Bundles (urn:uuid and conditional references resolved; "
                     "conditional entries); decimals kept as written; Patient/"
                     "$everything; bulk $export at system, Patient and Group level (_type, _since); "
-                    "$import of an NDJSON body. Access control is not yet enforced."
+                    "$import of an NDJSON body. Every interaction needs a Bearer token (SMART App Launch v2 "
+                    "scopes; see security) and is narrowed to the citizens the asker has a care relation "
+                    "with, inside the query; every access is recorded as an AuditEvent (GET /fhir/"
+                    "AuditEvent); Patient/{id}/$break-the-glass opens a record for a limited time."
                 ),
+                "security": {
+                    "cors": bool(get_settings().cors_origins.strip()),
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "SMART-on-FHIR",
+                                }
+                            ],
+                            "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)",
+                        }
+                    ],
+                    "extension": [
+                        {
+                            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                            "extension": [{"url": "token", "valueUri": f"{root}/oauth/token"}],
+                        }
+                    ],
+                    "description": (
+                        "Bearer tokens signed by Nær (ES256) or by the configured identity provider; "
+                        "discovery at .well-known/smart-configuration, keys at .well-known/jwks.json."
+                    ),
+                },
                 "resource": _resources(),
                 "interaction": [{"code": "history-system"}, {"code": "transaction"}, {"code": "batch"}],
                 "operation": [

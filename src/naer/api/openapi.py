@@ -71,6 +71,7 @@ BUNDLE = {
 QUERY: dict[str, dict[str, Any]] = {
     "_count": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
     "_offset": {"type": "integer", "minimum": 0, "maximum": 10**9},
+    "patient": {"type": "string", "description": "the citizen (Patient/id or id)"},
     "_sort": {"type": "string", "description": "parameters, comma-separated, - for descending"},
     "_total": {"type": "string", "enum": ["none", "estimate", "accurate"]},
     "_summary": {"type": "string", "enum": ["true", "false", "text", "data", "count"]},
@@ -97,6 +98,7 @@ PATH: dict[str, dict[str, Any]] = {
     "vid": WHOLE,
     "job": JOB,
     "name": {"type": "string", "pattern": r"^[A-Za-z]+\.ndjson$"},
+    "entry_id": WHOLE,
 }
 
 # (path, method): summary, query parameters, headers, body ("resource", "bundle", "form", "ndjson" or
@@ -105,6 +107,21 @@ OPERATIONS: dict[
     tuple[str, str], tuple[str, tuple[str, ...], tuple[str, ...], str | None, tuple[int, ...]]
 ] = {
     ("/fhir/metadata", "get"): ("The CapabilityStatement", (), (), None, (200,)),
+    ("/fhir/AuditEvent", "get"): (
+        "The audit log (a citizen's own entries; every entry for an administrator)",
+        ("patient", "_count", "_offset"),
+        ("Prefer",),
+        None,
+        (200,),
+    ),
+    ("/fhir/AuditEvent/{entry_id}", "get"): ("One audit log entry", (), (), None, (200,)),
+    ("/fhir/Patient/{patient_id}/$break-the-glass", "post"): (
+        "Break the glass: open a citizen's record for a limited time (Parameters: reason, purpose)",
+        (),
+        (),
+        "resource",
+        (201,),
+    ),
     ("/fhir", "post"): ("A transaction or batch Bundle", (), ("Prefer",), "bundle", (200,)),
     ("/fhir/", "post"): ("A transaction or batch Bundle", (), ("Prefer",), "bundle", (200,)),
     ("/fhir/_history", "get"): (
@@ -230,6 +247,7 @@ OPERATIONS: dict[
 }
 ERRORS = {
     400: "The request is malformed (the OperationOutcome names the element)",
+    401: "Sign-in needed: no valid Bearer token",
     403: "Not allowed",
     404: "No such type, resource or interaction",
     405: "The method is not supported here (Allow lists those that are)",
@@ -293,7 +311,19 @@ def document(app: FastAPI) -> dict[str, Any]:
         doc = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-    doc["components"] = {"schemas": {"Resource": RESOURCE, "OperationOutcome": OUTCOME, "Bundle": BUNDLE}}
+    doc["components"] = {
+        "schemas": {"Resource": RESOURCE, "OperationOutcome": OUTCOME, "Bundle": BUNDLE},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "smart": {
+                "type": "oauth2",
+                "flows": {
+                    "clientCredentials": {"tokenUrl": "/oauth/token", "scopes": {"system/*.rs": "read"}}
+                },
+            },
+        },
+    }
+    doc["security"] = [{"bearer": []}, {"smart": []}]
     for path, methods in doc["paths"].items():
         for method, operation in methods.items():
             spec = OPERATIONS.get((path, method))

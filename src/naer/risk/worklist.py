@@ -214,7 +214,9 @@ def tasks(worklist: list[dict[str, Any]], reference: date) -> list[dict[str, Any
     return out
 
 
-def publish(task_list: list[dict[str, Any]], base: str, timeout: float = 120) -> dict[str, int]:
+def publish(
+    task_list: list[dict[str, Any]], base: str, timeout: float = 120, token: str | None = None
+) -> dict[str, int]:
     """Send the Tasks to a running Nær (or any FHIR R4 server) as one transaction of conditional creates, so
     a worklist published twice is stored once; all or nothing."""
     bundle = {
@@ -233,11 +235,11 @@ def publish(task_list: list[dict[str, Any]], base: str, timeout: float = 120) ->
             for t in task_list
         ],
     }
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
-        base.rstrip("/"),
-        data=json.dumps(bundle).encode(),
-        headers={"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"},
-        method="POST",
+        base.rstrip("/"), data=json.dumps(bundle).encode(), headers=headers, method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -35,9 +35,11 @@ from naer.fhir import jsontext
 from naer.fhir.ndjson import json_object, open_ndjson
 from naer.fhir.validate import is_resource_type, validation_errors
 from naer.settings import get_settings
+from naer.store import citizens
 from naer.store.checks import shape
+from naer.store.citizens import patients_of
 from naer.store.compartment import compartment_types, in_compartment
-from naer.store.context import RequestContext, check
+from naer.store.context import RequestContext
 from naer.store.db import is_postgres
 from naer.store.errors import Invalid, TooLarge
 from naer.store.resources import ID_CHARS, by_type, now, stamp
@@ -111,6 +113,7 @@ class Prepared:
     moment: datetime
     index: list[tuple[str, str, Rows]]
     index_copy: dict[str, bytes]
+    citizens: list[tuple[str, str, set[str]]]  # the Patients each resource belongs to (citizens.py)
 
 
 def _text(value: str | None) -> str:
@@ -199,9 +202,10 @@ def prepare(where: str, numbers: list[int], lines: list[bytes], copy: bool = Fal
             )
         index[(kind, rid)] = indexed
     rows = [(kind, rid, found) for (kind, rid), found in index.items()]
+    belongs = [(kind, rid, patients_of(kind, rid, found)) for kind, rid, found in rows]
     if copy:
-        return Prepared(keys, contents, moment, [], _copy_text(rows))
-    return Prepared(keys, contents, moment, rows, {})
+        return Prepared(keys, contents, moment, [], _copy_text(rows), belongs)
+    return Prepared(keys, contents, moment, rows, {}, belongs)
 
 
 def _prepared(files: list[Path], workers: int, copy: bool) -> Iterator[Prepared]:
@@ -385,7 +389,7 @@ def load(
     on_batch: Callable[[int], None] | None = None,
 ) -> LoadResult:
     """Load every NDJSON file of ``source`` (a folder or one file) in one transaction."""
-    check(context, "import", None)
+    context.permit("import", None)
     files = ndjson_files(source)
     result = LoadResult(files=len(files))
     seen: dict[tuple[str, str], int] = {}
@@ -409,6 +413,7 @@ def load(
             if written.replaced:
                 _drop_index(con, written.replaced)
             (_write_postgres if postgres else _write_sqlite)(con, written)
+            citizens.remember(con, batch.citizens)
             for kind, _ in batch.keys:
                 result.counts[kind] = result.counts.get(kind, 0) + 1
             if on_batch:
@@ -442,9 +447,12 @@ def export(
     """Write the current version of every resource (of ``types``, changed since ``since``) to
     ``out/{type}.ndjson``, streaming from the database; return the count per type. ``patients``: only
     the compartments of these patients ("all": of every patient) — Patient- and Group-level export."""
-    check(context, "export", None)
+    context.permit("export", None)
     out.mkdir(parents=True, exist_ok=True)
     conditions: list[ColumnElement[bool]] = [resources.c.deleted.is_(False)]
+    visible = context.visible(resources.c.resource_type, resources.c.id)
+    if visible is not None:
+        conditions.append(visible)
     if patients is not None:
         chosen = None if patients == "all" else patients
         kinds = [t for t in compartment_types() if not types or t in types]
@@ -456,17 +464,19 @@ def export(
     if since is not None:
         conditions.append(resources.c.last_updated >= since)
     query = (
-        select(resources.c.resource_type, resources.c.content)
+        select(resources.c.resource_type, resources.c.id, resources.c.content)
         .where(and_(*conditions))
         .order_by(resources.c.resource_type, resources.c.id)
     )
     counts: dict[str, int] = {}
+    exported: list[tuple[str, str]] = []
     handle: io.BufferedWriter | None = None
     current = None
     try:
         with db.connect() as con:
             rows = con.execution_options(stream_results=True, yield_per=5000).execute(query)
-            for kind, content in rows:
+            for kind, rid, content in rows:
+                exported.append((kind, rid))
                 if kind != current:
                     if handle is not None:
                         handle.close()
@@ -484,4 +494,5 @@ def export(
             handle.close()
     if on_type and current:
         on_type(current, counts[current])
+    context.accessed("export", exported, "$export")
     return counts

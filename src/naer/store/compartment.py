@@ -13,7 +13,7 @@ from sqlalchemy import Engine, Select, or_, select
 from sqlalchemy.engine import Connection
 
 from naer.store import resources as store
-from naer.store.context import RequestContext, check
+from naer.store.context import RequestContext
 from naer.store.resources import Stored, by_type, connection, current_of, current_versions
 from naer.store.search.definitions import compartment
 from naer.store.tables import INDEX_TABLES, resources
@@ -57,29 +57,33 @@ def everything(
     """The patient, every resource in the patient's compartment, and the resources those refer to that
     belong to no patient (organisations, practitioners, locations ...): Patient first, then by type, id."""
     with connection(db, write=False) as con:
-        patient = store.read(con, context, PATIENT, patient_id)  # 404 / 410 for an unknown or deleted one
+        # 404 / 410 for an unknown or deleted one, or one the asker may not know of
+        patient = store.read(con, context, PATIENT, patient_id, audit=False)
         found: list[Stored] = [patient]
+        visible = context.visible(resources.c.resource_type, resources.c.id)
         for kind in compartment_types():
             if kind == PATIENT:
                 continue
-            check(context, "search", kind)
+            context.permit("search", kind)
             rows = con.execute(
                 select(resources).where(
                     resources.c.resource_type == kind,
                     resources.c.deleted.is_(False),
                     in_compartment(kind, [patient_id]),
+                    *([] if visible is None else [visible]),
                 )
             )
             found.extend(current_of(row) for row in rows)
-        found.extend(_referenced(con, found))
+        found.extend(_referenced(con, context, found))
     if types:
         found = [s for s in found if s.resource_type in types]
     if since is not None:
         found = [s for s in found if s.last_updated >= since]
+    context.accessed("search", [(s.resource_type, s.id) for s in found], f"Patient/{patient_id}/$everything")
     return [found[0], *sorted(found[1:], key=lambda s: (s.resource_type, s.id))] if found else []
 
 
-def _referenced(con: Connection, found: list[Stored]) -> list[Stored]:
+def _referenced(con: Connection, context: RequestContext, found: list[Stored]) -> list[Stored]:
     links = INDEX_TABLES["reference"]
     inside = compartment_types()
     keys: set[tuple[str, str]] = set()
@@ -93,4 +97,4 @@ def _referenced(con: Connection, found: list[Stored]) -> list[Stored]:
             )
         )
         keys.update((t, i) for t, i in rows)
-    return current_versions(con, keys)
+    return current_versions(con, keys, context)

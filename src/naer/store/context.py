@@ -1,49 +1,62 @@
-"""Who is asking and why: every read, search and write of the store passes through ``check``.
+"""Who is asking: every read, search and write of the store takes a RequestContext and asks it.
 
-This is the single place where access control decides (the access issue puts its policy here: care
-relations, consent, purpose of use, and an AuditEvent for each decision). Until that lands, the policy
-allows everything — deliberately, and only here.
+The store asks the context four things, and the access package (``naer.access.context``) answers them
+from the policy file, the asker's token and the care relations in the index:
+
+- ``permit``: may the asker do this kind of thing to this type at all (role and SMART scopes)? It
+  raises Forbidden (403) to refuse.
+- ``visible``: which rows may the asker know exist? A SQL condition on a table's (resource_type, id)
+  columns, which the store puts inside every query it runs for the asker — reads, searches, chains,
+  ``_has``, includes, history, counts, exports — so that nothing outside it is read, counted or named.
+- ``writable``: may the asker write a resource about these citizens (403 if not)?
+- ``written`` / ``accessed``: what was written (inside the write's transaction, so that its audit entry
+  commits with it) and what was read (after the read).
+
+``Internal`` is the context of the platform's own jobs (a named CLI command, a migration): it sees
+everything and audits nothing itself; the job records one audit entry of its own where it should.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.engine import Connection
 
 Action = Literal["read", "vread", "search", "history", "create", "update", "delete", "export", "import"]
 
 
-@dataclass(frozen=True)
 class RequestContext:
-    """The asker (a Practitioner/PractitionerRole/Patient/Device reference or a system name), why they ask
-    (a v3 PurposeOfUse code such as TREAT), and where the request came from."""
+    """The asker. The base class allows everything; subclasses narrow it."""
 
     actor: str = "system"
-    purpose: str = "TREAT"
-    origin: str = "internal"
-    attributes: dict[str, str] = field(default_factory=dict)
+
+    def permit(self, action: Action, resource_type: str | None) -> None:
+        """Raise Forbidden if the asker may not do ``action`` on ``resource_type`` (None: any type)."""
+
+    def visible(self, type_column: Any, id_column: Any) -> ColumnElement[bool] | None:
+        """A condition on rows the asker may know exist (None: every row)."""
+        return None
+
+    def writable(self, con: Connection, action: Action, resource_type: str, patients: set[str]) -> None:
+        """Raise Forbidden if the asker may not write a ``resource_type`` about ``patients``."""
+
+    def written(
+        self, con: Connection, action: Action, resource_type: str, rid: str, version: int, patients: set[str]
+    ) -> None:
+        """Hear of a write, inside its transaction."""
+
+    def accessed(self, action: Action, keys: Sequence[tuple[str, str]], query: str | None = None) -> None:
+        """Hear of what a read, search or export returned (resource type, id)."""
 
 
-Policy = Callable[[RequestContext, Action, str | None, str | None], None]
+@dataclass(frozen=True)
+class Internal(RequestContext):
+    """The platform's own jobs: named, unrestricted."""
+
+    actor: str = "system"
 
 
-def allow_all(context: RequestContext, action: Action, resource_type: str | None, rid: str | None) -> None:
-    """The policy until access control lands: every request is allowed."""
-
-
-_policy: Policy = allow_all
-
-
-def set_policy(policy: Policy) -> None:
-    """Install the access-control policy (it raises naer.store.errors.Forbidden to refuse)."""
-    global _policy
-    _policy = policy
-
-
-def check(context: RequestContext, action: Action, resource_type: str | None, rid: str | None = None) -> None:
-    """Ask the policy; every store operation calls this before it touches data."""
-    _policy(context, action, resource_type, rid)
-
-
-SYSTEM = RequestContext()
+SYSTEM = Internal()

@@ -20,6 +20,13 @@ class Invalid(StoreError):
     status, code = 400, "invalid"
 
 
+class Unauthorized(StoreError):
+    """No valid credentials (401 with ``WWW-Authenticate: Bearer``); the message never says which check
+    failed, so that an attacker learns nothing from it."""
+
+    status, code = 401, "login"
+
+
 class Forbidden(StoreError):
     status, code = 403, "forbidden"
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, func, insert, select
+from sqlalchemy import ColumnElement, Engine, and_, func, insert, select, true
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -23,10 +23,21 @@ from sqlalchemy.exc import IntegrityError
 from naer.fhir import jsontext
 from naer.fhir.validate import is_resource_type, validation_errors
 from naer.settings import get_settings
+from naer.store import citizens
 from naer.store.checks import DIGITS, INT32, shape
-from naer.store.context import RequestContext, check
-from naer.store.errors import Conflict, Gone, Invalid, NotFound, PreconditionFailed, Unprocessable
+from naer.store.citizens import patients_of
+from naer.store.context import RequestContext
+from naer.store.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
 from naer.store.search import index as search_index
+from naer.store.search.extract import Rows
 from naer.store.tables import history, resources
 
 ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.")
@@ -154,7 +165,9 @@ def _record(con: Connection, version: Stored) -> None:
     )
 
 
-def _insert_new(con: Connection, resource_type: str, rid: str, body: dict[str, Any], method: str) -> Stored:
+def _insert_new(
+    con: Connection, resource_type: str, rid: str, body: dict[str, Any], method: str, rows: Rows
+) -> Stored:
     moment = now()
     made = Stored(resource_type, rid, 1, moment, False, stamp(body, rid, 1, moment), method, created=True)
     con.execute(
@@ -168,7 +181,7 @@ def _insert_new(con: Connection, resource_type: str, rid: str, body: dict[str, A
         )
     )
     _record(con, made)
-    search_index.write(con, resource_type, rid, body, fresh=True)
+    search_index.write(con, resource_type, rid, rows, fresh=True)
     return made
 
 
@@ -177,18 +190,23 @@ def create(
 ) -> Stored:
     """Store a new resource under a server-assigned id (or ``rid``, for bulk load of known ids)."""
     known_type(resource_type)
-    check(context, "create", resource_type)
+    context.permit("create", resource_type)
     resource = checked(body, resource_type)
     rid = rid or str(uuid.uuid4())
     valid_id(rid)
+    rows = search_index.rows_of(resource_type, rid, resource)
+    patients = patients_of(resource_type, rid, rows)
     try:
         with connection(db, write=True) as con:
-            return _insert_new(con, resource_type, rid, resource, "POST")
+            context.writable(con, "create", resource_type, patients)
+            made = _insert_new(con, resource_type, rid, resource, "POST", rows)
+            context.written(con, "create", resource_type, rid, 1, patients)
+            return made
     except IntegrityError:
         raise Conflict(f"{resource_type}/{rid} already exists") from None
 
 
-def _replace_current(con: Connection, version: Stored, resource: dict[str, Any] | None) -> None:
+def _replace_current(con: Connection, version: Stored, rows: Rows | None) -> None:
     """Make ``version`` (of ``resource``; None for a deletion) the current one if the stored one is
     still the version before it (optimistic locking: a writer that lost the race gets 409), add it to
     the history and re-index it."""
@@ -211,15 +229,22 @@ def _replace_current(con: Connection, version: Stored, resource: dict[str, Any] 
     if changed.rowcount != 1:
         raise Conflict(f"{version.reference} was changed by another request; read it and retry")
     _record(con, version)
-    search_index.write(con, version.resource_type, version.id, resource, fresh=False)
+    search_index.write(con, version.resource_type, version.id, rows, fresh=False)
 
 
-def _current(con: Connection, resource_type: str, rid: str) -> Any:
+def _current(con: Connection, context: RequestContext, resource_type: str, rid: str) -> Any:
+    """The stored version of a resource and whether the asker may know of it (``seen``)."""
+    condition = context.visible(resources.c.resource_type, resources.c.id)
+    seen = true() if condition is None else condition
     return con.execute(
-        select(resources.c.version_id, resources.c.deleted).where(
+        select(resources.c.version_id, resources.c.deleted, seen.label("seen")).where(
             and_(resources.c.resource_type == resource_type, resources.c.id == rid)
         )
     ).first()
+
+
+def _not_yours(resource_type: str, rid: str) -> Forbidden:
+    return Forbidden(f"you may not write {resource_type}/{rid}")
 
 
 def update(
@@ -233,15 +258,22 @@ def update(
     """Replace a resource with a new version, or create it with this id if it does not exist."""
     known_type(resource_type)
     valid_id(rid)
-    check(context, "update", resource_type, rid)
+    context.permit("update", resource_type)
     resource = checked(body, resource_type, rid)
+    rows = search_index.rows_of(resource_type, rid, resource)
+    patients = patients_of(resource_type, rid, rows)
     try:
         with connection(db, write=True) as con:
-            row = _current(con, resource_type, rid)
+            row = _current(con, context, resource_type, rid)
+            if row is not None and not row.seen:
+                raise _not_yours(resource_type, rid)  # the same answer as for a record one may not write
+            context.writable(con, "update", resource_type, patients)
             if row is None:
                 if if_match is not None:
                     raise PreconditionFailed(f"{resource_type}/{rid} does not exist (If-Match {if_match})")
-                return _insert_new(con, resource_type, rid, resource, "PUT")
+                made = _insert_new(con, resource_type, rid, resource, "PUT", rows)
+                context.written(con, "create", resource_type, rid, 1, patients)
+                return made
             old = int(row.version_id)
             if if_match is not None and if_match != old:
                 raise PreconditionFailed(
@@ -251,7 +283,8 @@ def update(
             version = Stored(
                 resource_type, rid, old + 1, moment, False, stamp(resource, rid, old + 1, moment), "PUT"
             )
-            _replace_current(con, version, resource)
+            _replace_current(con, version, rows)
+            context.written(con, "update", resource_type, rid, old + 1, patients)
             return replace(version, created=bool(row.deleted))
     except IntegrityError:
         raise Conflict(f"{resource_type}/{rid} was created by another request; read it and retry") from None
@@ -259,17 +292,20 @@ def update(
 
 def delete(db: Engine | Connection, context: RequestContext, resource_type: str, rid: str) -> Stored | None:
     """Delete a resource, keeping its history; None if there was nothing to delete (already deleted or
-    never there: FHIR deletes are idempotent)."""
+    never there: FHIR deletes are idempotent; one the asker may not know of is never there)."""
     known_type(resource_type)
-    check(context, "delete", resource_type, rid)
+    context.permit("delete", resource_type)
     with connection(db, write=True) as con:
-        row = _current(con, resource_type, rid)
-        if row is None or row.deleted:
+        row = _current(con, context, resource_type, rid)
+        if row is None or row.deleted or not row.seen:
             return None
+        patients = citizens.of(con, [(resource_type, rid)]).get((resource_type, rid), set())
+        context.writable(con, "delete", resource_type, patients)
         old = int(row.version_id)
         moment = now()
         version = Stored(resource_type, rid, old + 1, moment, True, None, "DELETE")
         _replace_current(con, version, None)
+        context.written(con, "delete", resource_type, rid, old + 1, patients)
         return version
 
 
@@ -286,31 +322,50 @@ def by_type(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
-def current_versions(con: Connection, keys: Iterable[tuple[str, str]]) -> list[Stored]:
-    """The current versions of these resources (deleted ones left out), by type and id."""
+def current_versions(
+    con: Connection, keys: Iterable[tuple[str, str]], context: RequestContext | None = None
+) -> list[Stored]:
+    """The current versions of these resources (deleted ones, and those ``context`` may not know of, left
+    out), by type and id."""
     found: list[Stored] = []
+    condition = context.visible(resources.c.resource_type, resources.c.id) if context else None
     for kind, ids in by_type(keys).items():
         rows = con.execute(
             select(resources).where(
-                resources.c.resource_type == kind, resources.c.id.in_(ids), resources.c.deleted.is_(False)
+                resources.c.resource_type == kind,
+                resources.c.id.in_(ids),
+                resources.c.deleted.is_(False),
+                *_kept(condition),
             )
         )
         found.extend(current_of(row) for row in rows)
     return sorted(found, key=lambda s: (s.resource_type, s.id))
 
 
-def read(db: Engine | Connection, context: RequestContext, resource_type: str, rid: str) -> Stored:
+def _kept(condition: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
+    return [] if condition is None else [condition]
+
+
+def read(
+    db: Engine | Connection, context: RequestContext, resource_type: str, rid: str, audit: bool = True
+) -> Stored:
+    """The current version (404 for one unknown or that the asker may not know of, 410 if deleted)."""
     known_type(resource_type)
-    check(context, "read", resource_type, rid)
+    context.permit("read", resource_type)
+    condition = context.visible(resources.c.resource_type, resources.c.id)
     with connection(db, write=False) as con:
         row = con.execute(
-            select(resources).where(and_(resources.c.resource_type == resource_type, resources.c.id == rid))
+            select(resources).where(
+                resources.c.resource_type == resource_type, resources.c.id == rid, *_kept(condition)
+            )
         ).first()
     if row is None:
         raise NotFound(f"{resource_type}/{rid} is not known")
     found = current_of(row)
     if found.deleted:
         raise Gone(f"{resource_type}/{rid} was deleted (version {found.version_id})")
+    if audit:
+        context.accessed("read", [(resource_type, rid)])
     return found
 
 
@@ -318,17 +373,17 @@ def vread(
     db: Engine | Connection, context: RequestContext, resource_type: str, rid: str, version_id: str
 ) -> Stored:
     known_type(resource_type)
-    check(context, "vread", resource_type, rid)
+    context.permit("vread", resource_type)
     if not DIGITS.fullmatch(version_id) or int(version_id) > INT32:
         raise NotFound(f"{resource_type}/{rid} has no version {version_id!r}")
+    condition = context.visible(history.c.resource_type, history.c.id)
     with connection(db, write=False) as con:
         row = con.execute(
             select(history).where(
-                and_(
-                    history.c.resource_type == resource_type,
-                    history.c.id == rid,
-                    history.c.version_id == int(version_id),
-                )
+                history.c.resource_type == resource_type,
+                history.c.id == rid,
+                history.c.version_id == int(version_id),
+                *_kept(condition),
             )
         ).first()
     if row is None:
@@ -336,6 +391,7 @@ def vread(
     found = _version(row)
     if found.deleted:
         raise Gone(f"version {version_id} of {resource_type}/{rid} is its deletion")
+    context.accessed("vread", [(resource_type, rid)])
     return found
 
 
@@ -365,8 +421,8 @@ def history_of(
     ``till`` pins the newest version a page may show, so later writes do not shift the pages."""
     if resource_type is not None:
         known_type(resource_type)
-    check(context, "history", resource_type, rid)
-    conditions = []
+    context.permit("history", resource_type)
+    conditions = _kept(context.visible(history.c.resource_type, history.c.id))
     if resource_type is not None:
         conditions.append(history.c.resource_type == resource_type)
     if rid is not None:
@@ -388,4 +444,6 @@ def history_of(
         ).all()
     if rid is not None and not rows and offset == 0 and since is None:
         raise NotFound(f"{resource_type}/{rid} is not known")
-    return [_version(r) for r in rows], int(total or 0)
+    versions = [_version(r) for r in rows]
+    context.accessed("history", [(v.resource_type, v.id) for v in versions])
+    return versions, int(total or 0)

@@ -131,6 +131,19 @@ Index(
     search_quantity.c.low,
 )
 
+# The citizens each resource belongs to (its Patient compartment; a Patient belongs to itself), kept for
+# every version ever written: a correction that moves a record to another citizen does not free its
+# history, and a deleted record stays theirs. Access decides on these rows (naer.access).
+resource_patient = Table(
+    "resource_patient",
+    metadata,
+    Column("resource_type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    PrimaryKeyConstraint("resource_type", "id", "patient_id", name="pk_resource_patient"),
+)
+Index("ix_resource_patient_patient", resource_patient.c.patient_id, resource_patient.c.resource_type)
+
 # The lock a conditional write takes before its search (migration 0003 says how it serialises them).
 conditional_lock = Table(
     "conditional_lock",

@@ -16,13 +16,14 @@ from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from naer.settings import get_settings
+from naer.store import citizens
 from naer.store.errors import TooLarge
 from naer.store.search.definitions import DEFINITIONS
 from naer.store.search.extract import Rows, index_rows
-from naer.store.tables import INDEX_TABLES, resources, search_index_state
+from naer.store.tables import INDEX_TABLES, history, resources, search_index_state
 
 # Bump when extract.py changes how values are turned into rows: the index is then rebuilt on upgrade.
-INDEX_FORMAT = "2"
+INDEX_FORMAT = "3"  # 3: resource_patient kept beside the index
 COLUMNS = {
     "token": ("system", "code"),
     "string": ("value", "exact"),
@@ -59,22 +60,26 @@ def add(con: Connection, items: Iterable[tuple[str, str, Rows]]) -> None:
             con.execute(insert(table), values)
 
 
-def write(
-    con: Connection, resource_type: str, rid: str, resource: dict[str, Any] | None, fresh: bool
-) -> None:
-    """Replace the index rows of one resource (``None``: deleted, no rows); ``fresh``: it had none."""
-    rows = index_rows(resource) if resource is not None else None
-    if rows is not None:
-        made, limit = sum(len(r) for r in rows.values()), get_settings().max_index_rows
-        if made > limit:
-            raise TooLarge(
-                f"{resource_type}/{rid} would make {made:,} search index rows; the limit is {limit:,} "
-                "(NAER_MAX_INDEX_ROWS)"
-            )
+def rows_of(resource_type: str, rid: str, resource: dict[str, Any]) -> Rows:
+    """The index rows of one resource, refused when there are more than a resource may make."""
+    rows = index_rows(resource)
+    made, limit = sum(len(r) for r in rows.values()), get_settings().max_index_rows
+    if made > limit:
+        raise TooLarge(
+            f"{resource_type}/{rid} would make {made:,} search index rows; the limit is {limit:,} "
+            "(NAER_MAX_INDEX_ROWS)"
+        )
+    return rows
+
+
+def write(con: Connection, resource_type: str, rid: str, rows: Rows | None, fresh: bool) -> None:
+    """Replace the index rows of one resource (``None``: deleted, no rows); ``fresh``: it had none. The
+    citizens the rows name are remembered (citizens.py)."""
     if not fresh:
         drop(con, resource_type, [rid])
     if rows is not None:
         add(con, [(resource_type, rid, rows)])
+        citizens.remember(con, [(resource_type, rid, citizens.patients_of(resource_type, rid, rows))])
 
 
 def stale(con: Connection) -> bool:
@@ -83,8 +88,8 @@ def stale(con: Connection) -> bool:
 
 
 def rebuild(db: Engine, on_batch: Callable[[int], None] | None = None, batch: int = 2000) -> int:
-    """Derive every index row again from the current resources, in one transaction; return how many
-    resources were indexed."""
+    """Derive every index row again from the current resources, in one transaction, and the citizens of
+    every version ever stored; return how many resources were indexed."""
     done = 0
     with db.begin() as con:
         for table in INDEX_TABLES.values():
@@ -95,10 +100,24 @@ def rebuild(db: Engine, on_batch: Callable[[int], None] | None = None, batch: in
         with db.connect() as reader:
             rows = reader.execution_options(stream_results=True, yield_per=batch).execute(query)
             for chunk in rows.partitions(batch):
-                add(con, [(kind, rid, index_rows(orjson.loads(content))) for kind, rid, content in chunk])
+                items = [(kind, rid, index_rows(orjson.loads(content))) for kind, rid, content in chunk]
+                add(con, items)
+                citizens.remember(con, [(k, i, citizens.patients_of(k, i, r)) for k, i, r in items])
                 done += len(chunk)
                 if on_batch:
                     on_batch(len(chunk))
+            old = select(history.c.resource_type, history.c.id, history.c.content).where(
+                history.c.content.is_not(None), history.c.version_id > 1
+            )
+            versions = reader.execution_options(stream_results=True, yield_per=batch).execute(old)
+            for chunk in versions.partitions(batch):
+                citizens.remember(
+                    con,
+                    [
+                        (kind, rid, citizens.patients_of(kind, rid, index_rows(orjson.loads(content))))
+                        for kind, rid, content in chunk
+                    ],
+                )
         con.execute(delete(search_index_state))
         con.execute(insert(search_index_state).values(definitions=digest()))
     return done

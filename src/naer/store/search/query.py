@@ -34,7 +34,7 @@ from sqlalchemy import ColumnElement, Engine, Select, Table, and_, func, not_, o
 from sqlalchemy.engine import Connection
 
 from naer.store.checks import no_nul, whole
-from naer.store.context import RequestContext, check
+from naer.store.context import SYSTEM, RequestContext
 from naer.store.errors import Invalid, NotSupported
 from naer.store.resources import Stored, connection, current_of, current_versions, known_type
 from naer.store.search.definitions import (
@@ -100,6 +100,12 @@ class Query:
     revincludes: list[Include] = field(default_factory=list)
     used: list[tuple[str, str]] = field(default_factory=list)  # as given, for the self link
     ignored: list[str] = field(default_factory=list)
+    context: RequestContext = SYSTEM  # whose search: what it may see is a condition in every subquery
+
+    def visible(self, table: Table) -> list[ColumnElement[bool]]:
+        """The asker's condition on the rows of ``table`` (which has resource_type and id columns)."""
+        condition = self.context.visible(table.c.resource_type, table.c.id)
+        return [] if condition is None else [condition]
 
 
 @dataclass
@@ -391,7 +397,10 @@ def _chained(resource_type: str, name: str, value: str, strict: bool, query: Que
     values = split_values(value)
     links = INDEX_TABLES["reference"]
     if chain_code == "_id":
-        found = and_(links.c.target_id.in_(values), links.c.target_type.in_(holders))
+        known = select(resources.c.resource_type, resources.c.id).where(
+            resources.c.resource_type.in_(holders), resources.c.id.in_(values), *query.visible(resources)
+        )
+        found = tuple_(links.c.target_type, links.c.target_id).in_(known)
     else:
         chained = params_of(holders[0])[chain_code]
         if chained.type == "composite":
@@ -402,7 +411,7 @@ def _chained(resource_type: str, name: str, value: str, strict: bool, query: Que
         table = INDEX_TABLES[chained.table]
         condition = or_(*(_value_match(chained, table, raw, modifier, name) for raw in values))
         inner = select(table.c.resource_type, table.c.id).where(
-            table.c.resource_type.in_(holders), table.c.param == chain_code, condition
+            table.c.resource_type.in_(holders), table.c.param == chain_code, condition, *query.visible(table)
         )
         found = tuple_(links.c.target_type, links.c.target_id).in_(inner)
     query.where.append(_has(resource_type, param, found))
@@ -432,11 +441,16 @@ def _reverse_chained(resource_type: str, name: str, value: str, query: Query) ->
             "narrows the search, so it is never ignored",
             where=name,
         )
-    inner = Query(source)
+    inner = Query(source, context=query.context)
     _filter(source, rest, value, True, inner)
     sources = (
         select(resources.c.id)
-        .where(resources.c.resource_type == source, resources.c.deleted.is_(False), *inner.where)
+        .where(
+            resources.c.resource_type == source,
+            resources.c.deleted.is_(False),
+            *inner.where,
+            *query.visible(resources),
+        )
         .correlate(None)
     )
     links = INDEX_TABLES["reference"]
@@ -537,9 +551,15 @@ def _result_parameter(resource_type: str, name: str, value: str, query: Query) -
             (query.revincludes if reverse else query.includes).append(_include(resource_type, one, reverse))
 
 
-def parse(resource_type: str, pairs: Sequence[tuple[str, str]], strict: bool = False) -> Query:
-    """A query for ``resource_type`` from (name, value) pairs as the URL or form gave them."""
-    query = Query(resource_type)
+def parse(
+    resource_type: str,
+    pairs: Sequence[tuple[str, str]],
+    strict: bool = False,
+    context: RequestContext = SYSTEM,
+) -> Query:
+    """A query for ``resource_type`` from (name, value) pairs as the URL or form gave them, for the asker
+    of ``context``."""
+    query = Query(resource_type, context=context)
     for name, value in pairs:
         no_nul(name, name)
         no_nul(name, value)
@@ -559,7 +579,10 @@ def parse(resource_type: str, pairs: Sequence[tuple[str, str]], strict: bool = F
 
 def _base(query: Query) -> Select[Any]:
     return select(resources).where(
-        resources.c.resource_type == query.resource_type, resources.c.deleted.is_(False), *query.where
+        resources.c.resource_type == query.resource_type,
+        resources.c.deleted.is_(False),
+        *query.where,
+        *query.visible(resources),
     )
 
 
@@ -592,7 +615,7 @@ def _included(con: Connection, query: Query, matches: list[Stored]) -> list[Stor
         )
         keys.update((kind, rid) for kind, rid in rows)
     keys -= {(m.resource_type, m.id) for m in matches}
-    return current_versions(con, keys)
+    return current_versions(con, keys, query.context)
 
 
 def run(con: Connection, query: Query) -> Result:
@@ -621,19 +644,22 @@ def search(
 ) -> Result:
     """Search one type with FHIR search parameters (``strict``: refuse unknown ones)."""
     known_type(resource_type)
-    check(context, "search", resource_type)
-    query = parse(resource_type, pairs, strict)
+    context.permit("search", resource_type)
+    query = parse(resource_type, pairs, strict, context)
     with connection(db, write=False) as con:
-        return run(con, query)
+        result = run(con, query)
+    touched = [(s.resource_type, s.id) for s in (*result.matches, *result.included)]
+    context.accessed("search", touched, "&".join(f"{k}={v}" for k, v in query.used))
+    return result
 
 
 def matching_ids(con: Connection, context: RequestContext, resource_type: str, criteria: str) -> list[str]:
     """Ids of the resources a conditional request's criteria (a query string) select, at most two (all a
     conditional create, update or delete needs to know: none, one, or several)."""
-    check(context, "search", resource_type)
+    context.permit("search", resource_type)
     pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
     if not pairs:
         raise Invalid(f"a conditional request needs search criteria, not {criteria!r}")
-    query = parse(resource_type, pairs, strict=True)
+    query = parse(resource_type, pairs, strict=True, context=context)
     rows = con.execute(_base(query).with_only_columns(resources.c.id).order_by(resources.c.id).limit(2))
     return [row.id for row in rows]

@@ -1,0 +1,205 @@
+"""The policy as SQL: for an asker at a moment, the condition a row (resource type, id) must meet to be
+visible. It is put inside the store's queries (store/context.py), never applied to results afterwards.
+
+A row is visible when every citizen it belongs to (``resource_patient``) is permitted:
+
+    permitted(p) = break-the-glass grant active for (asker, p)
+                   OR (some care relation of the asker's role holds for p AND no block of p names the asker)
+
+Care relations and blocks are read from the search index (the parameters policy.yaml names), so they
+change the moment the resources that make them are written, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
+
+from naer.access.policy import SELF, Blocks, Policy, Relation
+from naer.access.principal import Principal
+from naer.access.tables import grants
+from naer.store.compartment import compartment_types
+from naer.store.search.extract import EPOCH
+from naer.store.tables import INDEX_TABLES, resource_patient
+
+REFERENCE = INDEX_TABLES["reference"]
+TOKEN = INDEX_TABLES["token"]
+DATE = INDEX_TABLES["date"]
+
+
+def micros(moment: datetime) -> int:
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _names_party(kind: str, id_column: Any, params: tuple[str, ...], parties: list[tuple[str, str]]) -> Any:
+    link = REFERENCE.alias()
+    named = or_(false(), *(and_(link.c.target_type == t, link.c.target_id == i) for t, i in parties))
+    return exists().where(
+        link.c.resource_type == kind, link.c.id == id_column, link.c.param.in_(params), named
+    )
+
+
+def _tokens(kind: str, id_column: Any, param: str, codes: tuple[str, ...]) -> Any:
+    token = TOKEN.alias()
+    return exists().where(
+        token.c.resource_type == kind,
+        token.c.id == id_column,
+        token.c.param == param,
+        token.c.code.in_(codes),
+    )
+
+
+def _in_period(kind: str, id_column: Any, param: str, at: int, after_end: int, longer: int | None) -> Any:
+    date = DATE.alias()
+    conditions = [date.c.low <= at, date.c.high >= at - after_end]
+    if longer is not None:
+        conditions.append(date.c.high - date.c.low > longer)
+    return exists().where(
+        date.c.resource_type == kind, date.c.id == id_column, date.c.param == param, *conditions
+    )
+
+
+def relation_holds(relation: Relation, principal: Principal, patient: Any, at: int) -> ColumnElement[bool]:
+    """The relation holds between the asker and the citizen whose id is ``patient`` (a column)."""
+    parties = principal.parties()
+    if not parties:
+        return false()
+    kind = relation.resource
+
+    def attached(id_column: Any) -> list[Any]:
+        found = [_names_party(kind, id_column, relation.party, parties)]
+        if relation.status:
+            found.append(_tokens(kind, id_column, "status", relation.status))
+        for param, codes in relation.where:
+            found.append(_tokens(kind, id_column, param, codes))
+        if relation.period:
+            found.append(
+                _in_period(kind, id_column, relation.period, at, relation.after_end, relation.longer_than)
+            )
+        return found
+
+    if relation.patient == (SELF,):
+        return and_(*attached(patient))
+    who = REFERENCE.alias()
+    return exists().where(
+        who.c.resource_type == kind,
+        who.c.param.in_(relation.patient),
+        who.c.target_type == "Patient",
+        who.c.target_id == patient,
+        *attached(who.c.id),
+    )
+
+
+def blocked(blocks: Blocks, principal: Principal, patient: Any, at: int) -> ColumnElement[bool]:
+    """A block of the citizen names the asker: the person, the role, the organisation, or an
+    organisation above it when the block reaches sub-units."""
+    kind = blocks.resource
+    who = REFERENCE.alias()
+    direct = principal.parties()
+    link = REFERENCE.alias()
+    named = [and_(link.c.target_type == t, link.c.target_id == i) for t, i in direct]
+    if principal.ancestors:
+        named.append(
+            and_(
+                link.c.target_type == "Organization",
+                link.c.target_id.in_(principal.ancestors),
+                _tokens(kind, who.c.id, "actor-role", (blocks.sub_units_role,)),
+            )
+        )
+    if not named:
+        return false()
+    names = exists().where(
+        link.c.resource_type == kind, link.c.id == who.c.id, link.c.param.in_(blocks.party), or_(*named)
+    )
+    conditions: list[ColumnElement[bool]] = [names]
+    if blocks.status:
+        conditions.append(_tokens(kind, who.c.id, "status", blocks.status))
+    for param, codes in blocks.where:
+        conditions.append(_tokens(kind, who.c.id, param, codes))
+    if blocks.period:
+        date = DATE.alias()
+        any_period = exists().where(
+            date.c.resource_type == kind, date.c.id == who.c.id, date.c.param == blocks.period
+        )
+        conditions.append(or_(not_(any_period), _in_period(kind, who.c.id, blocks.period, at, 0, None)))
+    return exists().where(
+        who.c.resource_type == kind,
+        who.c.param.in_(blocks.patient),
+        who.c.target_type == "Patient",
+        who.c.target_id == patient,
+        *conditions,
+    )
+
+
+def glass(principal: Principal, patient: Any, moment: datetime) -> ColumnElement[bool]:
+    """A break-the-glass grant of the asker for the citizen is running."""
+    return exists().where(
+        grants.c.patient == patient,
+        grants.c.account == principal.account,
+        grants.c.starts <= moment,
+        grants.c.ends > moment,
+    )
+
+
+def permitted(policy: Policy, principal: Principal, patient: Any, moment: datetime) -> ColumnElement[bool]:
+    """The asker may see the records of the citizen whose id is ``patient`` (a column or a value)."""
+    role = policy.roles[principal.role]
+    at = micros(moment)
+    if role.records == "all":
+        allowed: ColumnElement[bool] = true()
+    elif role.records == "own":
+        allowed = patient == principal.patient if principal.patient else false()
+    elif role.records == "none":
+        allowed = false()
+    else:
+        holds = [relation_holds(policy.relations[r], principal, patient, at) for r in role.relations]
+        allowed = and_(or_(false(), *holds), not_(blocked(policy.blocks, principal, patient, at)))
+        if role.break_glass:
+            allowed = or_(glass(principal, patient, moment), allowed)
+    if principal.patient and principal.scopes.patient_context and role.records != "own":
+        allowed = and_(allowed, patient == principal.patient)  # a patient-context token: that citizen only
+    return allowed
+
+
+def visible(
+    policy: Policy, principal: Principal, type_column: Any, id_column: Any, moment: datetime
+) -> ColumnElement[bool] | None:
+    """The condition on a row (its resource type and id columns); None when the asker sees every row."""
+    role = policy.roles[principal.role]
+    if role.records == "all" and not principal.scopes.patient_context:
+        return None
+    rp = resource_patient.alias()
+    belongs = and_(rp.c.resource_type == type_column, rp.c.id == id_column)
+    refused = exists().where(belongs, not_(permitted(policy, principal, rp.c.patient_id, moment)))
+    condition = not_(refused)
+    if role.records in ("own", "none") or principal.scopes.patient_context:
+        # Only the citizen's own records, or none; of the rest only what is nobody's record (directory).
+        own = exists().where(belongs) if role.records != "none" else false()
+        condition = and_(condition, or_(own, type_column.not_in(compartment_types())))
+    return condition
+
+
+def relation_of(policy: Policy, principal: Principal, patient: str, moment: datetime) -> ColumnElement[Any]:
+    """A query for the name of the first relation (in policy order) by which the asker sees the citizen:
+    break-the-glass, a relation, own, all, or none."""
+    from sqlalchemy import case, literal
+
+    role = policy.roles[principal.role]
+    at = micros(moment)
+    if role.records in ("all", "own"):
+        return literal(role.records)
+    if role.records == "none":
+        return literal("none")
+    whens = []
+    if role.break_glass:
+        whens.append((glass(principal, patient, moment), literal("break-the-glass")))
+    for name in role.relations:
+        whens.append((relation_holds(policy.relations[name], principal, patient, at), literal(name)))
+    return case(*whens, else_=literal("none")) if whens else literal("none")
+
+
+def selected(expression: Any) -> Any:
+    return select(expression)

@@ -1,0 +1,187 @@
+"""The request context of a signed-in asker: the store asks it what the asker may do and see
+(store/context.py), and it answers from the policy (policy.yaml), the asker's scopes, and the care
+relations and blocks in the index (conditions.py), recording every access in the audit log (audit.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, and_, literal, or_, select
+from sqlalchemy.engine import Connection
+
+from naer import clock
+from naer.access import audit, conditions
+from naer.access.policy import Policy, policy
+from naer.access.principal import Principal
+from naer.store import citizens
+from naer.store.compartment import compartment_types
+from naer.store.context import Action, RequestContext
+from naer.store.errors import Forbidden
+from naer.store.tables import resources
+
+LETTER: dict[str, str] = {
+    "read": "r",
+    "vread": "r",
+    "search": "s",
+    "history": "s",
+    "export": "s",
+    "create": "c",
+    "update": "u",
+    "delete": "d",
+    "import": "c",
+}
+
+
+def _record_types() -> frozenset[str]:
+    return frozenset(compartment_types())
+
+
+@dataclass
+class AccessContext(RequestContext):
+    """What one request of ``principal`` may do, decided at ``moment`` (one clock for the request)."""
+
+    principal: Principal
+    db: Engine | None = None
+    writer: audit.Writer | None = None
+    rules: Policy = field(default_factory=policy)
+    moment: datetime = field(default_factory=clock.now)
+
+    @property
+    def actor(self) -> str:  # type: ignore[override]
+        return self.principal.account
+
+    # -- what the store asks -------------------------------------------------------------------------
+
+    def permit(self, action: Action, resource_type: str | None) -> None:
+        role = self.rules.roles[self.principal.role]
+        letter = LETTER[action]
+        if action == "import" and not role.bulk:
+            self._refuse(action, resource_type, "bulk import is for system clients")
+        if resource_type is None or resource_type in _record_types():
+            allowed = letter in role.interactions and role.records != "none"
+        else:
+            allowed = letter in role.directory
+        if not allowed:
+            self._refuse(
+                action, resource_type, f"the role {role.name} may not {action} {resource_type or 'all types'}"
+            )
+        if not self.principal.scopes.allows(letter, resource_type):
+            scope = f"{resource_type or '*'}.{letter}"
+            self._refuse(action, resource_type, f"the token's scopes do not allow {scope}")
+
+    def _refuse(self, action: str, resource_type: str | None, why: str) -> None:
+        self.record_event("denied", outcome="minor", detail=f"{action} {resource_type or ''}: {why}".strip())
+        raise Forbidden(f"{why}")
+
+    def visible(self, type_column: Any, id_column: Any) -> ColumnElement[bool] | None:
+        condition = conditions.visible(self.rules, self.principal, type_column, id_column, self.moment)
+        granular = self._granular(type_column, id_column)
+        if granular is None:
+            return condition
+        return granular if condition is None else and_(condition, granular)
+
+    def _granular(self, type_column: Any, id_column: Any) -> ColumnElement[bool] | None:
+        """Granular scopes (Observation.rs?category=laboratory): a type some scopes allow only with a
+        query is limited to the resources the query finds; where the table is not the resource table
+        (history, chains) such a type is left out."""
+        from naer.store.search.query import parse
+
+        limited = {
+            s.resource_type for s in self.principal.scopes.granted if s.query and s.resource_type != "*"
+        }
+        parts: list[ColumnElement[bool]] = []
+        for kind in sorted(limited):
+            queries = self.principal.scopes.filters("r", kind) or self.principal.scopes.filters("s", kind)
+            if queries is None:
+                continue
+            if type_column is not resources.c.resource_type:
+                parts.append(type_column != kind)
+                continue
+            options = [and_(*parse(kind, list(q)).where) for q in queries]
+            parts.append(or_(type_column != kind, or_(*options)))
+        return and_(*parts) if parts else None
+
+    def writable(self, con: Connection, action: Action, resource_type: str, patients: set[str]) -> None:
+        role = self.rules.roles[self.principal.role]
+        if role.records == "all" and not self.principal.scopes.patient_context:
+            return
+        for patient in sorted(patients):
+            allowed = con.execute(
+                select(conditions.permitted(self.rules, self.principal, literal(patient), self.moment))
+            ).scalar()
+            if not allowed:
+                self._refuse(
+                    action,
+                    resource_type,
+                    f"you have no care relation with the citizen this {resource_type} is about",
+                )
+
+    def written(
+        self, con: Connection, action: Action, resource_type: str, rid: str, version: int, patients: set[str]
+    ) -> None:
+        ref = f"{resource_type}/{rid}/_history/{version}"
+        entries = [
+            self.entry(action, patient=p, what=[ref], relation=self._relation(con, p))
+            for p in sorted(patients)
+        ] or [self.entry(action, what=[ref])]
+        audit.append(con, entries)
+
+    def accessed(self, action: Action, keys: Sequence[tuple[str, str]], query: str | None = None) -> None:
+        if not keys or self.writer is None:
+            return
+        self.writer.put(audit.Pending(self.entry(action, query=query), list(keys), self))
+
+    # -- audit helpers -------------------------------------------------------------------------------
+
+    def _relation(self, con: Connection, patient: str) -> str:
+        return str(
+            con.execute(
+                select(conditions.relation_of(self.rules, self.principal, patient, self.moment))
+            ).scalar()
+        )
+
+    def entry(self, action: str, **values: Any) -> audit.Entry:
+        p = self.principal
+        return audit.Entry(
+            action=action,
+            actor=p.account,
+            who=p.reference,
+            display=p.display,
+            role=p.role,
+            organization=p.organization,
+            address=p.address,
+            purpose=values.pop("purpose", p.purpose),
+            recorded=self.moment,
+            **values,
+        )
+
+    def record_event(self, action: str, **values: Any) -> None:
+        """An event that is not a read (sign-in, denial, break-the-glass): recorded by the writer."""
+        if self.writer is not None:
+            self.writer.put(audit.Pending(self.entry(action, **values), [], self))
+
+
+def resolve(con: Connection, batch: list[audit.Pending]) -> list[audit.Entry]:
+    """Turn pending reads into entries: one per citizen each read touched (IHE BALP), naming the
+    relation that allowed it; a read of nobody's records (organisations, value sets) is not recorded."""
+    found: list[audit.Entry] = []
+    for item in batch:
+        if not item.keys:
+            found.append(item.entry)
+            continue
+        belongs = citizens.of(con, item.keys)
+        per_patient: dict[str, list[str]] = {}
+        for key, patients in belongs.items():
+            for p in patients:
+                per_patient.setdefault(p, []).append(f"{key[0]}/{key[1]}")
+        context: AccessContext = item.context
+        for patient, refs in sorted(per_patient.items()):
+            relation = context._relation(con, patient)
+            entry = audit.Entry(
+                **{**item.entry.__dict__, "patient": patient, "what": refs, "relation": relation}
+            )
+            found.append(entry)
+    return found
