@@ -35,6 +35,8 @@ CITIZENS = ("c-active", "c-ended", "c-blocked", "c-glass", "c-expired", "c-none"
 ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 DISPOSITION = "http://terminology.hl7.org/CodeSystem/discharge-disposition"
 LOINC = "http://loinc.org"
+SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+BLOCK_ROLE = "https://naer.example.org/fhir/CodeSystem/block-role"
 
 # asker: (role, organisation, practitioner, scopes)
 ASKERS: dict[str, tuple[str, str | None, str | None, str]] = {
@@ -111,14 +113,14 @@ def _block(rid: str, patient: str, actor: str, sub_units: bool = False) -> dict[
         "resourceType": "Consent",
         "id": rid,
         "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "scope": {"coding": [{"system": SCOPE, "code": "patient-privacy"}]},
         "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
         "patient": {"reference": f"Patient/{patient}"},
         "provision": {
             "type": "deny",
             "actor": [
                 {
-                    "role": {"coding": [{"system": "https://naer.example.org/fhir/CodeSystem/block-role", "code": role}]},
+                    "role": {"coding": [{"system": BLOCK_ROLE, "code": role}]},
                     "reference": {"reference": actor},
                 }
             ],
@@ -140,6 +142,7 @@ def observation(rid: str, patient: str, code: str = "8867-4") -> dict[str, Any]:
 
 def world_resources() -> list[dict[str, Any]]:
     h = timedelta(hours=1)
+    enc = _encounter
     made: list[dict[str, Any]] = [
         _org("clinic-a", "Lægehuset A"),
         _org("clinic-b", "Lægehuset B"),
@@ -180,14 +183,14 @@ def world_resources() -> list[dict[str, Any]]:
         )
         made.append(observation(f"obs-{c}", c))
     made += [
-        _encounter("e-active-hh", "c-active", "HH", "in-progress", "home-a", NOW - 30 * 24 * h, None),
-        _encounter("e-active-open", "c-active", "IMP", "in-progress", "dept-open", NOW - 50 * h, None),
-        _encounter("e-active-48", "c-active", "IMP", "finished", "dept-48", NOW - 120 * h, NOW - 48 * h, "home"),
-        _encounter("e-active-96", "c-active", "IMP", "finished", "dept-96", NOW - 170 * h, NOW - 96 * h, "home"),
-        _encounter("e-ended-hh", "c-ended", "HH", "finished", "home-a", NOW - 90 * 24 * h, NOW - 20 * 24 * h),
-        _encounter("e-ended-imp", "c-ended", "IMP", "finished", "dept-open", NOW - 300 * h, NOW - 240 * h, "home"),
-        _encounter("e-blocked-hh", "c-blocked", "HH", "in-progress", "home-a", NOW - 30 * 24 * h, None),
-        _encounter("e-blocked-imp", "c-blocked", "IMP", "in-progress", "dept-open", NOW - 20 * h, None),
+        enc("e-active-hh", "c-active", "HH", "in-progress", "home-a", NOW - 30 * 24 * h, None),
+        enc("e-active-open", "c-active", "IMP", "in-progress", "dept-open", NOW - 50 * h, None),
+        enc("e-active-48", "c-active", "IMP", "finished", "dept-48", NOW - 120 * h, NOW - 48 * h, "home"),
+        enc("e-active-96", "c-active", "IMP", "finished", "dept-96", NOW - 170 * h, NOW - 96 * h, "home"),
+        enc("e-ended-hh", "c-ended", "HH", "finished", "home-a", NOW - 90 * 24 * h, NOW - 20 * 24 * h),
+        enc("e-ended-imp", "c-ended", "IMP", "finished", "dept-open", NOW - 300 * h, NOW - 240 * h, "home"),
+        enc("e-blocked-hh", "c-blocked", "HH", "in-progress", "home-a", NOW - 30 * 24 * h, None),
+        enc("e-blocked-imp", "c-blocked", "IMP", "in-progress", "dept-open", NOW - 20 * h, None),
         {
             "resourceType": "CareTeam",
             "id": "team-ended",
