@@ -23,8 +23,15 @@ $(STAMP): pyproject.toml constraints.txt
 # The running platform on the synthetic Samsø population: generate it (once), run the views and indicators,
 # load the FHIR store, then serve the dashboard (/) and the FHIR API (/fhir). Each step is redone only when
 # its input changed; delete $(DATA) to start again. The risk worklists are at /risk.
-demo: $(STAMP) $(DATA)/indicators.parquet $(DATA)/risk/worklist.parquet $(DATA)/store.sqlite
+demo: $(STAMP) $(DATA)/indicators.parquet $(DATA)/risk/worklist.parquet $(DATA)/demo-users.json
+	NAER_DATA_DIR=$(DATA) $(BIN)/naer users demo
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer serve --port $(PORT)
+
+# The demo's named users on Samsø (naer users demo; passwords kept in this file, mode 0600). Made again
+# whenever the store is loaded again.
+$(DATA)/demo-users.json: $(DATA)/store.sqlite
+	rm -f $@
+	NAER_DATA_DIR=$(DATA) $(BIN)/naer users demo > /dev/null
 
 $(DATA)/samsoe/manifest.json: | $(STAMP)
 	$(BIN)/naer synth --area samsoe --start 2015-01-01 --end 2024-12-31 --seed 1 --out $(DATA)/samsoe --force

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from naer.access.policy import policy
 from naer.indicators import charts
 from naer.indicators.definition import Indicator, catalogue
 from naer.indicators.engine import GROUPINGS, PERIODS, WITHIN, crossable
@@ -73,6 +74,21 @@ class NotReady(Exception):
     """The results file is missing or unreadable: the page says how to make it."""
 
 
+SMALL = ("numerator", "denominator", "value", "ci_low", "ci_high", "std_value", "std_ci_low", "std_ci_high",
+         "ratio")  # fmt: skip
+
+
+def suppress(row: dict[str, Any], below: int) -> dict[str, Any]:
+    """Counts from 1 to ``below - 1`` (a person or a few) are not shown, as Danish official statistics do:
+    neither the count nor anything it can be worked back from (the rate, its interval, O/E). Zero stays."""
+    small = any(
+        isinstance(row.get(k), int | float) and 0 < row[k] < below for k in ("numerator", "denominator")
+    )
+    if not small:
+        return row
+    return {**row, **dict.fromkeys(SMALL), "suppressed": True}
+
+
 @dataclass
 class Results:
     path: Path
@@ -109,8 +125,9 @@ class Results:
         """Rows by (indicator, grouping, period kind, area kind), made once per file: a page only looks up."""
         names = ["indicator", "by", "period_kind", "within"]
         parts: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+        below = policy().suppress_below
         for row in without_nan(table.select([*COLUMNS, "period_kind"]).to_pylist()):
-            parts.setdefault(tuple(row[n] for n in names), []).append(row)
+            parts.setdefault(tuple(row[n] for n in names), []).append(suppress(row, below))
         return parts
 
     def rows(self, indicator: str, by: str, period_kind: str, within: str = "all") -> list[dict[str, Any]]:

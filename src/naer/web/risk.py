@@ -19,7 +19,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from naer.access.context import AccessContext
+from naer.access.policy import policy
+from naer.access.principal import Principal
 from naer.indicators.definition import catalogue
+from naer.web import session
 
 HERE = Path(__file__).parent
 CHARTS = ("calibration", "decision_curve")
@@ -72,6 +76,47 @@ class RiskFolder:
         return sorted(labels.items(), key=lambda kv: (not kv[1].startswith("Municipality"), kv[1]))
 
 
+def _asker(request: Request) -> AccessContext | Response:
+    """The signed-in person if their role has a worklist (a GP clinic's, a municipality's), else the
+    answer: sign in first, or 403."""
+    p = session.principal(request)
+    if p is None:
+        return session.to_login(request)
+    role = policy().roles[p.role]
+    if role.worklist is None:
+        return HTMLResponse(
+            "<!doctype html><title>Ingen adgang</title><p>Risikolisterne er for praktiserende læger og "
+            "kommunens sygeplejersker (hver sin egen liste).</p>",
+            status_code=403,
+        )
+    return request.app.state.auth.access(p)  # type: ignore[no-any-return]
+
+
+def _own_lists(p: Principal, kind: str | None) -> set[str]:
+    """The lists a person works on: the own GP clinic's, or the own municipality's (the organisation or
+    one above it)."""
+    if kind == "clinic":
+        return {p.organization} if p.organization else set()
+    if kind == "municipality":
+        return {o for o in (p.organization, *p.ancestors) if o}
+    return set()
+
+
+def _visible(request: Request, context: AccessContext, ids: list[str]) -> set[str]:
+    """Which of these citizens the person may see now (relations, blocks): a search in the store, so it
+    is decided by the same condition and recorded in the audit log like any other look."""
+    from naer.store.search.query import search
+
+    found: set[str] = set()
+    for start in range(0, len(ids), 200):
+        chunk = ids[start : start + 200]
+        result = search(
+            request.app.state.db, context, "Patient", [("_id", ",".join(chunk)), ("_count", "200")]
+        )
+        found.update(m.id for m in result.matches)
+    return found
+
+
 def add_risk_pages(app: FastAPI, folder: Path) -> None:
     """Register /risk (the page) and /risk/panel (the part HTMX swaps when a filter changes)."""
     risk = RiskFolder(folder)
@@ -82,11 +127,15 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
         return HTMLResponse(html, status_code=status)
 
     def state(request: Request) -> dict[str, Any] | Response:
+        context = _asker(request)
+        if isinstance(context, Response):
+            return context
         problem = risk.load()
         if problem:
             return page("risk_not_ready.html", 503, message=problem, folder=folder)
         q = request.query_params
-        lists = risk.lists()
+        mine_only = _own_lists(context.principal, context.rules.roles[context.principal.role].worklist)
+        lists = [(org, label) for org, label in risk.lists() if org in mine_only]
         chosen = q.get("list") or (lists[0][0] if lists else "")
         if chosen and chosen not in dict(lists):
             return page(
@@ -100,7 +149,9 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
         if top < 1 or not 0 <= minimum < 1:
             return page("error.html", 400, message="top must be at least 1 and min between 0 and 100 %")
         action = q.get("action") or ""
-        mine = [r for r in risk.rows if chosen in r["lists"]]
+        listed = [r for r in risk.rows if chosen in r["lists"]]
+        seen = _visible(request, context, [r["patient_id"] for r in listed])
+        mine = [r for r in listed if r["patient_id"] in seen]
         actions = sorted({r["action"] for r in mine})
         shown = [r for r in mine if r["probability"] >= minimum and (not action or r["action"] == action)]
         shown.sort(key=lambda r: -r["probability"])

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from naer.cli_options import day
+from naer.cli.options import day
 from naer.errors import UserError
 from naer.progress import bar
 

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from naer import __version__
-from naer.cli_options import day
+from naer.cli.options import day
 from naer.errors import UserError
 from naer.settings import get_settings
 
@@ -129,25 +129,31 @@ def synth(
     console.print(f"Check it against the published figures: naer synth --report {result.out}")
 
 
-from naer.cli_views import views_app  # noqa: E402 - registered after the app exists
+from naer.cli.views import views_app  # noqa: E402 - registered after the app exists
 
 app.add_typer(views_app, name="views")
 
-from naer.cli_store import db_app, export_command, load_command, serve  # noqa: E402
+from naer.cli.store import db_app, export_command, load_command, serve  # noqa: E402
 
 app.add_typer(db_app, name="db")
 app.command("serve")(serve)
 app.command("load")(load_command)
 app.command("export")(export_command)
 
-from naer.cli_indicators import _HELP as _INDICATORS_HELP  # noqa: E402
-from naer.cli_indicators import indicators_command  # noqa: E402
+from naer.cli.indicators import _HELP as _INDICATORS_HELP  # noqa: E402
+from naer.cli.indicators import indicators_command  # noqa: E402
 
 app.command("indicators", help=_INDICATORS_HELP)(indicators_command)
 
-from naer.cli_risk import risk_app  # noqa: E402
+from naer.cli.risk import risk_app  # noqa: E402
 
 app.add_typer(risk_app, name="risk")
+
+from naer.cli.access import audit_app, token_command, users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+app.command("token")(token_command)
 
 
 def main() -> None:
