@@ -128,15 +128,69 @@ def served(app: Any) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def pages(add: Callable[[Any, Path], None], source: Path) -> Iterator[Any]:
-    """An in-process client of pages that ``add(app, source)`` registers on a bare FastAPI app."""
-    from fastapi import FastAPI
+def pages(
+    add: Callable[[Any, Path], None],
+    source: Path,
+    role: str = "planner",
+    organization: str | None = None,
+    patients: Path | None = None,
+) -> Iterator[Any]:
+    """An in-process client of the pages ``add(app, source)`` registers on the platform's app (over a
+    store of its own, with the Patients of ``patients`` loaded), signed in as a person of ``role``."""
     from fastapi.testclient import TestClient
 
-    app = FastAPI()
+    from naer.access import accounts, sessions
+    from naer.api.app import create_app
+    from naer.api.auth import SESSION_COOKIE
+    from naer.store.bulk import load
+    from naer.store.context import SYSTEM
+    from naer.store.db import engine
+    from naer.store.migrate import upgrade
+    from naer.web.gate import SignInGate
+    from naer.web.signin import add_access_pages
+
+    folder = Path(tempfile.mkdtemp(prefix="naer-pages-"))
+    url = f"sqlite:///{folder / 'store.sqlite'}"
+    upgrade(url)
+    app = create_app(url, migrate=False)
+    add_access_pages(app)
     add(app, source)
-    with TestClient(app) as client:
-        yield client
+    app.add_middleware(SignInGate)
+    db = engine(url)
+    if patients is not None:
+        files = sorted(patients.glob("Patient.ndjson*"))
+        load(db, SYSTEM, files[0], workers=1)
+    accounts.add(db, "tester", "Test Testesen", role, None, organization=organization)
+    secret = sessions.start(db, "tester", "testclient", 1)
+    try:
+        with TestClient(app, cookies={SESSION_COOKIE: secret}) as client:
+            yield client
+    finally:
+        engine(url).dispose()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+PASSWORD = "test-password-1234"
+
+
+def person(url: str, name: str, role: str, **about: Any) -> str:
+    """An account with the test password in the (migrated) store at ``url``; its name."""
+    from naer.access import accounts
+    from naer.store.db import engine
+    from naer.store.migrate import upgrade
+
+    upgrade(url)
+    accounts.add(engine(url), name, about.pop("display", f"Test {name}"), role, PASSWORD, **about)
+    return name
+
+
+def sign_in(page: Any, base: str, name: str, password: str = PASSWORD) -> None:
+    """Sign in through the login page as a person does."""
+    page.goto(f"{base}/login")
+    page.fill("#username", name)
+    page.fill("#password", password)
+    page.click("form.signin button[type=submit]")
+    page.wait_for_load_state()
 
 
 CHROMIUM = Path(os.environ.get("NAER_CHROMIUM", "/usr/bin/chromium"))

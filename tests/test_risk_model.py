@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fhir.resources.R4B.task import Task
 
 from naer.errors import UserError
 from naer.risk import baselines, explain, worklist
 from naer.risk import model as models
-from tests.conftest import SCREENSHOTS, api_server, free_port, pages, run_naer, system_token
+from tests.conftest import PASSWORD, SCREENSHOTS, api_server, free_port, pages, person, run_naer, system_token
 
 Run = Callable[..., Any]
 HERE = Path(__file__).parent
@@ -267,23 +268,30 @@ def risk_folder(trained: dict[str, Path]) -> Path:
     return folder
 
 
+def _busiest_clinic(risk_folder: Path) -> str:
+    rows = pq.read_table(risk_folder / "worklist.parquet").column("gp_clinic_id").to_pylist()
+    return max(sorted(set(rows)), key=rows.count)
+
+
 @pytest.fixture(scope="module")
-def risk_client(risk_folder: Path) -> Iterator[Any]:
+def risk_client(risk_folder: Path, trained: dict[str, Path]) -> Iterator[Any]:
+    """The worklist page as the GP of the clinic with the most citizens on its list sees it."""
     from naer.web.risk import add_risk_pages
 
-    with pages(add_risk_pages, risk_folder) as c:
+    clinic = _busiest_clinic(risk_folder)
+    with pages(add_risk_pages, risk_folder, "gp", clinic, patients=trained["input"]) as c:
         yield c
 
 
-def test_risk_page_lists_and_filters(risk_client: Any) -> None:
+def test_risk_page_lists_and_filters(risk_client: Any, risk_folder: Path) -> None:
     import re
 
     page = risk_client.get("/risk")
     assert page.status_code == 200
     lists = re.findall(r'<option value="([^"]+)"[^>]*>(Municipality|GP clinic): ', page.text)
-    assert {kind for _, kind in lists} == {"Municipality", "GP clinic"}
+    clinic = _busiest_clinic(risk_folder)
+    assert lists == [(clinic, "GP clinic")]  # a GP sees the own clinic's list only
     assert 'id="spec-calibration"' in page.text and 'id="spec-decision_curve"' in page.text
-    clinic = next(code for code, kind in lists if kind == "GP clinic")
     panel = risk_client.get(f"/risk/panel?list={clinic}&top=3")
     assert panel.status_code == 200 and panel.headers["HX-Replace-Url"] == f"/risk?list={clinic}&top=3"
     assert panel.text.count('<tr>\n      <td class="n">') == 3
@@ -291,19 +299,30 @@ def test_risk_page_lists_and_filters(risk_client: Any) -> None:
     assert risks == sorted(risks, reverse=True)
     none = risk_client.get(f"/risk/panel?list={clinic}&min=99")
     assert "No citizen on this list meets the filters" in none.text
-    for bad in ("list=nowhere", "top=many", "top=0", "min=120"):
+    for bad in ("list=nowhere", "top=many", "top=0", "min=120", "list=muni-0741"):
         assert risk_client.get(f"/risk/panel?{bad}").status_code == 400, bad
+
+
+def test_risk_page_is_for_the_people_who_act_on_it(risk_folder: Path, trained: dict[str, Path]) -> None:
+    from naer.web.risk import add_risk_pages
+
+    with pages(add_risk_pages, risk_folder, "planner") as planner:
+        assert planner.get("/risk").status_code == 403  # named citizens: never for planners
+    with pages(add_risk_pages, risk_folder, "gp", "gp-elsewhere", patients=trained["input"]) as other:
+        assert "pat-" not in other.get("/risk").text  # a clinic with no list sees no one
 
 
 def test_risk_page_without_worklists_says_how_to_make_them(tmp_path: Path) -> None:
     from naer.web.risk import add_risk_pages
 
-    with pages(add_risk_pages, tmp_path / "risk") as c:
+    with pages(add_risk_pages, tmp_path / "risk", "gp", "gp-0741-001") as c:
         page = c.get("/risk")
     assert page.status_code == 503 and "naer risk worklist" in page.text
 
 
-def test_risk_page_in_a_browser(risk_folder: Path, browser: Any, tmp_path: Path) -> None:
+def test_the_gp_signs_in_opens_the_own_worklist_and_a_citizen(
+    risk_folder: Path, trained: dict[str, Path], browser: Any, tmp_path: Path
+) -> None:
     import re
     import subprocess
     import sys
@@ -311,6 +330,14 @@ def test_risk_page_in_a_browser(risk_folder: Path, browser: Any, tmp_path: Path)
     port = free_port()
     env = {**os.environ, "NAER_DATA_DIR": str(tmp_path), "NAER_RISK_RESULTS": str(risk_folder)}
     env.pop("NAER_DATABASE_URL", None)
+    from naer.store.bulk import load
+    from naer.store.context import SYSTEM
+    from naer.store.db import engine
+
+    store = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    clinic = _busiest_clinic(risk_folder)
+    person(store, "gp", "gp", organization=clinic, display="Dr. Test, praktiserende læge")
+    load(engine(store), SYSTEM, sorted(trained["input"].glob("Patient.ndjson*"))[0], workers=1)
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("naer")), "serve", "--port", str(port)],
         env=env,
@@ -332,21 +359,28 @@ def test_risk_page_in_a_browser(risk_folder: Path, browser: Any, tmp_path: Path)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{url}/risk")
+        assert "/login" in page.url
+        page.screenshot(path=str(SCREENSHOTS / "login.png"))
+        page.fill("#username", "gp")
+        page.fill("#password", PASSWORD)
+        page.click("form.signin button[type=submit]")
+        page.wait_for_url(re.compile(r"/risk$"))
         page.wait_for_selector("#chart-calibration[data-drawn=yes] svg")
         page.wait_for_selector("#chart-decision_curve[data-drawn=yes] svg")
-        first = page.locator("#panel tbody tr").first.inner_text()
         options = page.eval_on_selector_all("#list option", "els => els.map(e => e.value)")
-        page.select_option("#list", options[-1])
-        page.wait_for_url(re.compile(r"list="))
-        page.wait_for_function(
-            "first => document.querySelector('#panel tbody tr').innerText !== first", arg=first
-        )
+        assert options == [clinic]
         page.fill("#top", "2")
         page.press("#top", "Enter")
         page.wait_for_url(re.compile(r"top=2(&|$)"))  # not the "top=20" of the first list's address
         page.wait_for_function("() => document.querySelectorAll('#panel tbody tr').length === 2")
         assert page.locator("#panel tbody tr").count() == 2
         page.screenshot(path=str(SCREENSHOTS / "risk-worklist.png"), full_page=True)
+        name = page.locator("#panel tbody tr td a").first.inner_text()
+        page.locator("#panel tbody tr td a").first.click()
+        page.wait_for_url(re.compile(r"/citizen/"))
+        assert page.locator("h1").inner_text() != name or name.startswith("pat-")
+        assert "borgerens egen læge" in page.inner_text("main")  # the relation that allowed it
+        page.screenshot(path=str(SCREENSHOTS / "citizen-as-gp.png"), full_page=True)
         assert errors == []
         page.close()
     finally:
