@@ -106,7 +106,8 @@ def blocked(blocks: Blocks, principal: Principal, patient: Any, at: int) -> Colu
             and_(
                 link.c.target_type == "Organization",
                 link.c.target_id.in_(principal.ancestors),
-                _tokens(kind, who.c.id, "actor-role", (blocks.sub_units_role,)),
+                # link.c.id, not who.c.id: a subquery correlates with the query right around it only
+                _tokens(kind, link.c.id, "actor-role", (blocks.sub_units_role,)),
             )
         )
     if not named:
