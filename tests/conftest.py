@@ -223,10 +223,10 @@ def _postgres_url() -> str | None:
     return os.environ.get("NAER_TEST_DATABASE_URL") or None
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated store: an SQLite file, or a schema of its own in the PostgreSQL test database
-    (NAER_TEST_DATABASE_URL; `make check` provides one)."""
+@contextlib.contextmanager
+def new_store(kind: str, folder: Path) -> Iterator[str]:
+    """A fresh, migrated store: an SQLite file in ``folder``, or a schema of its own in the PostgreSQL
+    test database (NAER_TEST_DATABASE_URL; `make check` provides one); dropped afterwards."""
     import uuid
 
     from sqlalchemy import create_engine, text
@@ -234,8 +234,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     from naer.store.db import database_url, engine, in_schema
     from naer.store.migrate import upgrade
 
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    if kind == "sqlite":
+        url = f"sqlite:///{folder / 'store.sqlite'}"
         upgrade(url)
         yield url
         engine(url).dispose()
@@ -257,6 +257,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as con:
             con.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated store on SQLite and on PostgreSQL."""
+    with new_store(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

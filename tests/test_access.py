@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from naer import clock
 from tests.access_world import ASKERS, CITIZENS, DELETES, SEES, WRITES, World, build, observation
+from tests.conftest import new_store
 
 ALL_ASKERS = [*ASKERS, "anonymous"]
 CELLS: dict[str, int] = {}
@@ -30,42 +31,16 @@ def cell(kind: str, n: int = 1) -> None:
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[World, TestClient]]:
-    import os
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
     from naer.api.app import create_app
-    from naer.store.db import database_url, engine, in_schema
-    from naer.store.migrate import upgrade
 
-    admin = schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('access') / 'store.sqlite'}"
-    else:
-        base = os.environ.get("NAER_TEST_DATABASE_URL")
-        if not base:
-            pytest.skip("NAER_TEST_DATABASE_URL is not set (make check sets it)")
-        base = database_url(base)
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(base)
-        with admin.begin() as con:
-            con.execute(text(f"CREATE SCHEMA {schema}"))
-        url = in_schema(base, schema)
-    upgrade(url)
-    made = build(url)
-    try:
-        with TestClient(
-            create_app(url, migrate=False), headers={"Content-Type": "application/fhir+json"}
-        ) as api:
-            yield made, api
-    finally:
-        clock.set_clock(None)
-        engine(url).dispose()
-        if admin is not None:
-            with admin.begin() as con:
-                con.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
+    with new_store(request.param, tmp_path_factory.mktemp("access")) as url:
+        made = build(url)
+        try:
+            headers = {"Content-Type": "application/fhir+json"}
+            with TestClient(create_app(url, migrate=False), headers=headers) as api:
+                yield made, api
+        finally:
+            clock.set_clock(None)
 
 
 def _get(api: TestClient, w: World, asker: str, url: str, **headers: str) -> Any:
