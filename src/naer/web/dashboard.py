@@ -159,7 +159,8 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
         results.load()  # at start, so that the first page is as quick as the others
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     env.filters["num"] = lambda v, digits=1, danish=False: number(v, digits, danish)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    if not any(getattr(r, "name", None) == "static" for r in app.routes):  # the access pages mount it too
+        app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = env.get_template(name).render(indicators=list(catalogue().values()), **context)

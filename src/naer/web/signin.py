@@ -161,6 +161,11 @@ def add_access_pages(app: FastAPI) -> None:
     """Register /login, /logout, /min-log, /audit/review and /citizen/{id} on the app (its state holds
     the Auth and the database the API made)."""
 
+    if not any(getattr(r, "name", None) == "static" for r in app.routes):  # the dashboard mounts it too
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
     def context_of(request: Request) -> AccessContext | None:
         p = session.principal(request)
         return request.app.state.auth.access(p) if p is not None else None
