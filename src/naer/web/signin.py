@@ -22,6 +22,7 @@ from naer.access.context import AccessContext
 from naer.access.policy import policy
 from naer.access.principal import Principal
 from naer.api.auth import SESSION_COOKIE, address_of
+from naer.errors import UserError
 from naer.settings import get_settings
 from naer.store import resources as store
 from naer.store.errors import StoreError
@@ -277,9 +278,7 @@ def add_access_pages(app: FastAPI) -> None:
                 glass.decide, request.app.state.db, grant_id[:64], p.account, entry,
                 values.get("decision", ""), values.get("note", ""),
             )  # fmt: skip
-        except StoreError as error:
-            return refuse(request, 400, str(error))
-        except Exception as error:  # UserError: a decided or unknown grant
+        except UserError as error:  # a decided or unknown grant, a wrong decision
             return refuse(request, 400, str(error))
         return RedirectResponse("/audit/review", status_code=303)
 
