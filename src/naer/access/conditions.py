@@ -8,14 +8,25 @@ A row is visible when every citizen it belongs to (``resource_patient``) is perm
 
 Care relations and blocks are read from the search index (the parameters policy.yaml names), so they
 change the moment the resources that make them are written, in the same transaction.
+
+Building the condition takes milliseconds (hundreds of SQL nodes), more than the read it guards, so it is
+built once per asker and kept (``_kept``): the moment it is decided at is not in it but a bound value read
+at execution from a context variable that each public function here sets (``at``). One thread runs one
+request at a time and builds its query just before running it, so the value is that request's moment.
 """
 
 from __future__ import annotations
 
+import itertools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
+from sqlalchemy import BigInteger, ColumnElement, and_, bindparam, exists, false, not_, or_, select, true
+from sqlalchemy.ext.compiler import compiles
 
 from naer.access.policy import SELF, Blocks, Policy, Relation
 from naer.access.principal import Principal
@@ -32,6 +43,103 @@ DATE = INDEX_TABLES["date"]
 def micros(moment: datetime) -> int:
     delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_MOMENT: ContextVar[datetime | None] = ContextVar("naer_access_moment", default=None)
+
+
+def at(moment: datetime) -> None:
+    """Decide the conditions this thread runs next at ``moment`` (the request's one clock)."""
+    _MOMENT.set(moment)
+
+
+def _moment() -> datetime:
+    found = _MOMENT.get()
+    if found is None:  # a kept condition run without its moment: never decide at some other time
+        raise RuntimeError("an access condition ran without the moment it is decided at")
+    return found
+
+
+def _micros_now() -> int:
+    return micros(_moment())
+
+
+def _at_micros() -> Any:
+    """The moment in the index's microseconds, bound when the query runs."""
+    return bindparam(None, callable_=_micros_now, type_=BigInteger(), unique=True)
+
+
+def _at_moment() -> Any:
+    return bindparam(None, callable_=_moment, type_=grants.c.starts.type, unique=True)
+
+
+PATIENT = bindparam("naer_patient", type_=resource_patient.c.patient_id.type)
+"""A citizen's id given when the query runs (``{"naer_patient": id}``): one kept condition for them all."""
+
+
+class Kept(ColumnElement[Any]):
+    """A kept condition inside a query. SQLAlchemy would walk its hundreds of nodes at every execution
+    to make the statement's cache key; this key is the condition's serial number instead, so the walk is
+    skipped. That is sound because the condition is the same objects every time: its fixed values are its
+    own, and its moment is read when the query runs (``at``)."""
+
+    __visit_name__ = "naer_kept_condition"
+
+    def __init__(self, inner: ColumnElement[Any], serial: int) -> None:
+        self.inner = inner
+        self.serial = serial
+        self.type = inner.type
+
+    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> tuple[Any, ...]:
+        return (Kept, self.serial)
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return list(self.inner._from_objects)
+
+    def get_children(self, **kw: Any) -> tuple[Any, ...]:
+        return (self.inner,)
+
+
+@compiles(Kept)
+def _compile_kept(element: Kept, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.inner, **kw))
+
+
+_serials = itertools.count(1)
+
+_KEPT: OrderedDict[Hashable, tuple[Any, ...]] = OrderedDict()
+_KEPT_LOCK = threading.Lock()
+KEEP = 512  # conditions kept (askers x query shapes); the oldest goes first
+
+
+def asker(principal: Principal) -> tuple[Any, ...]:
+    """What of the asker the conditions depend on (not the address, purpose or session)."""
+    p = principal
+    return (p.role, p.account, tuple(p.parties()), p.ancestors, p.patient, p.scopes.patient_context)
+
+
+def _kept(kind: str, policy: Policy, principal: Principal, build: Callable[[], Any], *parts: Any) -> Any:
+    """The condition ``build`` makes, made once per policy, asker and columns (the key holds the columns
+    and the policy themselves, so an id is never reused for another)."""
+    key = (kind, id(policy), asker(principal), *(id(x) for x in parts))
+    with _KEPT_LOCK:
+        found = _KEPT.get(key)
+        if (
+            found is not None
+            and found[0] is policy
+            and all(a is b for a, b in zip(found[1], parts, strict=True))
+        ):
+            _KEPT.move_to_end(key)
+            return found[2]
+    made = build()
+    if isinstance(made, ColumnElement):
+        made = Kept(made, next(_serials))
+    with _KEPT_LOCK:
+        _KEPT[key] = (policy, parts, made)
+        while len(_KEPT) > KEEP:
+            _KEPT.popitem(last=False)
+    return made
 
 
 def _names_party(kind: str, id_column: Any, params: tuple[str, ...], parties: list[tuple[str, str]]) -> Any:
@@ -52,7 +160,7 @@ def _tokens(kind: str, id_column: Any, param: str, codes: tuple[str, ...]) -> An
     )
 
 
-def _in_period(kind: str, id_column: Any, param: str, at: int, after_end: int, longer: int | None) -> Any:
+def _in_period(kind: str, id_column: Any, param: str, at: Any, after_end: int, longer: int | None) -> Any:
     date = DATE.alias()
     conditions = [date.c.low <= at, date.c.high >= at - after_end]
     if longer is not None:
@@ -62,7 +170,7 @@ def _in_period(kind: str, id_column: Any, param: str, at: int, after_end: int, l
     )
 
 
-def relation_holds(relation: Relation, principal: Principal, patient: Any, at: int) -> ColumnElement[bool]:
+def relation_holds(relation: Relation, principal: Principal, patient: Any, at: Any) -> ColumnElement[bool]:
     """The relation holds between the asker and the citizen whose id is ``patient`` (a column)."""
     parties = principal.parties()
     if not parties:
@@ -93,7 +201,7 @@ def relation_holds(relation: Relation, principal: Principal, patient: Any, at: i
     )
 
 
-def blocked(blocks: Blocks, principal: Principal, patient: Any, at: int) -> ColumnElement[bool]:
+def blocked(blocks: Blocks, principal: Principal, patient: Any, at: Any) -> ColumnElement[bool]:
     """A block of the citizen names the asker: the person, the role, the organisation, or an
     organisation above it when the block reaches sub-units."""
     kind = blocks.resource
@@ -135,7 +243,7 @@ def blocked(blocks: Blocks, principal: Principal, patient: Any, at: int) -> Colu
     )
 
 
-def glass(principal: Principal, patient: Any, moment: datetime) -> ColumnElement[bool]:
+def glass(principal: Principal, patient: Any, moment: Any) -> ColumnElement[bool]:
     """A break-the-glass grant of the asker for the citizen is running."""
     return exists().where(
         grants.c.patient == patient,
@@ -147,8 +255,15 @@ def glass(principal: Principal, patient: Any, moment: datetime) -> ColumnElement
 
 def permitted(policy: Policy, principal: Principal, patient: Any, moment: datetime) -> ColumnElement[bool]:
     """The asker may see the records of the citizen whose id is ``patient`` (a column or a value)."""
+    at(moment)
+    return _kept(  # type: ignore[no-any-return]
+        "permitted", policy, principal, lambda: _permitted(policy, principal, patient), patient
+    )
+
+
+def _permitted(policy: Policy, principal: Principal, patient: Any) -> ColumnElement[bool]:
     role = policy.roles[principal.role]
-    at = micros(moment)
+    at, moment = _at_micros(), _at_moment()
     if role.records == "all":
         allowed: ColumnElement[bool] = true()
     elif role.records == "own":
@@ -172,9 +287,18 @@ def visible(
     role = policy.roles[principal.role]
     if role.records == "all" and not principal.scopes.patient_context:
         return None
+    at(moment)
+    return _kept(  # type: ignore[no-any-return]
+        "visible", policy, principal, lambda: _visible(policy, principal, type_column, id_column),
+        type_column, id_column,
+    )  # fmt: skip
+
+
+def _visible(policy: Policy, principal: Principal, type_column: Any, id_column: Any) -> ColumnElement[bool]:
+    role = policy.roles[principal.role]
     rp = resource_patient.alias()
     belongs = and_(rp.c.resource_type == type_column, rp.c.id == id_column)
-    refused = exists().where(belongs, not_(permitted(policy, principal, rp.c.patient_id, moment)))
+    refused = exists().where(belongs, not_(_permitted(policy, principal, rp.c.patient_id)))
     condition = not_(refused)
     if role.records in ("own", "none") or principal.scopes.patient_context:
         # Only the citizen's own records, or none; of the rest only what is nobody's record (directory).
@@ -183,13 +307,20 @@ def visible(
     return condition
 
 
-def relation_of(policy: Policy, principal: Principal, patient: str, moment: datetime) -> ColumnElement[Any]:
-    """A query for the name of the first relation (in policy order) by which the asker sees the citizen:
-    break-the-glass, a relation, own, all, or none."""
+def relation_of(policy: Policy, principal: Principal, patient: Any, moment: datetime) -> ColumnElement[Any]:
+    """A query for the name of the first relation (in policy order) by which the asker sees the citizen
+    whose id is ``patient`` (a column): break-the-glass, a relation, own, all, or none."""
+    at(moment)
+    return _kept(  # type: ignore[no-any-return]
+        "relation", policy, principal, lambda: _relation_of(policy, principal, patient), patient
+    )
+
+
+def _relation_of(policy: Policy, principal: Principal, patient: Any) -> ColumnElement[Any]:
     from sqlalchemy import case, literal
 
     role = policy.roles[principal.role]
-    at = micros(moment)
+    at, moment = _at_micros(), _at_moment()
     if role.records in ("all", "own"):
         return literal(role.records)
     if role.records == "none":

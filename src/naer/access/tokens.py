@@ -146,9 +146,32 @@ def _unverified_issuer(token: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_passed: dict[tuple[Any, ...], Claims] = {}
+_passed_lock = threading.Lock()
+
+
 def verify(token: str) -> Claims:
-    """The claims of a token that passes every check, else InvalidToken."""
+    """The claims of a token that passes every check, else InvalidToken. A token that passed is kept
+    (with the keys it passed against) until it expires, so a client's hundredth request does not check
+    the same signature again; its times are checked again at every use."""
     settings = get_settings()
+    key = (token, settings.key_path(), settings.oidc_issuer, settings.oidc_jwks, settings.issuer,
+           settings.audience, settings.oidc_audience)  # fmt: skip
+    kept = _passed.get(key)
+    now = int(clock.now().timestamp())
+    if kept is not None:
+        nbf = kept.values.get("nbf")
+        if kept.expires + LEEWAY >= now and (not isinstance(nbf, int) or nbf - LEEWAY <= now):
+            return kept
+    claims = _verify(token, settings)
+    with _passed_lock:
+        if len(_passed) > 4096:
+            _passed.clear()
+        _passed[key] = claims
+    return claims
+
+
+def _verify(token: str, settings: Settings) -> Claims:
     if len(token) > 16_384 or token.count(".") != 2:
         raise InvalidToken("not a signed JWT (three parts)")
     issuer = _unverified_issuer(token)  # which key set to try; the signature check decides

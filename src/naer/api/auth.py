@@ -100,7 +100,7 @@ class Auth:
         settings = get_settings()
         account: Account | None
         if claims.issuer == settings.issuer:
-            account = accounts.get(self.db, claims.subject)
+            account = accounts.held(self.db, claims.subject)
         else:
             account = accounts.by_subject(self.db, claims.issuer, claims.subject)
         if account is None and claims.issuer != settings.issuer:
