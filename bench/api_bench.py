@@ -358,8 +358,12 @@ def main() -> None:
                     continue
                 out = _wrk(script, port, token, args.connections, args.seconds)
             finally:
-                server.terminate()
-                server.wait(timeout=20)
+                server.terminate()  # it writes the audit entries it holds before it stops
+                try:
+                    server.wait(timeout=300)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
             rate, p99_ms, errors = _figures(out)
             results.setdefault(asker, []).append((rate, p99_ms, errors))
             print(out if len(askers) == 1 and args.rounds == 1 else "", end="")

@@ -56,8 +56,27 @@ def results(tmp_path_factory: pytest.TempPathFactory, region: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def client(results: Path) -> Iterator[TestClient]:
+    """The pages in English (chosen once, remembered in the cookie, as a user's switch is)."""
     with pages(add_dashboard, results) as c:
+        assert c.get("/?lang=en").cookies.get("naer_lang") == "en"
         yield c
+
+
+def test_pages_are_danish_first(results: Path) -> None:
+    with pages(add_dashboard, results) as c:
+        page = c.get("/").text
+        assert '<html lang="da">' in page and "Forebyggelige indlæggelser blandt ældre" in page
+        assert "Syntetiske data" in page and "English" in page  # said plainly; the switch
+        assert re.search(r"\d+,\d", page)  # decimal comma
+        panel = c.get("/indicators/bed-days/panel", params={"by": "age_band"}).text
+        assert "Aldersgruppe" in panel and "sengedage" in panel and "borgerår" in panel
+        ages = re.findall(r'<th scope="row">([^<]+)</th>', panel)
+        assert ages == sorted(ages, key=lambda a: int(re.match(r"\d+", a).group()))  # type: ignore[union-attr]
+        education = c.get("/indicators/acute-admissions/panel", params={"by": "education"}).text
+        assert "unknown" not in re.findall(r'<th scope="row">([^<]+)</th>', education)
+        english = c.get("/indicators/bed-days?lang=en").text
+        assert '<html lang="en">' in english and "Hospital bed days" in english
+        assert "Hospital bed days" in c.get("/").text  # remembered
 
 
 def test_overview_lists_every_indicator(client: TestClient) -> None:
@@ -69,8 +88,7 @@ def test_overview_lists_every_indicator(client: TestClient) -> None:
         "Hospital bed days",
     ):
         assert title in page.text
-    danish = client.get("/?fmt=da").text
-    assert re.search(r"\d+,\d", danish)  # decimal comma
+    assert re.search(r"\d+\.\d", page.text)  # decimal point in English
 
 
 def test_indicator_page_has_filters_charts_table_and_definition(client: TestClient) -> None:
@@ -95,7 +113,7 @@ def test_panel_follows_the_filters(client: TestClient) -> None:
     ages = client.get("/indicators/acute-admissions/panel", params={"by": "age_band"})
     assert "85+" in ages.text and 'id="funnel-spec"' not in ages.text  # no funnel for age bands
     followed = client.get(
-        "/indicators/acute-admissions/panel", params={"by": "municipality", "unit": "0741", "fmt": "da"}
+        "/indicators/acute-admissions/panel", params={"by": "municipality", "unit": "0741"}
     )
     assert 'class="followed"' in followed.text and "Samsø Kommune" in followed.text
 
@@ -131,11 +149,12 @@ def test_funnel_leaves_out_units_without_expected_events() -> None:
 def test_area_filter_shows_one_areas_units(client: TestClient) -> None:
     page = client.get("/indicators/acute-admissions", params={"area": "municipality:0741", "by": "education"})
     assert page.status_code == 200
-    assert 'value="municipality:0741" selected' in page.text and "Education in Samsø Kommune" in page.text
+    assert 'value="municipality:0741" selected' in page.text
+    assert "Education, Municipality: Samsø Kommune" in page.text
     clusters = client.get(
         "/indicators/acute-admissions/panel", params={"area": "cluster:Aarhus", "by": "municipality"}
     )
-    names = set(re.findall(r"<td>([^<]+ Kommune)</td>", clusters.text))
+    names = set(re.findall(r'<th scope="row">([^<]+ Kommune)</th>', clusters.text))
     assert names == {"Aarhus Kommune", "Samsø Kommune"}  # the Aarhus cluster's municipalities only
     whole = client.get(
         "/indicators/acute-admissions/panel", params={"area": "municipality:0741", "by": "cluster"}
@@ -147,12 +166,40 @@ def test_area_filter_shows_one_areas_units(client: TestClient) -> None:
 def test_downloads(client: TestClient) -> None:
     csv = client.get("/indicators/readmission-30d/download.csv", params={"by": "cluster", "period": "year"})
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
-    assert csv.text.splitlines()[0].startswith('"indicator","period","by","group"')
+    assert csv.text.splitlines()[0].startswith("indicator,period,by,group")
     assert "Aarhus" in csv.text
     svg = client.get("/indicators/preventable-65plus/chart/funnel.svg", params={"by": "municipality"})
     assert svg.status_code == 200 and svg.text.lstrip().startswith("<svg")
-    png = client.get("/indicators/acute-admissions/chart/time.png", params={"by": "sex", "fmt": "da"})
+    png = client.get("/indicators/acute-admissions/chart/time.png", params={"by": "sex", "lang": "da"})
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    client.get("/?lang=en")  # the module's client stays English
+
+
+def test_csv_opens_in_danish_excel(results: Path) -> None:
+    """Danish Excel reads a CSV as UTF-8 only with a byte-order mark, splits on semicolons and reads
+    decimal commas: parse the download the same way."""
+    import csv
+    import io
+
+    with pages(add_dashboard, results) as c:
+        raw = c.get("/indicators/readmission-30d/download.csv", params={"by": "cluster"}).content
+    assert raw.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    assert rows and set(rows[0]) >= {"indicator", "period", "group_label", "value", "ci_low"}
+    values = [r["value"] for r in rows if r["value"]]
+    assert values and all(re.fullmatch(r"-?\d+(,\d{1,4})?", v) for v in values), values[:5]
+    assert any("," in v for v in values)
+    assert float(values[0].replace(",", ".")) >= 0
+
+
+def test_a_period_switch_keeps_the_year() -> None:
+    from naer.web.dashboard import within_period
+
+    quarters = ["2023-Q4", "2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"]
+    assert within_period("2024", quarters) == "2024-Q4"  # the year asked of quarters: its last quarter
+    assert within_period("2024-Q2", quarters) == "2024-Q2"
+    assert within_period("", quarters) == "2024-Q4"
+    assert within_period("1999", quarters) == "1999"  # not in the data: the page says so (400)
 
 
 @pytest.mark.parametrize(
@@ -257,14 +304,28 @@ def test_dashboard_in_a_browser(server: str, browser: Any) -> None:
     page.wait_for_selector("#funnel[data-drawn=yes] svg")
     clinics = _funnel_units(page)
     assert clinics != municipalities and any("Lægehuset" in label for label in clinics)
-    assert page.locator("#results thead th").first.inner_text() == "GP clinic"
+    assert page.locator("#results thead th").first.inner_text() == "Lægepraksis"  # Danish first
+    cell = page.locator("#results tbody tr td").nth(1).inner_text()  # citizen-years, one decimal
+    assert re.fullmatch(r"\d{1,3}(\.\d{3})*,\d", cell), cell
     page.screenshot(path=str(SCREENSHOTS / "dashboard-gp-clinic.png"), full_page=True)
 
-    page.select_option("#fmt", "da")
-    page.wait_for_url(re.compile(r"fmt=da"))
-    page.wait_for_selector("#funnel[data-drawn=yes] svg")
-    cell = page.locator("#results tbody tr td").nth(2).inner_text()  # citizen-years, one decimal
-    assert re.fullmatch(r"\d{1,3}(\.\d{3})*,\d", cell), cell
+    page.select_option("#period", "quarter")  # sent with at=<the year>: must show that year's last quarter
+    page.wait_for_url(re.compile(r"period=quarter"))
+    page.wait_for_selector("#time[data-drawn=yes] svg")
+    at = page.locator("#at").input_value()
+    assert re.fullmatch(r"\d{4}-?Q\d", at), at
+    assert page.locator("p.error").count() == 0 and page.locator("#results tbody tr").count() > 0
+    page.select_option("#period", "month")
+    page.wait_for_url(re.compile(r"period=month"))
+    page.wait_for_selector("#time[data-drawn=yes] svg")
+    ticks = page.eval_on_selector_all("#time svg .role-axis-label text", "els => els.length")
+    assert 0 < ticks <= 26, ticks  # a label every few months (two axes), not 120 on top of each other
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-months.png"), full_page=True)
+
+    page.click("header a[hreflang=en]")
+    page.wait_for_selector("#results")
+    assert page.locator("#results thead th").first.inner_text() == "GP clinic"
+    assert page.locator("html").get_attribute("lang") == "en"
     assert errors == []
     assert all(u.startswith(server) or u.startswith("data:") for u in requests), "a request left the machine"
     page.close()

@@ -4,6 +4,7 @@ written as SVG/PNG files (vl-convert), so a chart looks the same in a page and i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,21 @@ def spec(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]]) ->
     return out
 
 
+def _same(message: str) -> str:
+    return message
+
+
 def funnel(
-    indicator: Indicator, units: list[dict[str, Any]], area: dict[str, Any], unit_name: str
+    indicator: Indicator,
+    units: list[dict[str, Any]],
+    area: dict[str, Any],
+    unit_name: str,
+    t: Callable[[str], str] = _same,
+    lang: str = "en",
 ) -> dict[str, Any]:
     """Each unit's indirectly age-standardised value against its precision (expected events for a rate,
-    index units for a share), with 95 % and 99.8 % control limits around the whole area's value."""
+    index units for a share), with 95 % and 99.8 % control limits around the whole area's value. Each
+    point is labelled with its unit's name (shortened), and the words are ``t``'s (the page's language)."""
     centre = float(area["value"])
     points = []
     for r in units:
@@ -66,18 +77,23 @@ def funnel(
     lo95, hi95 = funnel_limits(indicator.kind, centre, at, 0.95)
     for i, p in enumerate(points):
         p["signal"] = (
-            "outside 99.8 %"
+            t("outside 99.8 %")
             if not lo[i] <= p["value"] <= hi[i]
-            else "outside 95 %"
+            else t("outside 95 %")
             if not lo95[i] <= p["value"] <= hi95[i]
-            else "within"
+            else t("within")
         )
-    x_title = "expected events (precision)" if indicator.kind == "rate" else "index units (precision)"
-    x = alt.X("precision:Q", scale=alt.Scale(type="log"), title=x_title)
-    # The limits fly off at small precision: the y axis is sized to the points, the lines clipped to it.
+        p["short"] = _short(str(p["unit"]))
+    x_title = t("expected events (precision)") if indicator.kind == "rate" else t("index units (precision)")
+    # The limits fly off at small precision: both axes are sized to the points and the lines clipped.
     top = max([p["value"] for p in points] + [centre]) * 1.3 or 1.0
+    bottom = min([p["value"] for p in points] + [centre]) * 0.7
+    lowest, highest = min(precisions) * 0.7, max(precisions) * 1.3
+    x = alt.X("precision:Q", scale=alt.Scale(type="log", domain=[lowest, highest], nice=False), title=x_title)
     y = alt.Y(
-        "y:Q", title=f"{indicator.unit} (age-standardised)", scale=alt.Scale(domain=[0, top], nice=False)
+        "y:Q",
+        title=f"{t(indicator.unit)} ({t('indirectly age-standardised')})",
+        scale=alt.Scale(domain=[bottom, top], nice=False),
     )
     lines = (
         alt.Chart(_data("limits"))
@@ -89,60 +105,88 @@ def funnel(
             color=alt.Color(
                 "limit:N",
                 scale=alt.Scale(domain=["95 %", "99.8 %"], range=["#888", "#c0392b"]),
-                title="limit",
+                title=t("limit"),
             ),
         )
     )
     rule = alt.Chart(_data("centre")).mark_rule(color="#333").encode(y="centre:Q")
+    y_value = alt.Y("value:Q", scale=alt.Scale(domain=[bottom, top], nice=False))
     dots = (
         alt.Chart(_data("units"))
         .mark_circle(size=70, opacity=0.85, stroke="white", strokeWidth=0.5, clip=True)
         .encode(
             x=x,
-            y=alt.Y("value:Q", scale=alt.Scale(domain=[0, top], nice=False)),
+            y=y_value,
             color=alt.Color(
                 "signal:N",
                 scale=alt.Scale(
-                    domain=["within", "outside 95 %", "outside 99.8 %"],
+                    domain=[t("within"), t("outside 95 %"), t("outside 99.8 %")],
                     range=["#2c7fb8", "#f39c12", "#c0392b"],
                 ),
-                title="against the area",
+                title=t("against the area"),
             ),
             tooltip=[
                 alt.Tooltip("unit:N", title=unit_name),
-                alt.Tooltip("value:Q", title="age-standardised", format=",.1f"),
-                alt.Tooltip("crude:Q", title="crude", format=",.1f"),
-                alt.Tooltip("events:Q", format=",.0f"),
-                alt.Tooltip("denominator:Q", format=",.1f"),
-                alt.Tooltip("signal:N", title="against the area"),
+                alt.Tooltip("value:Q", title=t("indirectly age-standardised"), format=",.1f"),
+                alt.Tooltip("crude:Q", title=t("crude"), format=",.1f"),
+                alt.Tooltip("events:Q", title=t("events"), format=",.0f"),
+                alt.Tooltip("denominator:Q", title=t("denominator"), format=",.1f"),
+                alt.Tooltip("signal:N", title=t("against the area")),
             ],
         )
     )
-    layered = alt.layer(lines, rule, dots).properties(
-        width=WIDTH, height=HEIGHT, title=f"{indicator.title}: funnel plot, {area['period']}"
+    # Names beside the points when there are few enough to read (a region's 19 municipalities), else only
+    # beside those outside the limits: which dot is which should not need a hover.
+    named = (
+        alt.Chart(_data("units"))
+        .mark_text(align="left", dx=6, dy=-4, fontSize=10, color="#333", clip=True)
+        .encode(x=x, y=y_value, text="short:N")
+    )
+    if len(points) > 25:
+        named = named.transform_filter(alt.datum.signal != t("within"))
+    title = indicator.title_da if lang == "da" else indicator.title
+    layered = alt.layer(lines, rule, dots, named).properties(
+        width=WIDTH, height=HEIGHT, title=f"{title}: {t('funnel plot')}, {area['period']}"
     )
     chart = layered.resolve_scale(color="independent")
     return spec(chart, {"limits": limits, "centre": [{"centre": centre}], "units": points})
+
+
+def _short(name: str, most: int = 18) -> str:
+    """A unit's name short enough to sit beside its point (Kommune, Lægehuset ... shortened)."""
+    for long, short in ((" Kommune", ""), ("Lægehuset ", "Lh. "), ("Lægerne ", "L. ")):
+        name = name.replace(long, short)
+    return name if len(name) <= most else name[: most - 1] + "…"
 
 
 def time_series(
     indicator: Indicator,
     area: list[dict[str, Any]],
     *more: tuple[str, list[dict[str, Any]]],
+    t: Callable[[str], str] = _same,
+    lang: str = "en",
 ) -> dict[str, Any]:
     """The whole area's value per period with its 95 % band, more named series (an area, a followed unit)
-    with theirs, and the published national level as a dashed reference."""
-    series = [dict(r, series="whole area") for r in area]
+    with theirs, and the published national level as a dashed reference. Many periods (months) get a
+    label every few ticks, never overlapping."""
+    series = [dict(r, series=t("whole area")) for r in area]
     for label, rows in more:
         series += [dict(r, series=label) for r in rows]
     data = _data("series")
-    x = alt.X("period:O", title=None, axis=alt.Axis(labelAngle=-45 if len(area) > 12 else 0))
+    periods = sorted({str(r["period"]) for r in area})
+    every = max(1, -(-len(periods) // 12))  # at most about 12 labels
+    shown = periods[::every]
+    x = alt.X(
+        "period:O",
+        title=None,
+        axis=alt.Axis(labelAngle=-45 if len(shown) > 6 else 0, values=shown, labelOverlap=True),
+    )
     band = (
         alt.Chart(data)
         .mark_area(opacity=0.18)
         .encode(
             x=x,
-            y=alt.Y("ci_low:Q", title=indicator.unit),
+            y=alt.Y("ci_low:Q", title=t(indicator.unit)),
             y2="ci_high:Q",
             color=alt.Color("series:N", title=None),
         )
@@ -156,11 +200,11 @@ def time_series(
             color=alt.Color("series:N", title=None),
             tooltip=[
                 alt.Tooltip("series:N", title=""),
-                "period:O",
-                alt.Tooltip("value:Q", format=",.1f"),
-                alt.Tooltip("ci_low:Q", title="95 % low", format=",.1f"),
-                alt.Tooltip("ci_high:Q", title="95 % high", format=",.1f"),
-                alt.Tooltip("numerator:Q", title="events", format=",.0f"),
+                alt.Tooltip("period:O", title=t("period")),
+                alt.Tooltip("value:Q", title=t("value"), format=",.1f"),
+                alt.Tooltip("ci_low:Q", title=t("95 % low"), format=",.1f"),
+                alt.Tooltip("ci_high:Q", title=t("95 % high"), format=",.1f"),
+                alt.Tooltip("numerator:Q", title=t("events"), format=",.0f"),
             ],
         )
     )
@@ -169,7 +213,7 @@ def time_series(
         reference = alt.Chart(_data("reference"))
         layers.append(
             reference.mark_rule(strokeDash=[6, 4], color="#555").encode(
-                y="value:Q", tooltip=[alt.Tooltip("label:N", title="reference"), "value:Q"]
+                y="value:Q", tooltip=[alt.Tooltip("label:N", title=t("reference")), "value:Q"]
             )
         )
         layers.append(
@@ -177,9 +221,8 @@ def time_series(
                 y="value:Q", x=alt.value(0), text="label:N"
             )
         )
-    chart = alt.layer(*layers).properties(
-        width=WIDTH, height=HEIGHT - 60, title=f"{indicator.title} over time"
-    )
+    title = indicator.title_da if lang == "da" else indicator.title
+    chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT - 60, title=f"{title}, {t('over time')}")
     datasets = {"series": series}
     if indicator.reference is not None:
         datasets["reference"] = [{"value": indicator.reference.value, "label": indicator.reference.label}]

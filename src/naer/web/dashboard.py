@@ -9,24 +9,28 @@ once and filters it in memory per request, so a page answers in milliseconds wha
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 
 from naer.access.policy import policy
 from naer.indicators import charts
 from naer.indicators.definition import Indicator, catalogue
 from naer.indicators.engine import GROUPINGS, PERIODS, WITHIN, crossable
-from naer.indicators.numbers import number, without_nan
+from naer.indicators.numbers import without_nan
+from naer.web import i18n, session
 
 HERE = Path(__file__).parent
 BY_LABEL = {
@@ -38,16 +42,19 @@ BY_LABEL = {
     "education": "Education",
     "all": "Whole area",
 }
-BY_NOUN = dict(
-    BY_LABEL,
-    municipality="municipality",
-    cluster="cluster",
-    age_band="age band",
-    sex="sex",
-    education="education group",
-    all="whole area",
-)
 PERIOD_LABEL = {"year": "Year", "quarter": "Quarter", "month": "Month"}
+GROUP_WORDS = {"unknown": "Unknown", "male": "Men", "female": "Women", "other": "Other"}
+"""Group labels that are words of Nær's own (not names from the data), shown in the page's language."""
+
+
+def _(message: str) -> str:
+    """Mark a word for the catalogues (``pybabel extract`` finds it); translated where it is shown."""
+    return message
+
+
+_MARKED = [_("Municipality"), _("Cluster"), _("GP clinic"), _("Age band"), _("Sex"), _("Education"),
+           _("Whole area"), _("Year"), _("Quarter"), _("Month"), _("Unknown"), _("Men"), _("Women"),
+           _("Other")]  # fmt: skip
 COLUMNS = (
     "indicator",
     "period",
@@ -158,19 +165,22 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
     with contextlib.suppress(NotReady):  # the pages say how to make the results
         results.load()  # at start, so that the first page is as quick as the others
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
-    env.filters["num"] = lambda v, digits=1, danish=False: number(v, digits, danish)
+    env.filters["num"] = _num
     if not any(getattr(r, "name", None) == "static" for r in app.routes):  # the access pages mount it too
         app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
-    def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        html = env.get_template(name).render(indicators=list(catalogue().values()), **context)
-        return HTMLResponse(html, status_code=status)
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        lang = session.language(request)
+        html = env.get_template(name).render(
+            indicators=list(catalogue().values()), **{**i18n.helpers(lang, request), **context}
+        )
+        return session.remember_language(request, HTMLResponse(html, status_code=status))  # type: ignore[return-value]
 
-    def not_ready(error: NotReady) -> HTMLResponse:
-        return page("not_ready.html", 503, message=str(error), path=results_file)
+    def not_ready(request: Request, error: NotReady) -> HTMLResponse:
+        return page(request, "not_ready.html", 503, message=str(error), path=results_file)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def overview(fmt: str = "en") -> Response:
+    def overview(request: Request) -> Response:
         try:
             cards = []
             for indicator in catalogue().values():
@@ -179,8 +189,8 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
                     {"indicator": indicator, "last": series[-1] if series else None, "series": series}
                 )
         except NotReady as error:
-            return not_ready(error)
-        return page("overview.html", cards=cards, danish=fmt == "da", fmt=fmt)
+            return not_ready(request, error)
+        return page(request, "overview.html", cards=cards)
 
     @app.get("/indicators/{indicator_id}", response_class=HTMLResponse, include_in_schema=False)
     def indicator_page(request: Request, indicator_id: str) -> Response:
@@ -199,13 +209,10 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
         if isinstance(state, Response):
             return state
         rows = results.rows(indicator_id, state["by"], state["period"])
-        table = pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in COLUMNS})
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(table, sink)
         name = f"{indicator_id}-{state['by']}-{state['period']}.csv"
         return Response(
-            sink.getvalue().to_pybytes(),
-            media_type="text/csv",
+            csv_bytes(rows, state["lang"]),
+            media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
@@ -216,10 +223,10 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
             return state
         specs = _specs(state)
         if kind not in specs or specs[kind] is None or suffix not in ("svg", "png"):
-            return page("error.html", 404, message=f"no {kind} chart as {suffix} for this selection")
+            return page(request, "error.html", 404, message=f"no {kind} chart as {suffix} for this selection")
         import vl_convert as vlc
 
-        locale = charts.DANISH_LOCALE if state["danish"] else None
+        locale = charts.DANISH_LOCALE if state["lang"] == "da" else None
         name = f"{indicator_id}-{kind}-{state['by']}-{state['at']}.{suffix}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
         if suffix == "svg":
@@ -232,24 +239,29 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
         """The page's filters from the query, each checked against what exists."""
         indicator = catalogue().get(indicator_id)
         if indicator is None:
-            return page("error.html", 404, message=f"no indicator {indicator_id!r}")
+            return page(request, "error.html", 404, message=f"no indicator {indicator_id!r}")
         q = request.query_params
+        lang = session.language(request)
+        t = i18n.helpers(lang)["_"]
         try:
             bys, kinds, areas = results.available(indicator_id)
         except NotReady as error:
-            return not_ready(error)
+            return not_ready(request, error)
         by = q.get("by") or ("municipality" if "municipality" in bys else (bys[0] if bys else "all"))
         period = q.get("period") or ("year" if "year" in kinds else (kinds[0] if kinds else "year"))
         if by not in GROUPINGS:
             return page(
-                "error.html", 400, message=f"unknown grouping {by!r}; choose one of {', '.join(GROUPINGS)}"
-            )
+                request, "error.html", 400,
+                message=f"unknown grouping {by!r}; choose one of {', '.join(GROUPINGS)}",
+            )  # fmt: skip
         if period not in PERIODS:
             return page(
-                "error.html", 400, message=f"unknown period {period!r}; choose one of {', '.join(PERIODS)}"
-            )
+                request, "error.html", 400,
+                message=f"unknown period {period!r}; choose one of {', '.join(PERIODS)}",
+            )  # fmt: skip
         if by not in bys or period not in kinds:
             return page(
+                request,
                 "error.html",
                 404,
                 message=f"the results file has no {indicator_id} by {by} and {period}: run naer indicators "
@@ -257,7 +269,7 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
             )
         place = q.get("area") or ""
         if place and place not in dict(areas):
-            return page("error.html", 400, message=f"no area {place!r} in the results")
+            return page(request, "error.html", 400, message=f"no area {place!r} in the results")
         within, code = place.split(":", 1) if place else ("all", "")
         area = results.rows(indicator_id, "all", period)
         place_rows = (
@@ -268,12 +280,14 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
         else:
             units = results.rows(indicator_id, by, period)
         periods = sorted({r["period"] for r in area})
-        at = q.get("at") or (periods[-1] if periods else "")
+        at = within_period(q.get("at") or "", periods)
         if periods and at not in periods:
             return page(
-                "error.html", 400, message=f"no period {at!r}; the data has {periods[0]} to {periods[-1]}"
-            )
+                request, "error.html", 400,
+                message=f"no period {q.get('at')!r}; the data has {periods[0]} to {periods[-1]}",
+            )  # fmt: skip
         unit = q.get("unit") or ""
+        units = [_worded(r, t) for r in units]
         known_units = {r["group"]: r["group_label"] for r in units}
         if unit and unit not in known_units:
             unit = ""
@@ -287,15 +301,15 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
             "area": area,
             "place": place,
             "place_rows": place_rows,
-            "place_label": dict(areas).get(place, ""),
-            "places": areas,
+            "place_label": _area_label(dict(areas).get(place, ""), t),
+            "places": [(code, _area_label(label, t)) for code, label in areas],
             "split": bool(place) and crossable(by, within),
             "periods": periods,
             "unit_choices": sorted(known_units.items(), key=lambda kv: kv[1]),
             "bys": bys,
             "kinds": kinds,
-            "danish": q.get("fmt") == "da",
-            "fmt": "da" if q.get("fmt") == "da" else "en",
+            "lang": lang,
+            "t": t,
         }
 
     def _specs(state: dict[str, Any]) -> dict[str, Any]:
@@ -304,15 +318,16 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
         area_at = next((r for r in state["area"] if r["period"] == state["at"]), None)
         latest = [r for r in state["units"] if r["period"] == state["at"]]
         funnel = None
+        t = state["t"]
         if area_at and state["by"] not in ("all", "age_band") and indicator.funnel and latest:
-            funnel = charts.funnel(indicator, latest, area_at, BY_LABEL[state["by"]])
+            funnel = charts.funnel(indicator, latest, area_at, t(BY_LABEL[state["by"]]), t, state["lang"])
         more = []
         if state["place_rows"]:
             more.append((state["place_label"].split(": ", 1)[-1], state["place_rows"]))
         chosen = [r for r in state["units"] if r["group"] == state["unit"]] if state["unit"] else []
         if chosen:
             more.append((chosen[0]["group_label"], chosen))
-        series = charts.time_series(indicator, state["area"], *more)
+        series = charts.time_series(indicator, state["area"], *more, t=t, lang=state["lang"])
         return {"funnel": funnel, "time": series}
 
     def _panel(request: Request, indicator_id: str, whole: bool) -> Response:
@@ -320,19 +335,91 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
         if isinstance(state, Response):
             return state
         specs = _specs(state)
-        table = sorted(
-            (r for r in state["units"] if r["period"] == state["at"]),
-            key=lambda r: (r["std_value"] is None, -(r["std_value"] or 0)),
-        )
+        table = ordered(state["by"], [r for r in state["units"] if r["period"] == state["at"]])
+        indicator: Indicator = state["indicator"]
+        t = state["t"]
+        if indicator.kind == "rate":
+            counted = t("bed days") if indicator.params.get("value") == "bed_days" else t("events")
+            out_of = t("citizen-years")
+        else:
+            counted, out_of = t("counted"), t("out of")
         query = str(request.url.query)
         context = dict(
             state,
             specs={k: v or None for k, v in specs.items()},  # rendered with |tojson: escaped for <script>
             table=table,
-            by_label=BY_LABEL,
-            by_noun=BY_NOUN,
-            period_label=PERIOD_LABEL,
+            suppressed=any(r.get("suppressed") for r in table),
+            by_label={k: t(v) for k, v in BY_LABEL.items()},
+            period_label={k: t(v) for k, v in PERIOD_LABEL.items()},
+            numerator_label=counted,
+            denominator_label=out_of,
             query=query,
-            locale=json.dumps(charts.DANISH_LOCALE) if state["danish"] else "null",
+            whole=whole,
+            locale=json.dumps(charts.DANISH_LOCALE) if state["lang"] == "da" else "null",
         )
-        return page("indicator.html" if whole else "panel.html", **context)
+        return page(request, "indicator.html" if whole else "panel.html", **context)
+
+
+@pass_context
+def _num(context: Context, value: float | None, digits: int = 1) -> str:
+    """A number in the page's language (the template's ``lang``)."""
+    return i18n.number(value, digits, context.get("lang", i18n.DEFAULT))
+
+
+def _worded(row: dict[str, Any], t: Any) -> dict[str, Any]:
+    """A row whose group is one of Nær's own words (Unknown, Men ...) labelled in the page's language."""
+    word = GROUP_WORDS.get(str(row.get("group_label", "")).lower())
+    return {**row, "group_label": t(word)} if word else row
+
+
+def _area_label(label: str, t: Any) -> str:
+    """``Cluster: Aarhus`` with the kind in the page's language."""
+    kind, sep, name = label.partition(": ")
+    return f"{t(kind)}: {name}" if sep else label
+
+
+def within_period(asked: str, periods: list[str]) -> str:
+    """The period to show: the asked one, or, when the period kind changed (a year asked of quarters or
+    months), the last period inside the asked one (2024 -> 2024-Q4 or 2024-12); else the latest."""
+    if not periods:
+        return asked
+    if not asked:
+        return periods[-1]
+    if asked in periods:
+        return asked
+    inside = [p for p in periods if p.startswith(asked[:4])]
+    return inside[-1] if inside and re.fullmatch(r"\d{4}(-.*)?", asked) else asked
+
+
+def _age_key(label: str) -> tuple[int, str]:
+    found = re.match(r"\d+", label)
+    return (int(found.group()) if found else 10_000, label)
+
+
+def ordered(by: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table's rows: age bands youngest first, other groupings by the standardised value, highest
+    first (no value last)."""
+    if by == "age_band":
+        return sorted(rows, key=lambda r: _age_key(str(r["group_label"])))
+    return sorted(rows, key=lambda r: (r["std_value"] is None, -(r["std_value"] or 0)))
+
+
+def csv_bytes(rows: list[dict[str, Any]], lang: str) -> bytes:
+    """The rows as CSV for a spreadsheet in the page's language: Danish Excel reads semicolons, decimal
+    commas and UTF-8 with a byte-order mark; English gets commas and points. Values are rounded to 4
+    decimals (the data hold no more precision than that)."""
+    danish = lang == "da"
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";" if danish else ",", lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for r in rows:
+        cells = []
+        for column in COLUMNS:
+            value = r.get(column)
+            if isinstance(value, float):
+                text = "" if value != value else f"{round(value, 4):.4f}".rstrip("0").rstrip(".")
+                cells.append(text.replace(".", ",") if danish else text)
+            else:
+                cells.append("" if value is None else str(value))
+        writer.writerow(cells)
+    return ("\ufeff" if danish else "").encode() + out.getvalue().encode("utf-8")

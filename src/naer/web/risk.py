@@ -23,7 +23,7 @@ from naer.access.context import AccessContext
 from naer.access.policy import policy
 from naer.access.principal import Principal
 from naer.indicators.definition import catalogue
-from naer.web import session
+from naer.web import i18n, session
 
 HERE = Path(__file__).parent
 CHARTS = ("calibration", "decision_curve")
@@ -122,9 +122,12 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
     risk = RiskFolder(folder)
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 
-    def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        html = env.get_template(name).render(indicators=list(catalogue().values()), risk_page=True, **context)
-        return HTMLResponse(html, status_code=status)
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        helpers = i18n.helpers(session.language(request), request)
+        html = env.get_template(name).render(
+            indicators=list(catalogue().values()), risk_page=True, **{**helpers, **context}
+        )
+        return session.remember_language(request, HTMLResponse(html, status_code=status))  # type: ignore[return-value]
 
     def state(request: Request) -> dict[str, Any] | Response:
         context = _asker(request)
@@ -132,22 +135,27 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
             return context
         problem = risk.load()
         if problem:
-            return page("risk_not_ready.html", 503, message=problem, folder=folder)
+            return page(request, "risk_not_ready.html", 503, message=problem, folder=folder)
         q = request.query_params
         mine_only = _own_lists(context.principal, context.rules.roles[context.principal.role].worklist)
         lists = [(org, label) for org, label in risk.lists() if org in mine_only]
         chosen = q.get("list") or (lists[0][0] if lists else "")
         if chosen and chosen not in dict(lists):
             return page(
-                "error.html", 400, message=f"no worklist for {chosen!r} in {folder / 'worklist.parquet'}"
+                request,
+                "error.html",
+                400,
+                message=f"no worklist for {chosen!r} in {folder / 'worklist.parquet'}",
             )
         try:
             top = int(q.get("top") or 20)
             minimum = float(q.get("min") or 0) / 100
         except ValueError:
-            return page("error.html", 400, message="top must be a whole number and min a percentage")
+            return page(request, "error.html", 400, message="top must be a whole number and min a percentage")
         if top < 1 or not 0 <= minimum < 1:
-            return page("error.html", 400, message="top must be at least 1 and min between 0 and 100 %")
+            return page(
+                request, "error.html", 400, message="top must be at least 1 and min between 0 and 100 %"
+            )
         action = q.get("action") or ""
         listed = [r for r in risk.rows if chosen in r["lists"]]
         seen = _visible(request, context, [r["patient_id"] for r in listed])
@@ -173,13 +181,13 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
     @app.get("/risk", response_class=HTMLResponse, include_in_schema=False)
     def risk_page(request: Request) -> Response:
         s = state(request)
-        return s if isinstance(s, Response) else page("risk.html", **s)
+        return s if isinstance(s, Response) else page(request, "risk.html", **s)
 
     @app.get("/risk/panel", response_class=HTMLResponse, include_in_schema=False)
     def risk_panel(request: Request) -> Response:
         s = state(request)
         if isinstance(s, Response):
             return s
-        response = page("risk_panel.html", **s)
+        response = page(request, "risk_panel.html", **s)
         response.headers["HX-Replace-Url"] = "/risk" + (f"?{s['query']}" if s["query"] else "")
         return response
