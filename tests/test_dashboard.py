@@ -112,9 +112,7 @@ def test_panel_follows_the_filters(client: TestClient) -> None:
     assert "<html" not in by_gp.text  # a fragment, not a page
     ages = client.get("/indicators/acute-admissions/panel", params={"by": "age_band"})
     assert "85+" in ages.text and 'id="funnel-spec"' not in ages.text  # no funnel for age bands
-    followed = client.get(
-        "/indicators/acute-admissions/panel", params={"by": "municipality", "unit": "0741"}
-    )
+    followed = client.get("/indicators/acute-admissions/panel", params={"by": "municipality", "unit": "0741"})
     assert 'class="followed"' in followed.text and "Samsø Kommune" in followed.text
 
 

@@ -1,0 +1,48 @@
+"""The pages' words: every word the templates and modules mark has a Danish translation with the same
+placeholders, and numbers are written the Danish way."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+
+from naer.web import i18n
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _marked() -> dict[str, tuple[str, ...]]:
+    script = ROOT / "scripts" / "extract_messages.py"
+    spec = importlib.util.spec_from_file_location("extract_messages", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.marked()  # type: ignore[no-any-return]
+
+
+def test_every_marked_word_has_a_danish_translation() -> None:
+    with (i18n.LOCALES / "da" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        danish = read_po(handle, locale="da")
+    marked = _marked()
+    assert len(marked) > 50
+    missing = [m for m in marked if m not in danish or not danish[m].string]
+    assert missing == []
+    for message in danish:
+        if message.id:
+            names = sorted(re.findall(r"%\((\w+)\)s", str(message.id)))
+            assert sorted(re.findall(r"%\((\w+)\)s", str(message.string))) == names, message.id
+            assert str(message.string).count("%%") == str(message.id).count("%%"), message.id
+
+
+def test_numbers_and_dates_in_each_language() -> None:
+    assert i18n.number(1234.56, 1, "da") == "1.234,6"
+    assert i18n.number(1234.56, 1, "en") == "1,234.6"
+    assert i18n.number(None) == "–" and i18n.number(float("nan")) == "–"
+    assert i18n.day("2026-12-03", "da") == "3. december 2026"
+    assert i18n.day("2026-12-03", "en") == "3 December 2026"
+    assert i18n.helpers("da")["_"]("Municipality") == "Kommune"
+    assert i18n.helpers("en")["_"]("Municipality") == "Municipality"
+    assert i18n.helpers("xx")["_"]("Municipality") == "Kommune"  # an unknown language: Danish
