@@ -351,6 +351,10 @@ class Writer:
             batch = list(self._drain(first))
             try:
                 with self.db.begin() as con:
+                    if con.dialect.name == "postgresql":
+                        # The batch's queries have the same shape every time: plan them once (prepared),
+                        # not at every batch (planning the relations' query took 7 ms, running it 1 ms).
+                        con.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
                     append(con, self.resolve(con, batch))
             except Exception:  # the log must go on; the failure is logged loudly
                 log.exception("could not write %d audit entries", len(batch))

@@ -142,11 +142,20 @@ def _kept(kind: str, policy: Policy, principal: Principal, build: Callable[[], A
     return made
 
 
+def _among(column: Any, values: Any) -> ColumnElement[bool]:
+    """``column IN (values)`` as plain comparisons: a kept condition's lists are fixed, and SQLAlchemy
+    would otherwise expand each IN list again at every execution."""
+    found = list(values)
+    if not found:
+        return false()
+    return column == found[0] if len(found) == 1 else or_(*(column == v for v in found))
+
+
 def _names_party(kind: str, id_column: Any, params: tuple[str, ...], parties: list[tuple[str, str]]) -> Any:
     link = REFERENCE.alias()
     named = or_(false(), *(and_(link.c.target_type == t, link.c.target_id == i) for t, i in parties))
     return exists().where(
-        link.c.resource_type == kind, link.c.id == id_column, link.c.param.in_(params), named
+        link.c.resource_type == kind, link.c.id == id_column, _among(link.c.param, params), named
     )
 
 
@@ -156,7 +165,7 @@ def _tokens(kind: str, id_column: Any, param: str, codes: tuple[str, ...]) -> An
         token.c.resource_type == kind,
         token.c.id == id_column,
         token.c.param == param,
-        token.c.code.in_(codes),
+        _among(token.c.code, codes),
     )
 
 
@@ -194,7 +203,7 @@ def relation_holds(relation: Relation, principal: Principal, patient: Any, at: A
     who = REFERENCE.alias()
     return exists().where(
         who.c.resource_type == kind,
-        who.c.param.in_(relation.patient),
+        _among(who.c.param, relation.patient),
         who.c.target_type == "Patient",
         who.c.target_id == patient,
         *attached(who.c.id),
@@ -213,7 +222,7 @@ def blocked(blocks: Blocks, principal: Principal, patient: Any, at: Any) -> Colu
         named.append(
             and_(
                 link.c.target_type == "Organization",
-                link.c.target_id.in_(principal.ancestors),
+                _among(link.c.target_id, principal.ancestors),
                 # link.c.id, not who.c.id: a subquery correlates with the query right around it only
                 _tokens(kind, link.c.id, "actor-role", (blocks.sub_units_role,)),
             )
@@ -221,7 +230,7 @@ def blocked(blocks: Blocks, principal: Principal, patient: Any, at: Any) -> Colu
     if not named:
         return false()
     names = exists().where(
-        link.c.resource_type == kind, link.c.id == who.c.id, link.c.param.in_(blocks.party), or_(*named)
+        link.c.resource_type == kind, link.c.id == who.c.id, _among(link.c.param, blocks.party), or_(*named)
     )
     conditions: list[ColumnElement[bool]] = [names]
     if blocks.status:
@@ -236,7 +245,7 @@ def blocked(blocks: Blocks, principal: Principal, patient: Any, at: Any) -> Colu
         conditions.append(or_(not_(any_period), _in_period(kind, who.c.id, blocks.period, at, 0, None)))
     return exists().where(
         who.c.resource_type == kind,
-        who.c.param.in_(blocks.patient),
+        _among(who.c.param, blocks.patient),
         who.c.target_type == "Patient",
         who.c.target_id == patient,
         *conditions,

@@ -194,7 +194,9 @@ class AccessContext(RequestContext):
 def resolve(con: Connection, batch: list[audit.Pending]) -> list[audit.Entry]:
     """Turn pending reads into entries: one per citizen each read touched (IHE BALP), naming the
     relation that allowed it; a read of nobody's records (organisations, value sets) is not recorded.
-    The whole batch costs one query for whose records were read and one per asker for the relations."""
+    The whole batch costs one query for whose records were read and one per asker and second for the
+    relations: the relations of an asker's reads within one second are looked up together, at the
+    moment of the first (a relation that ends within that second may still be named for the later ones)."""
     belongs = citizens.of(con, [key for item in batch for key in item.keys])
     touched: list[dict[str, list[str]]] = []
     asked: dict[tuple[Any, ...], tuple[AccessContext, set[str]]] = {}
@@ -206,7 +208,7 @@ def resolve(con: Connection, batch: list[audit.Pending]) -> list[audit.Entry]:
         touched.append(per_patient)
         if per_patient:
             context: AccessContext = item.context
-            slot = asked.setdefault((conditions.asker(context.principal), context.moment), (context, set()))
+            slot = asked.setdefault(_second(context), (context, set()))
             slot[1].update(per_patient)
     relations = {key: context._relations(con, patients) for key, (context, patients) in asked.items()}
     found: list[audit.Entry] = []
@@ -214,7 +216,7 @@ def resolve(con: Connection, batch: list[audit.Pending]) -> list[audit.Entry]:
         if not item.keys:
             found.append(item.entry)
             continue
-        named = relations.get((conditions.asker(item.context.principal), item.context.moment), {})
+        named = relations.get(_second(item.context), {})
         for patient, refs in sorted(per_patient.items()):
             found.append(
                 audit.Entry(
@@ -222,3 +224,7 @@ def resolve(con: Connection, batch: list[audit.Pending]) -> list[audit.Entry]:
                 )
             )
     return found
+
+
+def _second(context: AccessContext) -> tuple[Any, ...]:
+    return (conditions.asker(context.principal), int(context.moment.timestamp()))

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -139,12 +140,24 @@ def stamp(body: dict[str, Any], rid: str, version: int, moment: datetime) -> str
 @contextmanager
 def connection(db: Engine | Connection, write: bool) -> Iterator[Connection]:
     """The caller's connection (inside a transaction Bundle), or one of our own: a transaction to write,
-    a plain connection to read."""
+    a plain connection to read (on PostgreSQL without a transaction: see ``reader``)."""
     if isinstance(db, Connection):
         yield db
         return
-    with db.begin() if write else db.connect() as con:
+    with db.begin() if write else reader(db).connect() as con:
         yield con
+
+
+@lru_cache(maxsize=16)
+def reader(db: Engine) -> Engine:
+    """The engine to read with. On PostgreSQL its connections run each statement on its own (autocommit):
+    at READ COMMITTED every statement has its own snapshot anyway, and a connection that held no
+    transaction is not rolled back when it goes back to the pool, and psycopg forgets its prepared
+    statements at every ROLLBACK. So the store's reads stay prepared: the access condition of a read
+    took 5-10 ms to plan at every request, and 0.3-0.6 ms to run once prepared."""
+    if db.dialect.name != "postgresql":
+        return db
+    return db.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def now() -> datetime:
