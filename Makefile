@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 # The running platform on the synthetic Samsø population: generate it (once), run the views and indicators,
 # load the FHIR store, then serve the dashboard (/) and the FHIR API (/fhir). Each step is redone only when
 # its input changed; delete $(DATA) to start again. The risk worklists are at /risk.
-demo: $(STAMP) $(DATA)/indicators.parquet $(DATA)/risk/worklist.parquet $(DATA)/demo-users.json
+demo: $(STAMP) $(DATA)/indicators.parquet $(DATA)/risk/worklist.parquet $(DATA)/risk/tasks.loaded $(DATA)/demo-users.json
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer users demo
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer serve --port $(PORT)
 
@@ -53,7 +53,12 @@ $(DATA)/risk/report/metrics.json: $(DATA)/risk/model.json
 
 $(DATA)/risk/worklist.parquet: $(DATA)/risk/report/metrics.json
 	$(BIN)/naer risk worklist --warehouse $(DATA)/warehouse.duckdb --model $(DATA)/risk/model.json \
-		--top 50 --out $@
+		--top 50 --out $@ --tasks $(DATA)/risk/tasks.ndjson
+
+# The worklists' Tasks in the store, so that the FHIR API (Task?owner=...) and the GP's inbox show them.
+$(DATA)/risk/tasks.loaded: $(DATA)/risk/worklist.parquet $(DATA)/store.sqlite
+	$(BIN)/naer load $(DATA)/risk/tasks.ndjson --url sqlite:///$(abspath $(DATA))/store.sqlite
+	touch $@
 
 # Loaded into a new file first, so that a failed or interrupted load never looks finished.
 $(DATA)/store.sqlite: $(DATA)/samsoe/manifest.json $(STAMP)

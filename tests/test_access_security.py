@@ -147,6 +147,26 @@ def test_a_removed_account_stops_at_once(world: tuple[World, TestClient]) -> Non
     assert api.get("/fhir/Patient/c-active", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
+def test_a_proposed_task_gives_no_access_an_ordered_one_does(world: tuple[World, TestClient]) -> None:
+    """A risk worklist's Task (intent proposal) is a suggestion, not treatment: its owner gets no access
+    from it. A Task that orders something (intent order) does, while it is open."""
+    from naer.store import resources as store
+    from naer.store.context import SYSTEM
+
+    w, api = world
+    nurse = {"Authorization": f"Bearer {tokens.issue('nurse-b', 'user/*.rs')}"}
+    assert api.get("/fhir/Patient/c-none", headers=nurse).status_code == 404
+    task = {"resourceType": "Task", "status": "requested", "intent": "proposal",
+            "for": {"reference": "Patient/c-none"}, "owner": {"reference": "Organization/home-b"}}  # fmt: skip
+    proposed = store.create(w.db, SYSTEM, "Task", task)
+    assert api.get("/fhir/Patient/c-none", headers=nurse).status_code == 404
+    ordered = store.create(w.db, SYSTEM, "Task", {**task, "intent": "order"})
+    assert api.get("/fhir/Patient/c-none", headers=nurse).status_code == 200
+    for made in (proposed, ordered):
+        store.delete(w.db, SYSTEM, "Task", made.id)
+    assert api.get("/fhir/Patient/c-none", headers=nurse).status_code == 404
+
+
 def test_scopes_only_narrow(world: tuple[World, TestClient]) -> None:
     _w, api = world
     read_only = {"Authorization": f"Bearer {tokens.issue('gp-a', 'user/Patient.rs')}"}

@@ -95,7 +95,7 @@ def test_worklist_tasks_are_valid_fhir_with_reasons(trained: dict[str, Path], na
     for t in tasks:
         Task.model_validate(t)  # valid FHIR
         assert t["intent"] == "proposal" and t["owner"]["reference"].startswith("Organization/")
-        assert 1 <= len(t["note"]) <= 3 and "Why:" in t["description"]
+        assert 1 <= len(t["note"]) <= 3 and "Hvorfor:" in t["description"]  # Danish, for who acts on it
     probabilities = [t["input"][0]["valueDecimal"] for t in tasks]
     assert probabilities == sorted(probabilities, reverse=True)
     import pyarrow.csv as pacsv
@@ -183,6 +183,20 @@ def test_reasons_are_true_of_the_citizen() -> None:
     said = explain.reasons(fake, contributions, [row])[0]  # type: ignore[arg-type]
     # "lives alone" raised the risk most in the model but is not true of this citizen: not said
     assert said == ["3 acute admissions in the last 12 months (12 bed days)", "COPD", "aged 88"]
+    danish = explain.reasons(fake, contributions, [row], lang="da")[0]  # type: ignore[arg-type]
+    assert danish == ["3 akutte indlæggelser de seneste 12 måneder (12 sengedage)", "KOL", "88 år"]
+    one = row | {"acute_admissions_12m": 1, "bed_days_12m": 1}
+    assert explain.reasons(fake, contributions, [one])[0][0] == (  # type: ignore[arg-type]
+        "1 acute admission in the last 12 months (1 bed day)"  # not "1 acute admissions"
+    )
+    assert explain.reasons(fake, contributions, [one], lang="da")[0][0] == (  # type: ignore[arg-type]
+        "1 akut indlæggelse de seneste 12 måneder (1 sengedag)"
+    )
+    words = explain._Words(".")
+    text = "{a} {a:admission|admissions}{b:| and {b} visit| and {b} visits}"
+    assert words.say(text, {"a": 2, "b": 0}) == "2 admissions"
+    assert words.say(text, {"a": 1, "b": 1}) == "1 admission and 1 visit"
+    assert words.say(text, {"a": 5, "b": 3}) == "5 admissions and 3 visits"
 
 
 def test_first_matching_action_rule() -> None:
@@ -288,17 +302,30 @@ def test_risk_page_lists_and_filters(risk_client: Any, risk_folder: Path) -> Non
 
     page = risk_client.get("/risk")
     assert page.status_code == 200
-    lists = re.findall(r'<option value="([^"]+)"[^>]*>(Municipality|GP clinic): ', page.text)
+    lists = re.findall(r'<option value="([^"]+)"[^>]*>(Kommune|Lægepraksis): ', page.text)
     clinic = _busiest_clinic(risk_folder)
-    assert lists == [(clinic, "GP clinic")]  # a GP sees the own clinic's list only
+    assert lists == [(clinic, "Lægepraksis")]  # a GP sees the own clinic's list only (in Danish)
+    assert re.search(r"Listen blev dannet den \d+\. \w+ \d{4}", page.text)  # the day the list was made
     assert 'id="spec-calibration"' in page.text and 'id="spec-decision_curve"' in page.text
     panel = risk_client.get(f"/risk/panel?list={clinic}&top=3")
     assert panel.status_code == 200 and panel.headers["HX-Replace-Url"] == f"/risk?list={clinic}&top=3"
     assert panel.text.count('<tr>\n      <td class="n">') == 3
-    risks = [int(x) for x in re.findall(r'<td class="n">(\d+) %</td>', panel.text)]
-    assert risks == sorted(risks, reverse=True)
+    risks = [int(x) for x in re.findall(r'<td class="n">(\d+)&nbsp;%</td>', panel.text)]
+    assert len(risks) == 3 and risks == sorted(risks, reverse=True)
+    assert "pat-" not in panel.text.replace('href="/citizen/pat-', "")  # names, not ids
+    assert len(re.findall(r'<td class="unbroken">\d{6}-\d{4}</td>', panel.text)) == 3  # CPR numbers
+    assert re.search(r"inden for \d+ dag", panel.text) and " dage siden" not in panel.text.split("<ul")[0]
+    from naer.risk.worklist import rules
+
+    assert any(r["action_da"] in panel.text for r in rules())  # the action in Danish
+    assert "acute admissions" not in panel.text and "GP contacts" not in panel.text  # the reasons too
+    english = risk_client.get(f"/risk/panel?list={clinic}&top=3&lang=en")
+    assert "deadline" in english.text and any(r["action"] in english.text for r in rules())
+    risk_client.get("/risk?lang=da")
     none = risk_client.get(f"/risk/panel?list={clinic}&min=99")
-    assert "No citizen on this list meets the filters" in none.text
+    assert "Ingen borgere på listen opfylder filtrene" in none.text
+    report = risk_client.get("/risk/report")
+    assert report.status_code == 200 and 'id="fairness"' in report.text  # the fairness report, served
     for bad in ("list=nowhere", "top=many", "top=0", "min=120", "list=muni-0741"):
         assert risk_client.get(f"/risk/panel?{bad}").status_code == 400, bad
 
@@ -375,10 +402,11 @@ def test_the_gp_signs_in_opens_the_own_worklist_and_a_citizen(
         page.wait_for_function("() => document.querySelectorAll('#panel tbody tr').length === 2")
         assert page.locator("#panel tbody tr").count() == 2
         page.screenshot(path=str(SCREENSHOTS / "risk-worklist.png"), full_page=True)
-        name = page.locator("#panel tbody tr td a").first.inner_text()
-        page.locator("#panel tbody tr td a").first.click()
+        name = page.locator("#panel tbody tr th a").first.inner_text()
+        assert not name.startswith("pat-")  # the citizen's name, for the GP who has a relation
+        page.locator("#panel tbody tr th a").first.click()
         page.wait_for_url(re.compile(r"/citizen/"))
-        assert page.locator("h1").inner_text() != name or name.startswith("pat-")
+        assert name in page.locator("h1").inner_text()
         assert "borgerens egen læge" in page.inner_text("main")  # the relation that allowed it
         page.screenshot(path=str(SCREENSHOTS / "citizen-as-gp.png"), full_page=True)
         assert errors == []

@@ -210,6 +210,10 @@ def worklist_command(
             "--fhir", help="Also send the Tasks to this FHIR server (e.g. http://127.0.0.1:8000/fhir)."
         ),
     ] = None,
+    tasks_out: Annotated[
+        Path | None,
+        typer.Option("--tasks", help="Also write the FHIR Tasks here (.ndjson), for naer load."),
+    ] = None,
     token: Annotated[
         str | None,
         typer.Option(
@@ -248,6 +252,8 @@ def worklist_command(
         progress.advance(task)
     tasks = wl.tasks(rows, reference)
     _write_worklist(out, rows, tasks)
+    if tasks_out is not None:
+        _write_worklist(tasks_out.with_suffix(".ndjson"), rows, tasks)
     console.print(f"{len(rows):,} citizens on {len({o for r in rows for o in r['lists']}):,} lists -> {out}")
     if fhir:
         counts = wl.publish(tasks, fhir, token=token)
@@ -269,8 +275,10 @@ def _write_worklist(out: Path, rows: list[dict[str, Any]], tasks: list[dict[str,
         else:
             if out.suffix.lower() == ".csv":  # CSV has no lists: the lists and reasons joined
                 flat = [
-                    {**r, "lists": " ".join(r["lists"]), "reasons": "; ".join(r["reasons"])} for r in rows
-                ]
+                    {**r, "lists": " ".join(r["lists"]), "reasons": "; ".join(r["reasons"]),
+                     "reasons_da": "; ".join(r.get("reasons_da") or [])}
+                    for r in rows
+                ]  # fmt: skip
                 pacsv.write_csv(pa.Table.from_pylist(flat), tmp)
             else:
                 pq.write_table(pa.Table.from_pylist(rows), tmp)

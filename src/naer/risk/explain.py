@@ -3,6 +3,7 @@ contributions summed over each factor's features, reasons.yaml), said in plain w
 
 from __future__ import annotations
 
+import string
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,9 @@ def factors() -> dict[str, dict[str, Any]]:
             if feature in seen:
                 raise UserError(f"reasons.yaml: {feature} is in both {seen[feature]} and {name}")
             seen[feature] = name
+        for key in ("text", "text_da"):
+            if not isinstance(factor.get(key), str):
+                raise UserError(f"reasons.yaml: {name} has no {key} (the reason in English and in Danish)")
         _check_when(f"reasons.yaml {name}", factor.get("when", {}), known)
     missing = known - set(seen)
     if missing:
@@ -63,17 +67,43 @@ def factors() -> dict[str, dict[str, Any]]:
     return data
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, decimal: str = ".") -> str:
     if isinstance(value, float):
-        return f"{abs(value):.1f}"
+        return f"{abs(value):.1f}".replace(".", decimal)
     return str(value)
 
 
+class _Words(string.Formatter):
+    """``{name}`` the value as shown; ``{name:one|many}`` the word for 1 or for any other number, and
+    ``{name:zero|one|many}`` also one for 0 (the forms may hold ``{name}`` themselves)."""
+
+    def __init__(self, decimal: str) -> None:
+        self.decimal = decimal
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if "|" not in format_spec:
+            return _shown(value, self.decimal)
+        forms = format_spec.split("|")
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if len(forms) == 3:
+            chosen = forms[0] if number == 0 else forms[1] if number == 1 else forms[2]
+        else:
+            chosen = forms[0] if number == 1 else forms[-1]
+        return chosen
+
+    def say(self, text: str, values: dict[str, Any]) -> str:
+        """The text with the values and the forms chosen (a form's own ``{name}`` is filled in first, as
+        Python fills nested fields of a format spec)."""
+        return self.vformat(text, (), values)
+
+
 def reasons(
-    model: Model, contributions: np.ndarray, rows: list[dict[str, Any]], top: int = 3
+    model: Model, contributions: np.ndarray, rows: list[dict[str, Any]], top: int = 3, lang: str = "en"
 ) -> list[list[str]]:
     """For each row, up to ``top`` plain-words reasons, largest first (only factors that raised the risk
-    and whose text is true of the citizen)."""
+    and whose text is true of the citizen), in English or Danish (``lang``)."""
+    words = _Words("," if lang == "da" else ".")
+    key = "text_da" if lang == "da" else "text"
     table = factors()
     index = {f: j for j, f in enumerate(model.features)}
     names = list(table)
@@ -82,12 +112,11 @@ def reasons(
     out = []
     for i, row in enumerate(rows):
         said: list[str] = []
-        shown = {key: _shown(v) for key, v in row.items()}
         for k in np.argsort(-by_factor[i]):
             if by_factor[i, k] <= 0 or len(said) == top:
                 break
             factor = table[names[k]]
             if holds(factor.get("when", {}), row):
-                said.append(factor["text"].format(**shown))
+                said.append(words.say(factor[key], row))
         out.append(said)
     return out

@@ -34,8 +34,10 @@ def rules() -> list[dict[str, Any]]:
     known = set(population_features())
     for rule in data:
         where = f"actions.yaml {rule.get('id', '?')}"
-        if set(rule) != {"id", "when", "action", "owner", "within_days", "priority"}:
-            raise UserError(f"{where}: a rule has id, when, action, owner, within_days and priority")
+        if set(rule) != {"id", "when", "action", "action_da", "owner", "within_days", "priority"}:
+            raise UserError(
+                f"{where}: a rule has id, when, action, action_da, owner, within_days and priority"
+            )
         if rule["owner"] not in ("gp", "municipality"):
             raise UserError(f"{where}: owner must be gp or municipality, not {rule['owner']!r}")
         if rule["priority"] not in ("routine", "urgent", "asap", "stat"):
@@ -129,12 +131,14 @@ def rows(
         return []
     picked = population.take(pa.array(order))
     records = picked.to_pylist()
-    said = reasons(model, model.contributions(picked), records)
+    contributions = model.contributions(picked)
+    said = reasons(model, contributions, records)
+    said_da = reasons(model, contributions, records, lang="da")
     # how many citizens have a higher risk: the rank that says "top 0.4 %"
     rank = len(probability) - np.searchsorted(np.sort(probability), probability[order], side="right")
     municipality_org = _municipality_orgs(orgs)
     out = []
-    for k, (i, record, why) in enumerate(zip(order, records, said, strict=True)):
+    for k, (i, record, why, why_da) in enumerate(zip(order, records, said, said_da, strict=True)):
         rule = next(r for r in rules() if holds(r["when"] or {}, record))
         owner = (
             record["gp_clinic_id"]
@@ -154,8 +158,11 @@ def rows(
                 "municipality_name": orgs.get(record["municipality_code"] or "", {}).get("name"),
                 "lists": chosen[i],
                 "reasons": why,
+                "reasons_da": why_da,
                 "rule": rule["id"],
                 "action": rule["action"],
+                "action_da": rule["action_da"],
+                "made": reference.isoformat(),
                 "owner": rule["owner"],
                 "owner_id": owner,
                 "priority": rule["priority"],
@@ -166,15 +173,20 @@ def rows(
 
 
 def _percent(p: float) -> str:
-    return f"{100 * p:.0f} %" if p >= 0.01 else f"{100 * p:.1f} %"
+    """A probability as a Danish percentage (23 %, 0,4 %)."""
+    return (f"{100 * p:.0f} %" if p >= 0.01 else f"{100 * p:.1f} %").replace(".", ",")
 
 
 def tasks(worklist: list[dict[str, Any]], reference: date) -> list[dict[str, Any]]:
-    """One FHIR R4 Task per citizen: a proposal to its owner, with the risk, the reasons and a deadline; its
-    identifier (reference day, citizen, rule) makes publishing it twice create it once."""
+    """One FHIR R4 Task per citizen: a proposal to its owner, with the risk, the reasons and a deadline, in
+    Danish for the Danish GP clinic or municipality that acts on it (the action's English name is the
+    coding's display); its identifier (reference day, citizen, rule) makes publishing it twice create it
+    once."""
     out = []
     for n, row in enumerate(worklist, 1):
-        why = "; ".join(row["reasons"]) or "no single factor stands out"
+        said = row.get("reasons_da") or row["reasons"]
+        why = "; ".join(said) or "ingen enkelt faktor skiller sig ud"
+        top = f"{max(row['top_percent'], 0.1):.1f}".replace(".", ",")
         task: dict[str, Any] = {
             "resourceType": "Task",
             "id": f"risk-{reference:%Y%m%d}-{n:06d}",
@@ -189,21 +201,21 @@ def tasks(worklist: list[dict[str, Any]], reference: date) -> list[dict[str, Any
             "priority": row["priority"],
             "code": {
                 "coding": [{"system": ACTION_SYSTEM, "code": row["rule"], "display": row["action"]}],
-                "text": row["action"],
+                "text": row.get("action_da") or row["action"],
             },
             "description": (
-                f"Risk of an acute admission within 12 months: {_percent(row['probability'])} "
-                f"(top {max(row['top_percent'], 0.1):.1f} % of citizens). Why: {why}."
+                f"Risiko for en akut indlæggelse inden for 12 måneder: {_percent(row['probability'])} "
+                f"(blandt de øverste {top} % af borgerne). Hvorfor: {why}."
             ),
             "for": {"reference": f"Patient/{row['patient_id']}"},
             "authoredOn": f"{reference.isoformat()}T00:00:00+01:00",
-            "requester": {"display": "Nær risk stratification"},
+            "requester": {"display": "Nær risikostratificering"},
             "restriction": {"period": {"end": f"{row['due']}T23:59:59+01:00"}},
-            "reasonCode": {"text": "Risk of acute admission within 12 months (proactive worklist)"},
-            "note": [{"text": reason} for reason in row["reasons"]],
+            "reasonCode": {"text": "Risiko for akut indlæggelse inden for 12 måneder (forebyggende liste)"},
+            "note": [{"text": reason} for reason in said],
             "input": [
                 {
-                    "type": {"text": "probability of an acute admission within 12 months"},
+                    "type": {"text": "sandsynlighed for en akut indlæggelse inden for 12 måneder"},
                     "valueDecimal": round(row["probability"], 4),
                 }
             ],

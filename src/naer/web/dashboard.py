@@ -22,8 +22,7 @@ import pyarrow.parquet as pq
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
-from jinja2.runtime import Context
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from naer.access.policy import policy
 from naer.indicators import charts
@@ -165,7 +164,7 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
     with contextlib.suppress(NotReady):  # the pages say how to make the results
         results.load()  # at start, so that the first page is as quick as the others
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
-    env.filters["num"] = _num
+    env.filters["num"] = i18n.number_filter
     if not any(getattr(r, "name", None) == "static" for r in app.routes):  # the access pages mount it too
         app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -358,12 +357,6 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
             locale=json.dumps(charts.DANISH_LOCALE) if state["lang"] == "da" else "null",
         )
         return page(request, "indicator.html" if whole else "panel.html", **context)
-
-
-@pass_context
-def _num(context: Context, value: float | None, digits: int = 1) -> str:
-    """A number in the page's language (the template's ``lang``)."""
-    return i18n.number(value, digits, context.get("lang", i18n.DEFAULT))
 
 
 def _worded(row: dict[str, Any], t: Any) -> dict[str, Any]:

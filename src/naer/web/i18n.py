@@ -21,6 +21,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from starlette.requests import Request
 
 LOCALES = Path(__file__).parent / "locale"
@@ -97,3 +99,15 @@ def helpers(lang: str, request: Request | None = None) -> dict[str, Any]:
         "other_lang": "en" if lang == "da" else "da",
         "switch_query": switch_query(request, lang),
     }
+
+
+@pass_context
+def number_filter(context: Context, value: float | None, digits: int = 1) -> str:
+    """``|num(digits)`` in a template: the number in the page's language (its ``lang``)."""
+    return number(value, digits, context.get("lang", DEFAULT))
+
+
+@pass_context
+def day_filter(context: Context, value: date | datetime | str | None) -> str:
+    """``|day`` in a template: the date in words in the page's language."""
+    return day(value, context.get("lang", DEFAULT))

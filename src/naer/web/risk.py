@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi import FastAPI, Request
@@ -23,10 +25,24 @@ from naer.access.context import AccessContext
 from naer.access.policy import policy
 from naer.access.principal import Principal
 from naer.indicators.definition import catalogue
-from naer.web import i18n, session
+from naer.web import i18n, people, session
 
 HERE = Path(__file__).parent
 CHARTS = ("calibration", "decision_curve")
+CHART_TITLES = {
+    "calibration": "Calibration: the predicted risk against the share admitted",
+    "decision_curve": "Decision curve: the net benefit of acting on the list at each threshold",
+}
+
+
+def _(message: str) -> str:
+    """Mark a word for the catalogues; translated where it is shown."""
+    return message
+
+
+_MARKED = [_("Calibration: the predicted risk against the share admitted"),
+           _("Decision curve: the net benefit of acting on the list at each threshold"), _("GP clinic"),
+           _("Municipality"), _("Everyone"), _("woman"), _("man"), _("unknown sex")]  # fmt: skip
 
 
 @dataclass
@@ -102,25 +118,64 @@ def _own_lists(p: Principal, kind: str | None) -> set[str]:
     return set()
 
 
-def _visible(request: Request, context: AccessContext, ids: list[str]) -> set[str]:
-    """Which of these citizens the person may see now (relations, blocks): a search in the store, so it
-    is decided by the same condition and recorded in the audit log like any other look."""
+def _visible(request: Request, context: AccessContext, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Which of these citizens the person may see now (relations, blocks), with their Patient: a search in
+    the store, so it is decided by the same condition and recorded in the audit log like any other look."""
     from naer.store.search.query import search
 
-    found: set[str] = set()
+    found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 200):
         chunk = ids[start : start + 200]
         result = search(
             request.app.state.db, context, "Patient", [("_id", ",".join(chunk)), ("_count", "200")]
         )
-        found.update(m.id for m in result.matches)
+        found.update({m.id: orjson.loads(m.content or "{}") for m in result.matches})
     return found
+
+
+def _list_label(label: str, t: Any) -> str:
+    """``GP clinic: Lægehuset Samsø`` with the kind in the page's language."""
+    kind, sep, name = label.partition(": ")
+    return f"{t(kind)}: {name}" if sep else t(label)
+
+
+def _made(row: dict[str, Any]) -> date | None:
+    """The day the list was made: stored by a newer worklist, else its deadline less the rule's days."""
+    from naer.risk.worklist import rules  # (not at start: it brings the model's libraries)
+
+    if row.get("made"):
+        return date.fromisoformat(str(row["made"]))
+    rule = next((r for r in rules() if r["id"] == row.get("rule")), None)
+    if rule is None or not row.get("due"):
+        return None
+    return date.fromisoformat(str(row["due"])) - timedelta(days=int(rule["within_days"]))
+
+
+def _shown(row: dict[str, Any], patient: dict[str, Any], lang: str, t: Any) -> dict[str, Any]:
+    """A worklist row as the page shows it: the citizen's name and CPR number, the reasons and action in
+    the page's language, the deadline as days from the day the list was made."""
+    made = _made(row)
+    due = date.fromisoformat(str(row["due"])) if row.get("due") else None
+    days = (due - made).days if due and made else None
+    danish = lang == "da"
+    return {
+        **row,
+        "name": people.name_of(patient) or row["patient_id"],
+        "cpr": people.cpr_of(patient),
+        "reasons_shown": (row.get("reasons_da") if danish else None) or row.get("reasons") or [],
+        "action_shown": (row.get("action_da") if danish else None) or row.get("action") or "",
+        "sex_shown": t({"female": "woman", "male": "man"}.get(str(row.get("sex")), "unknown sex")),
+        "days": days,
+        "due_shown": i18n.day(due, lang) if due else "–",
+    }
 
 
 def add_risk_pages(app: FastAPI, folder: Path) -> None:
     """Register /risk (the page) and /risk/panel (the part HTMX swaps when a filter changes)."""
     risk = RiskFolder(folder)
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+    env.filters["num"] = i18n.number_filter
+    env.filters["day"] = i18n.day_filter
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         helpers = i18n.helpers(session.language(request), request)
@@ -138,7 +193,8 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
             return page(request, "risk_not_ready.html", 503, message=problem, folder=folder)
         q = request.query_params
         mine_only = _own_lists(context.principal, context.rules.roles[context.principal.role].worklist)
-        lists = [(org, label) for org, label in risk.lists() if org in mine_only]
+        t = i18n.helpers(session.language(request))["_"]
+        lists = [(org, _list_label(label, t)) for org, label in risk.lists() if org in mine_only]
         chosen = q.get("list") or (lists[0][0] if lists else "")
         if chosen and chosen not in dict(lists):
             return page(
@@ -159,9 +215,10 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
         action = q.get("action") or ""
         listed = [r for r in risk.rows if chosen in r["lists"]]
         seen = _visible(request, context, [r["patient_id"] for r in listed])
-        mine = [r for r in listed if r["patient_id"] in seen]
-        actions = sorted({r["action"] for r in mine})
-        shown = [r for r in mine if r["probability"] >= minimum and (not action or r["action"] == action)]
+        lang = session.language(request)
+        mine = [_shown(r, seen[r["patient_id"]], lang, t) for r in listed if r["patient_id"] in seen]
+        actions = sorted({(r["rule"], r["action_shown"]) for r in mine}, key=lambda a: a[1])
+        shown = [r for r in mine if r["probability"] >= minimum and (not action or r["rule"] == action)]
         shown.sort(key=lambda r: -r["probability"])
         return {
             "lists": lists,
@@ -173,8 +230,10 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
             "actions": actions,
             "rows": shown[:top],
             "total": len(mine),
+            "made": next((m for m in (_made(r) for r in mine) if m), None),
             "metrics": risk.metrics,
             "specs": risk.specs,
+            "chart_titles": CHART_TITLES,
             "query": str(request.url.query),
         }
 
@@ -182,6 +241,18 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
     def risk_page(request: Request) -> Response:
         s = state(request)
         return s if isinstance(s, Response) else page(request, "risk.html", **s)
+
+    @app.get("/risk/report", response_class=HTMLResponse, include_in_schema=False)
+    def risk_report(request: Request) -> Response:
+        """The whole evaluation report of the model (naer risk evaluate): its goals, every outcome and the
+        fairness of every group, for the people who use the lists (Nær wrote it; it holds no citizen)."""
+        context = _asker(request)
+        if isinstance(context, Response):
+            return context
+        report = folder / "report" / "report.html"
+        if not report.is_file():
+            return page(request, "risk_not_ready.html", 503, message=f"no report at {report}", folder=folder)
+        return HTMLResponse(report.read_text(encoding="utf-8"))
 
     @app.get("/risk/panel", response_class=HTMLResponse, include_in_schema=False)
     def risk_panel(request: Request) -> Response:

@@ -28,12 +28,11 @@ from naer.store import resources as store
 from naer.store.errors import StoreError
 from naer.store.search.query import search
 from naer.store.tables import resources
-from naer.web import session
+from naer.web import people, session
 from naer.web.words import translator
 
 HERE = Path(__file__).parent
 DANISH_TIME = ZoneInfo("Europe/Copenhagen")
-CPR = "urn:oid:1.2.208.176.1.2"
 
 env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 
@@ -301,13 +300,7 @@ def add_access_pages(app: FastAPI) -> None:
                 may_break=role.break_glass, message=None,
             )  # fmt: skip
         patient = orjson.loads(found.content or "{}")
-        name = " ".join(
-            [
-                *(patient.get("name") or [{}])[0].get("given", []),
-                (patient.get("name") or [{}])[0].get("family", ""),
-            ]
-        )
-        cpr = next((i.get("value", "") for i in patient.get("identifier", []) if i.get("system") == CPR), "")
+        name, cpr = people.name_of(patient), people.cpr_of(patient)
         ref = f"Patient/{patient_id}"
         encounters = search(
             db, context, "Encounter", [("patient", ref), ("_sort", "-date"), ("_count", "15")]
