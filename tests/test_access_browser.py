@@ -11,6 +11,7 @@ import pytest
 from naer import clock
 from naer.access import accounts
 from tests.access_world import World, build
+from tests.accessibility import check
 from tests.conftest import PASSWORD, SCREENSHOTS, served, sign_in
 
 
@@ -56,8 +57,10 @@ def test_the_citizen_sees_the_gps_look_in_min_log(site: tuple[World, str], brows
     text = page.inner_text("table.log")
     assert "Test gp-a" in text and "borgerens egen læge" in text and "Lægehuset A" in text
     page.screenshot(path=str(SCREENSHOTS / "min-log.png"), full_page=True)
+    check(page, "min log (da)")
     page.goto(f"{base}/min-log?lang=en")
     assert "the citizen's GP" in page.inner_text("table.log")
+    check(page, "min log (en)")
     page.context.close()
 
 
@@ -71,6 +74,7 @@ def test_the_planner_reaches_no_record(site: tuple[World, str], browser: Any) ->
     assert api is not None and api.status == 403
     page.goto(f"{base}/citizen/c-active")
     page.screenshot(path=str(SCREENSHOTS / "planner-no-record.png"))
+    check(page, "no access (da)")
     page.context.close()
 
 
@@ -81,11 +85,15 @@ def test_a_nurse_breaks_the_glass_and_it_waits_for_review(site: tuple[World, str
     answer = page.goto(f"{base}/citizen/c-none")
     assert answer is not None and answer.status == 404
     page.screenshot(path=str(SCREENSHOTS / "break-the-glass-form.png"))
+    check(page, "break-the-glass form (da)")
     page.fill("#reason", "Borgeren er faldet i hjemmet, vagtlæge ønsker vurdering nu")
     page.click("form.signin button.warn")
     page.wait_for_url(f"{base}/citizen/c-none")
     assert "værdispring" in page.inner_text("main")
     page.screenshot(path=str(SCREENSHOTS / "citizen-after-break-the-glass.png"), full_page=True)
+    check(page, "citizen (da)")
+    page.goto(f"{base}/citizen/c-none?lang=en")
+    check(page, "citizen (en)")
     page.context.close()
     admin = _page(browser)
     sign_in(admin, base, "admin")
@@ -93,6 +101,7 @@ def test_a_nurse_breaks_the_glass_and_it_waits_for_review(site: tuple[World, str
     row = admin.locator("tbody tr", has_text="nurse-b")
     assert row.count() >= 1 and "faldet i hjemmet" in row.first.inner_text()
     admin.screenshot(path=str(SCREENSHOTS / "review.png"), full_page=True)
+    check(admin, "break-the-glass review (da)")
     row.first.locator("button[value=accepted]").click()
     admin.wait_for_url(f"{base}/audit/review")
     assert "godkendt" in admin.locator("tbody tr", has_text="faldet i hjemmet").first.inner_text()

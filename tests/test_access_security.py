@@ -157,7 +157,8 @@ def test_a_proposed_task_gives_no_access_an_ordered_one_does(world: tuple[World,
     nurse = {"Authorization": f"Bearer {tokens.issue('nurse-b', 'user/*.rs')}"}
     assert api.get("/fhir/Patient/c-none", headers=nurse).status_code == 404
     task = {"resourceType": "Task", "status": "requested", "intent": "proposal",
-            "for": {"reference": "Patient/c-none"}, "owner": {"reference": "Organization/home-b"}}  # fmt: skip
+            "for": {"reference": "Patient/c-none"},
+            "owner": {"reference": "Organization/home-b"}}  # fmt: skip
     proposed = store.create(w.db, SYSTEM, "Task", task)
     assert api.get("/fhir/Patient/c-none", headers=nurse).status_code == 404
     ordered = store.create(w.db, SYSTEM, "Task", {**task, "intent": "order"})

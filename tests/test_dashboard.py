@@ -22,6 +22,7 @@ from naer.indicators import engine
 from naer.indicators.definition import pick
 from naer.indicators.run import build_warehouse
 from naer.web.dashboard import add_dashboard
+from tests.accessibility import check
 from tests.conftest import PASSWORD, SCREENSHOTS, free_port, pages, person, served, sign_in
 
 HERE = Path(__file__).parent
@@ -287,6 +288,7 @@ def test_dashboard_in_a_browser(server: str, browser: Any) -> None:
     page.on("request", lambda r: requests.append(r.url))
     page.goto(f"{server}/indicators/preventable-65plus")
     assert "/login" in page.url  # every page is behind sign-in
+    check(page, "login (da)")
     page.fill("#username", "planner")
     page.fill("#password", PASSWORD)
     page.click("form.signin button[type=submit]")
@@ -296,6 +298,7 @@ def test_dashboard_in_a_browser(server: str, browser: Any) -> None:
     municipalities = _funnel_units(page)
     assert any("Kommune" in label for label in municipalities)  # (Samsø's 1 % sample is suppressed: < 5)
     page.screenshot(path=str(SCREENSHOTS / "dashboard-municipality.png"))
+    check(page, "indicator (da)")
 
     page.select_option("#by", "gp_clinic")
     page.wait_for_url(re.compile(r"by=gp_clinic"))
@@ -319,11 +322,19 @@ def test_dashboard_in_a_browser(server: str, browser: Any) -> None:
     ticks = page.eval_on_selector_all("#time svg .role-axis-label text", "els => els.length")
     assert 0 < ticks <= 26, ticks  # a label every few months (two axes), not 120 on top of each other
     page.screenshot(path=str(SCREENSHOTS / "dashboard-months.png"), full_page=True)
+    check(page, "indicator by month (da)")
 
     page.click("header a[hreflang=en]")
     page.wait_for_selector("#results")
     assert page.locator("#results thead th").first.inner_text() == "GP clinic"
     assert page.locator("html").get_attribute("lang") == "en"
+    check(page, "indicator (en)")
+    for language in ("da", "en"):
+        page.goto(f"{server}/?lang={language}")
+        page.wait_for_selector("table.results")
+        check(page, f"overview ({language})")
+    page.keyboard.press("Tab")  # the first control takes the focus, visibly
+    assert page.evaluate("() => document.activeElement && document.activeElement.tagName") == "A"
     assert errors == []
     assert all(u.startswith(server) or u.startswith("data:") for u in requests), "a request left the machine"
     page.close()

@@ -22,6 +22,7 @@ from fhir.resources.R4B.task import Task
 from naer.errors import UserError
 from naer.risk import baselines, explain, worklist
 from naer.risk import model as models
+from tests.accessibility import check
 from tests.conftest import PASSWORD, SCREENSHOTS, api_server, free_port, pages, person, run_naer, system_token
 
 Run = Callable[..., Any]
@@ -402,6 +403,7 @@ def test_the_gp_signs_in_opens_the_own_worklist_and_a_citizen(
         page.wait_for_function("() => document.querySelectorAll('#panel tbody tr').length === 2")
         assert page.locator("#panel tbody tr").count() == 2
         page.screenshot(path=str(SCREENSHOTS / "risk-worklist.png"), full_page=True)
+        check(page, "risk worklist (da)")
         name = page.locator("#panel tbody tr th a").first.inner_text()
         assert not name.startswith("pat-")  # the citizen's name, for the GP who has a relation
         page.locator("#panel tbody tr th a").first.click()
@@ -409,6 +411,11 @@ def test_the_gp_signs_in_opens_the_own_worklist_and_a_citizen(
         assert name in page.locator("h1").inner_text()
         assert "borgerens egen læge" in page.inner_text("main")  # the relation that allowed it
         page.screenshot(path=str(SCREENSHOTS / "citizen-as-gp.png"), full_page=True)
+        check(page, "citizen as GP (da)")
+        page.goto(f"{url}/risk?lang=en")
+        page.wait_for_selector("#chart-calibration[data-drawn=yes] svg")
+        check(page, "risk worklist (en)")
+        page.screenshot(path=str(SCREENSHOTS / "risk-worklist-en.png"), full_page=True)
         assert errors == []
         page.close()
     finally:

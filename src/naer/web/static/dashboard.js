@@ -10,6 +10,11 @@
       var options = {renderer: "svg", actions: {export: true, source: false, compiled: false, editor: false}};
       if (locale) { options.formatLocale = locale; }
       vegaEmbed(el, JSON.parse(source.textContent), options).then(function () {
+        // The export menu's button says what it is (WCAG 4.1.2): a screen reader otherwise hears nothing.
+        el.querySelectorAll("details > summary").forEach(function (summary) {
+          summary.setAttribute("aria-label", el.dataset.menuLabel || "Download the chart");
+          summary.setAttribute("title", el.dataset.menuLabel || "Download the chart");
+        });
         el.dataset.drawn = "yes";
       }).catch(function (error) {
         el.textContent = "The chart could not be drawn: " + error;
