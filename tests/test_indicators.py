@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -317,6 +320,13 @@ def test_cli_writes_csv_parquet_ndjson_and_measurereports(run: Any, tmp_path: Pa
     }
     done = run(*common, "--by", "all", "--danish")
     assert "4.031,6" in done.stdout  # bed days per 1,000, Danish style
+    narrow = subprocess.run(
+        [str(Path(sys.executable).with_name("naer")), "indicators", *common, "--by", "all"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert (
+        "preventable-65plus" in narrow.stdout and "preventable-chronic" in narrow.stdout
+    )  # not "preventab…"
 
 
 def test_cli_every_grouping_and_charts(run: Any, tmp_path: Path, warehouse: Path) -> None:
@@ -341,6 +351,7 @@ def test_cli_builds_a_warehouse_from_input(run: Any, tmp_path: Path) -> None:
     done = run("--input", str(POPULATION), "--warehouse", "w.duckdb", "--by", "all", "--from", "2023-01-01")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "w.duckdb").is_file()
+    assert not re.search(r"views\s.*\b0/\d+", done.stderr)  # no progress bar left standing at 0/11
     listed = run("--list")
     assert "preventable-65plus" in listed.stdout
 

@@ -106,6 +106,7 @@ def indicators_command(
     with bar("[bold]{task.description}", err) as progress:
         views = progress.add_task("views", total=view_count() if input_path else 0, visible=bool(input_path))
         with warehouse_for(input_path, warehouse, lambda _name: progress.advance(views)) as con:
+            progress.update(views, completed=progress.tasks[views].total)  # built: never left at 0/11
             shared = progress.add_task("shared tables", total=6)
             window = engine.data_window(con)
             if first or last:
@@ -175,8 +176,9 @@ def _print(result: pa.Table, by: str, danish: bool) -> None:
     last = max(result.column("period").to_pylist())
     rows = result.filter(pc.equal(result["period"], last))
     table = Table(title=f"Indicators by {by}, {last} (all periods: --out FILE)")
+    longest = max(len(str(i)) for i in rows.column("indicator").to_pylist())
+    table.add_column("indicator", no_wrap=True, min_width=longest)  # two ids must never cut to one
     for column, justify in (
-        ("indicator", "left"),
         (by, "left"),
         ("events", "right"),
         ("denominator", "right"),

@@ -60,6 +60,7 @@ def _prepared(input_path: Path | None, warehouse: Path | None, label: str) -> It
     with bar("[bold]{task.description}", err) as progress:
         views = progress.add_task("views", total=view_count() if build else 0, visible=bool(build))
         with warehouse_for(build, warehouse, lambda _name: progress.advance(views)) as con:
+            progress.update(views, completed=progress.tasks[views].total)  # built: never left at 0/11
             shared = progress.add_task("shared tables", total=9)
             window = prepare(con, None, lambda _step: progress.advance(shared))
             progress.update(shared, completed=9)

@@ -263,7 +263,8 @@ def load(path: Path) -> dict[str, Any]:
     features than this Nær computes."""
     if not path.is_file():
         raise UserError(
-            f"no model file {path}: make one with `naer risk train --input DATA_DIR --model {path}`"
+            f"no model file {path}: make one with `naer risk train --input DATA_DIR --reference-date DAY "
+            f"--model {path}`"
         )
     try:
         document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
