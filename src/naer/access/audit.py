@@ -321,18 +321,6 @@ class Writer:
         self.idle.clear()
         self.queue.put(item)
 
-    def _drain(self, first: Pending) -> Iterator[Pending]:
-        yield first
-        while True:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is None:
-                self.queue.put(None)
-                return
-            yield item
-
     def _run(self) -> None:
         while True:
             try:
@@ -345,21 +333,32 @@ class Writer:
                 return
             # Gather what else comes for a moment (at most half the bound): a busy server then writes a
             # few large batches a second instead of one transaction per read.
-            gathered = time.monotonic() + FLUSH_SECONDS / 2
-            while self.queue.qsize() < GATHER and time.monotonic() < gathered:
-                time.sleep(0.005)
-            batch = list(self._drain(first))
+            batch, stop = self._gather(first, time.monotonic() + FLUSH_SECONDS / 2)
             try:
                 with self.db.begin() as con:
-                    if con.dialect.name == "postgresql":
-                        # The batch's queries have the same shape every time: plan them once (prepared),
-                        # not at every batch (planning the relations' query took 7 ms, running it 1 ms).
-                        con.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
                     append(con, self.resolve(con, batch))
             except Exception:  # the log must go on; the failure is logged loudly
                 log.exception("could not write %d audit entries", len(batch))
+            if stop:
+                self.idle.set()
+                return
             if self.queue.empty():
                 self.idle.set()
+
+    def _gather(self, first: Pending, until: float) -> tuple[list[Pending], bool]:
+        """``first`` and what else arrives before ``until`` (waiting on the queue, not polling it), up to
+        GATHER reads; and whether the writer was told to stop."""
+        batch = [first]
+        while len(batch) < GATHER:
+            left = until - time.monotonic()
+            try:
+                item = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
+            except queue.Empty:
+                return batch, False
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every entry put so far is committed (tests, shutdown)."""

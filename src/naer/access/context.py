@@ -149,6 +149,9 @@ class AccessContext(RequestContext):
         named = dict.fromkeys(patients, "none")
         relation = conditions.relation_of(self.rules, self.principal, resources.c.id, self.moment)
         ordered = sorted(patients)
+        generic = con.dialect.name == "postgresql"
+        if generic:  # this query's shape never changes: plan it once (planning took 7 ms, running it 1 ms)
+            con.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
         for start in range(0, len(ordered), RELATIONS_AT_ONCE):
             # Always RELATIONS_AT_ONCE ids (padded with one that is no one's): one statement text, which
             # the database prepares and plans once instead of at every batch.
@@ -160,6 +163,8 @@ class AccessContext(RequestContext):
                 )
             )
             named.update({str(rid): str(name) for rid, name in rows if rid})
+        if generic:  # the rest of the transaction (the log's own queries) plans as usual
+            con.exec_driver_sql("SET LOCAL plan_cache_mode = auto")
         return named
 
     def _relation(self, con: Connection, patient: str) -> str:
