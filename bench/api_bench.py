@@ -130,8 +130,9 @@ def _lua_list(name: str, values: list[str]) -> str:
     return f"local {name} = {{{','.join(orjson.dumps(v).decode() for v in values)}}}\n"
 
 
-def _mix_script(url: str, reads: list[str], patients: list[str]) -> str:
-    """The clinician mix as a wrk script over these reads (paths) and citizens."""
+def _mix_script(url: str, reads: list[str], patients: list[str], token: str | None = None) -> str:
+    """The clinician mix as a wrk script over these reads (paths) and citizens (a write's headers name the
+    token itself: wrk.format with headers of its own does not add wrk's -H headers)."""
     owners = _column(url, "SELECT DISTINCT target_id FROM search_reference WHERE param = 'owner'", 1_000)
     task = (
         '{"resourceType":"Task","status":"requested","intent":"order","authoredOn":"2026-11-23",'
@@ -141,7 +142,9 @@ def _mix_script(url: str, reads: list[str], patients: list[str]) -> str:
         _lua_list("reads", reads)
         + _lua_list("patients", patients)
         + _lua_list("owners", owners)
-        + "local json = {['Content-Type'] = 'application/fhir+json'}\n"
+        + "local json = {['Content-Type'] = 'application/fhir+json'"
+        + (f", ['Authorization'] = 'Bearer {token}'" if token else "")
+        + "}\n"
         + "request = function()\n"
         + "  local r = math.random(100)\n"
         + "  if r <= 70 then return wrk.format('GET', reads[math.random(#reads)]) end\n"
@@ -229,6 +232,11 @@ def _askers(url: str) -> tuple[str, dict[str, str]]:
     return str(clinic), {"gp": made["bench-gp"], "system": made["bench-system"]}
 
 
+def _analyze(url: str) -> None:
+    with engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as con:
+        con.execute(text("ANALYZE"))
+
+
 def _server(access: str, url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     """``naer serve`` (access on), or the API with access off (bench/fhir_app.py) on the same uvicorn."""
     if access == "off":
@@ -274,7 +282,7 @@ def _figures(out: str) -> tuple[float, float, int]:
     return rate, p99_ms, int(errors.group(1)) if errors else 0
 
 
-def _script(url: str, clinic: str, mix: bool) -> str:
+def _script(url: str, clinic: str, mix: bool, token: str | None = None) -> str:
     with engine(url).connect() as con:
         listed = con.execute(text(_LISTED), {"clinic": clinic}).scalars().all()
         reads = con.execute(text(_LISTED_READS), {"clinic": clinic}).scalars().all()
@@ -285,7 +293,7 @@ def _script(url: str, clinic: str, mix: bool) -> str:
             "request = function() return wrk.format('GET', paths[math.random(#paths)]) end\n"
         )
     patients = rng.sample(list(listed), min(20_000, len(listed)))
-    return _mix_script(url, paths, patients)
+    return _mix_script(url, paths, patients, token)
 
 
 def main() -> None:
@@ -345,6 +353,8 @@ def main() -> None:
     results: dict[str, list[tuple[float, float, int]]] = {}
     try:
         for asker in [a for _ in range(max(1, args.rounds)) for a in askers]:
+            _analyze(url)  # the mix writes Tasks: fresh statistics for every run, as autovacuum would keep
+            script.write_text(_script(url, clinic, args.mix, tokens.get(asker)))
             port = _free_port()
             server = _server(asker, url, port, args.workers)
             try:
