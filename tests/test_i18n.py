@@ -46,3 +46,20 @@ def test_numbers_and_dates_in_each_language() -> None:
     assert i18n.helpers("da")["_"]("Municipality") == "Kommune"
     assert i18n.helpers("en")["_"]("Municipality") == "Municipality"
     assert i18n.helpers("xx")["_"]("Municipality") == "Kommune"  # an unknown language: Danish
+
+
+def test_charts_speak_the_pages_language() -> None:
+    """Chart titles and axes are Danish on a Danish page (a word inside an f-string escapes the
+    catalogue's extractor: this caught "funnel plot" and "over time" left in English)."""
+    from naer.indicators import charts
+    from naer.indicators.definition import catalogue
+
+    indicator = catalogue()["preventable-65plus"]
+    t = i18n.helpers("da")["_"]
+    row = {"period": "2024", "value": 50.0, "ci_low": 40.0, "ci_high": 60.0, "numerator": 30}
+    series = charts.time_series(indicator, [row], t=t, lang="da")
+    assert series["title"] == "Forebyggelige indlæggelser blandt ældre, over tid"
+    unit = {**row, "group_label": "Lægehuset A", "denominator": 600.0, "expected": 25.0, "ratio": 1.2}
+    funnel = charts.funnel(indicator, [unit], row, "Lægepraksis", t, "da")
+    assert funnel["title"] == "Forebyggelige indlæggelser blandt ældre: tragtdiagram, 2024"
+    assert "indirekte aldersstandardiseret" in str(funnel)
