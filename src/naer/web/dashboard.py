@@ -30,30 +30,21 @@ from naer.indicators.definition import Indicator, catalogue
 from naer.indicators.engine import GROUPINGS, PERIODS, WITHIN, crossable
 from naer.indicators.numbers import without_nan
 from naer.web import i18n, session
+from naer.web.i18n import mark as _
 
 HERE = Path(__file__).parent
 BY_LABEL = {
-    "municipality": "Municipality",
-    "cluster": "Cluster",
-    "gp_clinic": "GP clinic",
-    "age_band": "Age band",
-    "sex": "Sex",
-    "education": "Education",
-    "all": "Whole area",
+    "municipality": _("Municipality"),
+    "cluster": _("Cluster"),
+    "gp_clinic": _("GP clinic"),
+    "age_band": _("Age band"),
+    "sex": _("Sex"),
+    "education": _("Education"),
+    "all": _("Whole area"),
 }
-PERIOD_LABEL = {"year": "Year", "quarter": "Quarter", "month": "Month"}
-GROUP_WORDS = {"unknown": "Unknown", "male": "Men", "female": "Women", "other": "Other"}
+PERIOD_LABEL = {"year": _("Year"), "quarter": _("Quarter"), "month": _("Month")}
+GROUP_WORDS = {"unknown": _("Unknown"), "male": _("Men"), "female": _("Women"), "other": _("Other")}
 """Group labels that are words of Nær's own (not names from the data), shown in the page's language."""
-
-
-def _(message: str) -> str:
-    """Mark a word for the catalogues (``pybabel extract`` finds it); translated where it is shown."""
-    return message
-
-
-_MARKED = [_("Municipality"), _("Cluster"), _("GP clinic"), _("Age band"), _("Sex"), _("Education"),
-           _("Whole area"), _("Year"), _("Quarter"), _("Month"), _("Unknown"), _("Men"), _("Women"),
-           _("Other")]  # fmt: skip
 COLUMNS = (
     "indicator",
     "period",
@@ -300,8 +291,8 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
             "area": area,
             "place": place,
             "place_rows": place_rows,
-            "place_label": _area_label(dict(areas).get(place, ""), t),
-            "places": [(code, _area_label(label, t)) for code, label in areas],
+            "place_label": i18n.labelled(dict(areas).get(place, ""), t),
+            "places": [(code, i18n.labelled(label, t)) for code, label in areas],
             "split": bool(place) and crossable(by, within),
             "periods": periods,
             "unit_choices": sorted(known_units.items(), key=lambda kv: kv[1]),
@@ -363,12 +354,6 @@ def _worded(row: dict[str, Any], t: Any) -> dict[str, Any]:
     """A row whose group is one of Nær's own words (Unknown, Men ...) labelled in the page's language."""
     word = GROUP_WORDS.get(str(row.get("group_label", "")).lower())
     return {**row, "group_label": t(word)} if word else row
-
-
-def _area_label(label: str, t: Any) -> str:
-    """``Cluster: Aarhus`` with the kind in the page's language."""
-    kind, sep, name = label.partition(": ")
-    return f"{t(kind)}: {name}" if sep else label
 
 
 def within_period(asked: str, periods: list[str]) -> str:

@@ -1,7 +1,7 @@
 """The pages' languages: Danish first, English by a remembered switch. The words live in gettext message
 catalogues (``locale/LANG/LC_MESSAGES/messages.po``: a translator reviews one file per language, and
 ``pybabel extract`` finds every word the templates and modules mark), compiled in memory at start; Babel
-formats numbers and dates the way each language writes them.
+formats dates the way each language writes them (numbers: naer.indicators.numbers, as the command line).
 
 English is the catalogues' source language (the msgids); Danish is the default language of every page.
 """
@@ -19,11 +19,12 @@ from urllib.parse import urlencode
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
 from babel.support import Translations
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from starlette.requests import Request
+
+from naer.indicators import numbers
 
 LOCALES = Path(__file__).parent / "locale"
 LANGUAGES = ("da", "en")
@@ -43,19 +44,24 @@ def translations(lang: str) -> Translations:
     return Translations(fp=buffer)
 
 
-def language(request: Request) -> str:
-    """Danish unless English was chosen (``?lang=en``, remembered in a cookie by ``remember``)."""
-    from naer.web.session import language as chosen
+def mark(message: str) -> str:
+    """Mark a word of a module for the catalogues (import it as ``_``, which ``pybabel extract`` and
+    scripts/extract_messages.py look for); it is translated where it is shown."""
+    return message
 
-    return chosen(request)
+
+def labelled(label: str, t: Callable[[str], str]) -> str:
+    """``Cluster: Aarhus`` with its kind (a word of Nær's) in the page's language, the name as it is; a
+    label without a kind is one word of Nær's (``Everyone``)."""
+    if not label:
+        return label  # (gettext of "" is the catalogue's header)
+    kind, sep, name = label.partition(": ")
+    return f"{t(kind)}: {name}" if sep else t(label)
 
 
 def number(value: float | None, digits: int = 1, lang: str = DEFAULT) -> str:
     """A number as the language writes it (1.234,5 in Danish, 1,234.5 in English); – for no value."""
-    if value is None or value != value:
-        return "–"
-    pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
-    return str(format_decimal(value, format=pattern, locale=BABEL_LOCALE[lang]))
+    return numbers.number(value, digits, danish=lang == "da")
 
 
 def day(value: date | datetime | str | None, lang: str = DEFAULT) -> str:

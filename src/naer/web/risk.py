@@ -26,23 +26,15 @@ from naer.access.policy import policy
 from naer.access.principal import Principal
 from naer.indicators.definition import catalogue
 from naer.web import i18n, people, session
+from naer.web.i18n import mark as _
 
 HERE = Path(__file__).parent
 CHARTS = ("calibration", "decision_curve")
 CHART_TITLES = {
-    "calibration": "Calibration: the predicted risk against the share admitted",
-    "decision_curve": "Decision curve: the net benefit of acting on the list at each threshold",
+    "calibration": _("Calibration: the predicted risk against the share admitted"),
+    "decision_curve": _("Decision curve: the net benefit of acting on the list at each threshold"),
 }
-
-
-def _(message: str) -> str:
-    """Mark a word for the catalogues; translated where it is shown."""
-    return message
-
-
-_MARKED = [_("Calibration: the predicted risk against the share admitted"),
-           _("Decision curve: the net benefit of acting on the list at each threshold"), _("GP clinic"),
-           _("Municipality"), _("Everyone"), _("woman"), _("man"), _("unknown sex")]  # fmt: skip
+SEX_WORDS = {"female": _("woman"), "male": _("man")}
 
 
 @dataclass
@@ -84,11 +76,11 @@ class RiskFolder:
         for r in self.rows:
             for org in r["lists"]:
                 if org == r.get("gp_clinic_id"):
-                    labels[org] = f"GP clinic: {r.get('gp_clinic_name') or org}"
+                    labels[org] = _("GP clinic") + f": {r.get('gp_clinic_name') or org}"
                 elif org == "all":
-                    labels[org] = "Everyone"
+                    labels[org] = _("Everyone")
                 else:
-                    labels.setdefault(org, f"Municipality: {r.get('municipality_name') or org}")
+                    labels.setdefault(org, _("Municipality") + f": {r.get('municipality_name') or org}")
         return sorted(labels.items(), key=lambda kv: (not kv[1].startswith("Municipality"), kv[1]))
 
 
@@ -133,12 +125,6 @@ def _visible(request: Request, context: AccessContext, ids: list[str]) -> dict[s
     return found
 
 
-def _list_label(label: str, t: Any) -> str:
-    """``GP clinic: Lægehuset Samsø`` with the kind in the page's language."""
-    kind, sep, name = label.partition(": ")
-    return f"{t(kind)}: {name}" if sep else t(label)
-
-
 def _made(row: dict[str, Any]) -> date | None:
     """The day the list was made: stored by a newer worklist, else its deadline less the rule's days."""
     from naer.risk.worklist import rules  # (not at start: it brings the model's libraries)
@@ -164,7 +150,7 @@ def _shown(row: dict[str, Any], patient: dict[str, Any], lang: str, t: Any) -> d
         "cpr": people.cpr_of(patient),
         "reasons_shown": (row.get("reasons_da") if danish else None) or row.get("reasons") or [],
         "action_shown": (row.get("action_da") if danish else None) or row.get("action") or "",
-        "sex_shown": t({"female": "woman", "male": "man"}.get(str(row.get("sex")), "unknown sex")),
+        "sex_shown": t(SEX_WORDS.get(str(row.get("sex")), _("unknown sex"))),
         "days": days,
         "due_shown": i18n.day(due, lang) if due else "–",
     }
@@ -194,7 +180,7 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
         q = request.query_params
         mine_only = _own_lists(context.principal, context.rules.roles[context.principal.role].worklist)
         t = i18n.helpers(session.language(request))["_"]
-        lists = [(org, _list_label(label, t)) for org, label in risk.lists() if org in mine_only]
+        lists = [(org, i18n.labelled(label, t)) for org, label in risk.lists() if org in mine_only]
         chosen = q.get("list") or (lists[0][0] if lists else "")
         if chosen and chosen not in dict(lists):
             return page(
