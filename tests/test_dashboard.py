@@ -191,6 +191,19 @@ def test_csv_opens_in_danish_excel(results: Path) -> None:
     assert float(values[0].replace(",", ".")) >= 0
 
 
+def test_a_hostile_name_in_a_csv_is_not_a_formula() -> None:
+    from naer.web.dashboard import csv_bytes
+
+    row = {
+        "indicator": "x",
+        "group_label": '=HYPERLINK("http://evil","klik")',
+        "value": -1.5,
+        "area": "@SUM(A1)",
+    }
+    text = csv_bytes([row], "da").decode("utf-8-sig")
+    assert "'=HYPERLINK" in text and "'@SUM(A1)" in text and ";-1,5;" in text  # numbers stay numbers
+
+
 def test_a_period_switch_keeps_the_year() -> None:
     from naer.web.dashboard import within_period
 

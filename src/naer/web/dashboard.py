@@ -382,6 +382,12 @@ def ordered(by: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["std_value"] is None, -(r["std_value"] or 0)))
 
 
+def _inert(text: str) -> str:
+    """A text cell a spreadsheet will not run as a formula (a name from the data such as ``=HYPERLINK(..)``
+    gets a leading apostrophe, OWASP's advice against CSV injection)."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def csv_bytes(rows: list[dict[str, Any]], lang: str) -> bytes:
     """The rows as CSV for a spreadsheet in the page's language: Danish Excel reads semicolons, decimal
     commas and UTF-8 with a byte-order mark; English gets commas and points. Values are rounded to 4
@@ -398,6 +404,6 @@ def csv_bytes(rows: list[dict[str, Any]], lang: str) -> bytes:
                 text = "" if value != value else f"{round(value, 4):.4f}".rstrip("0").rstrip(".")
                 cells.append(text.replace(".", ",") if danish else text)
             else:
-                cells.append("" if value is None else str(value))
+                cells.append(_inert("" if value is None else str(value)))
         writer.writerow(cells)
     return ("\ufeff" if danish else "").encode() + out.getvalue().encode("utf-8")
