@@ -106,6 +106,9 @@ def test_force_replaces_a_data_set_only_when_the_new_one_is_whole(tmp_path: Path
         ),
         (["--start", "2020-02-30"], "--start '2020-02-30' is not a date"),
         (["--scale", "0"], "--scale must be above 0"),
+        (["--area", "741,727", "--full", "9999"], "--full '9999' is not the code of a municipality"),
+        (["--area", "741", "--full", "Samsø"], "--full 'Samsø' is not the code of a municipality"),
+        (["--at-least", "0"], "--at-least must be 1 to 1,000,000 citizens"),
         (["--out", "blocker/sub"], "cannot create"),
     ],
 )
@@ -163,3 +166,62 @@ def test_report_on_a_folder_that_is_not_a_data_set(
     result = naer("synth", "--report", "nowhere", cwd=tmp_path)
     assert result.returncode == 2
     assert "no such folder" in result.stderr
+
+
+def _lines(path: Path) -> list[dict[str, object]]:
+    import orjson
+
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def _population(code: str) -> int:
+    from naer.synth.areas import resolve_area
+    from naer.synth.model import load_model
+
+    return next(m.population for m in resolve_area(load_model(), code)[1])
+
+
+def test_full_keeps_one_municipality_whole_beside_a_sample_of_the_others(tmp_path: Path) -> None:
+    """--full 741 --scale 0.05 --at-least 1500: Samsø whole in Type.ndjson, Odder scaled (raised to 1,500)
+    in Type.sample.ndjson, and the manifest lists both and says which is which."""
+    import orjson
+
+    out = tmp_path / "d"
+    result = synthesize(_request(out, full=("741",), at_least=1500, workers=2))
+    towns = {m["code"]: m for m in result.municipalities}
+    assert towns["0741"]["full"] is True and towns["0727"]["full"] is False
+    assert towns["0727"]["citizens"] == 1500 > round(_population("0727") * 0.05)  # raised to --at-least
+    assert towns["0741"]["citizens"] == _population("0741")
+    whole = {p["id"][4:8] for p in _lines(out / "Patient.ndjson")}
+    sampled = {p["id"][4:8] for p in _lines(out / "Patient.sample.ndjson")}
+    assert whole == {"0741"} and sampled == {"0727"}
+    assert len(_lines(out / "Patient.ndjson")) == result.counts["Patient"] >= towns["0741"]["citizens"]
+    for kind in ("Encounter", "Condition", "Observation"):
+        rows = _lines(out / f"{kind}.sample.ndjson")
+        assert len(rows) == result.sample_counts[kind] > 0
+        assert {r["subject"]["reference"][12:16] for r in rows} == {"0727"}
+    # organisations are not split: every clinic and municipality in the one Organization file
+    assert not (out / "Organization.sample.ndjson").exists()
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    listed = {o["url"]: o["count"] for o in manifest["output"]}
+    assert listed["Patient.sample.ndjson"] == result.sample_counts["Patient"]
+    assert listed["Patient.ndjson"] == result.counts["Patient"]
+    assert "--full 741 --at-least 1500" in manifest["request"]
+    assert manifest["naer"]["full"] == ["0741"] and manifest["naer"]["atLeast"] == 1500
+
+
+def test_the_views_read_the_sample_beside_the_whole(tmp_path: Path) -> None:
+    """A split data set is one data set to the views: Patient.sample.ndjson is read as Patient."""
+    from naer.views.source import files_for
+
+    out = tmp_path / "d"
+    synthesize(_request(out, full=("741",)))
+    files, kind = files_for(out, "Patient")
+    assert kind == "ndjson" and {f.name for f in files} == {"Patient.ndjson", "Patient.sample.ndjson"}
+
+
+def test_without_full_nothing_is_split(tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    result = synthesize(_request(out, at_least=1))
+    assert not list(out.glob("*.sample.ndjson")) and not result.sample
+    assert all(m["full"] is False for m in result.municipalities)  # both scaled to 5 %

@@ -61,6 +61,21 @@ def synth(
     end: Annotated[str, typer.Option(help="Last day simulated (YYYY-MM-DD).")] = "2024-12-31",
     seed: Annotated[int, typer.Option(help="Random seed: same seed and arguments, same bytes.")] = 1,
     scale: Annotated[float, typer.Option(help="Multiply every population by this (0.01 = 1 %).")] = 1.0,
+    full: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--full",
+            help="A municipality kept at full size whatever --scale says (code, repeat); the scaled ones' "
+            "citizens go to Type.sample.ndjson beside it.",
+        ),
+    ] = None,
+    at_least: Annotated[
+        int,
+        typer.Option(
+            "--at-least",
+            help="Least citizens of a scaled municipality, so small ones have numbers to compare.",
+        ),
+    ] = 1,
     gzip: Annotated[bool, typer.Option("--gzip", help="Write .ndjson.gz instead of .ndjson.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
     workers: Annotated[
@@ -89,6 +104,8 @@ def synth(
         seed=seed,
         out=target,
         scale=scale,
+        full=tuple(full or ()),
+        at_least=at_least,
         force=force,
         gzip=gzip,
         workers=workers if workers is not None else settings.workers,
@@ -119,7 +136,9 @@ def synth(
     table.add_column("resources", justify="right")
     for kind, name in result.files.items():
         table.add_row(kind, name, f"{result.counts[kind]:,}")
-    total = sum(result.counts.values())
+    for kind, name in result.sample.items():
+        table.add_row(kind, name, f"{result.sample_counts[kind]:,}")
+    total = sum(result.counts.values()) + sum(result.sample_counts.values())
     table.add_row("[bold]all[/]", "", f"[bold]{total:,}[/]")
     console.print(table)
     console.print(

@@ -79,7 +79,7 @@ def _org(
 
 
 def build_organizations(
-    model: Model, municipalities: list[Municipality], scale: float, seed: int
+    model: Model, municipalities: list[Municipality], citizens: dict[str, int], seed: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, MunicipalityOrgs]]:
     """Organizations, Practitioners, PractitionerRoles, and a per-municipality index for the engine."""
     rng = np.random.default_rng([seed, 7])
@@ -168,7 +168,7 @@ def build_organizations(
             psychiatry_id=f"{rid}-psychiatry",
             out_of_hours_id=f"{rid}-ooh",
         )
-        n_gps = max(1, round(m.population * scale / GP_LIST_SIZE))
+        n_gps = max(1, round(citizens[m.code] / GP_LIST_SIZE))
         k = 0
         while n_gps > 0:
             size = int(min(n_gps, rng.choice([1, 2, 3, 4], p=[0.35, 0.30, 0.20, 0.15])))

@@ -45,6 +45,7 @@ RESOURCE_TYPES = (
     "Condition",
     "Observation",
 )
+CITIZEN_TYPES = ("Patient", "Encounter", "Condition", "Observation")  # what a chunk writes
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class SynthRequest:
     seed: int
     out: Path
     scale: float = 1.0
+    full: tuple[str, ...] = ()  # municipality codes kept at full size whatever ``scale`` says
+    at_least: int = 1  # citizens of a scaled municipality at the least (small ones keep peers' numbers)
     force: bool = False
     gzip: bool = False
     workers: int = 1
@@ -66,8 +69,11 @@ class SynthResult:
     area_name: str
     out: Path
     citizens_at_start: int
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # the full municipalities' when some are scaled
     files: dict[str, str] = field(default_factory=dict)
+    sample: dict[str, str] = field(default_factory=dict)  # the scaled municipalities' files (--full)
+    sample_counts: dict[str, int] = field(default_factory=dict)
+    municipalities: list[dict[str, Any]] = field(default_factory=list)  # code, name, citizens, full
 
 
 def plan(request: SynthRequest, model: Model) -> tuple[str, list[Municipality], list[ChunkSpec], Any]:
@@ -76,15 +82,17 @@ def plan(request: SynthRequest, model: Model) -> tuple[str, list[Municipality], 
         raise UserError(f"--end {request.end} must be after --start {request.start}")
     if not (0 < request.scale <= 10):
         raise UserError(f"--scale must be above 0 and at most 10, not {request.scale}")
+    if not (1 <= request.at_least <= 1_000_000):
+        raise UserError(f"--at-least must be 1 to 1,000,000 citizens, not {request.at_least}")
     area_name, municipalities = resolve_area(model, request.area)
-    orgs, practitioners, roles, index = build_organizations(
-        model, municipalities, request.scale, request.seed
-    )
+    full = _full_codes(request.full, municipalities)
+    citizens = {m.code: _citizens(m, request, m.code in full) for m in municipalities}
+    orgs, practitioners, roles, index = build_organizations(model, municipalities, citizens, request.seed)
     all_codes = sorted(model.areas["municipalities"])
     specs: list[ChunkSpec] = []
     sizes = []
     for m in municipalities:
-        total = max(1, round(m.population * request.scale))
+        total = citizens[m.code]
         n_chunks = math.ceil(total / request.chunk_size)
         base, extra = divmod(total, n_chunks)
         sizes.append([base + (1 if i < extra else 0) for i in range(n_chunks)])
@@ -107,6 +115,33 @@ def plan(request: SynthRequest, model: Model) -> tuple[str, list[Municipality], 
                 )
             )
     return area_name, municipalities, specs, (orgs, practitioners, roles)
+
+
+def _citizens(m: Municipality, request: SynthRequest, full: bool) -> int:
+    """A municipality's citizens at the start: its population, scaled unless kept full, and at least
+    ``at_least`` (but never more than the whole population for that)."""
+    if full:
+        return m.population
+    return max(1, round(m.population * request.scale), min(request.at_least, m.population))
+
+
+def _full_codes(asked: tuple[str, ...], municipalities: list[Municipality]) -> set[str]:
+    """The four-digit codes of ``--full`` (``741`` or ``0741``), each one a municipality of the area."""
+    codes = {m.code for m in municipalities}
+    full = set()
+    for raw in asked:
+        code = raw.strip().zfill(4)
+        if not (code.isdigit() and len(code) == 4) or code not in codes:
+            raise UserError(f"--full {raw!r} is not the code of a municipality in the area")
+        full.add(code)
+    return full
+
+
+def sample_name(kind: str, suffix: str) -> str:
+    """The file of a type's resources from the scaled municipalities when some are kept full (``--full``):
+    read beside ``Kind.ndjson`` by the views (named for the type), left out of a store loaded with only
+    the full municipalities' files."""
+    return f"{kind}.sample{suffix}"
 
 
 def check_request(request: SynthRequest) -> None:
@@ -218,9 +253,15 @@ def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | 
     try:
         (tmp / "parts").mkdir()
         (tmp / "truth").mkdir()
+        full = _full_codes(request.full, [s.municipality for s in specs])
+        split = bool(full) and any(s.municipality.code not in full for s in specs)
         finals: dict[str, IO[bytes]] = {}
+        samples: dict[str, IO[bytes]] = {}
         for kind in RESOURCE_TYPES:
             finals[kind] = (tmp / f"{kind}{suffix}").open("wb")
+            if split and kind in CITIZEN_TYPES:
+                samples[kind] = (tmp / sample_name(kind, suffix)).open("wb")
+        sample_counts: dict[str, int] = {}
         truth_name = TRUTH_FILE + (".gz" if request.gzip else "")
         finals["truth"] = (tmp / truth_name).open("wb")
         header = (TRUTH_HEADER + "\n").encode()
@@ -237,21 +278,31 @@ def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | 
         done = 0
         for index, counts in _results(specs, tmp / "parts", request.gzip, request.workers):
             part = tmp / "parts" / f"{index:05d}"
+            sampled = split and specs[index].municipality.code not in full
             for kind, n in counts.items():
-                _append(part / f"{kind}.part", finals[kind])
-                result.counts[kind] = result.counts.get(kind, 0) + n
+                if sampled and kind in samples:
+                    _append(part / f"{kind}.part", samples[kind])
+                    sample_counts[kind] = sample_counts.get(kind, 0) + n
+                else:
+                    _append(part / f"{kind}.part", finals[kind])
+                    result.counts[kind] = result.counts.get(kind, 0) + n
             shutil.rmtree(part)
             done += specs[index].size
             if on_progress:
                 on_progress(done, total)
-        for fh in finals.values():
+        for fh in [*finals.values(), *samples.values()]:
             fh.close()
         (tmp / "parts").rmdir()
         for kind in RESOURCE_TYPES:
             if not result.counts.get(kind):
                 (tmp / f"{kind}{suffix}").unlink()
+            if kind in samples and not sample_counts.get(kind):
+                (tmp / sample_name(kind, suffix)).unlink()
         truth_rows = result.counts.pop("truth", 0)
         result.files = {k: f"{k}{suffix}" for k in RESOURCE_TYPES if result.counts.get(k)}
+        result.sample = {k: sample_name(k, suffix) for k in RESOURCE_TYPES if sample_counts.get(k)}
+        result.sample_counts = {k: sample_counts[k] for k in result.sample}
+        result.municipalities = _sizes(specs, full)
         _write_manifest(tmp, request, area_name, result, truth_name, truth_rows)
         if out.exists():
             shutil.rmtree(out)
@@ -260,6 +311,23 @@ def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
+
+
+def _sizes(specs: list[ChunkSpec], full: set[str]) -> list[dict[str, Any]]:
+    """Each municipality's citizens at the start and whether it is whole (for the pages' data note)."""
+    found: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        m = spec.municipality
+        entry = found.setdefault(m.code, {"code": m.code, "name": m.name, "citizens": 0})
+        entry["citizens"] += spec.size
+    for entry in found.values():
+        whole = entry["code"] in full or not full
+        entry["full"] = whole and entry["citizens"] >= _population(specs, entry["code"])
+    return list(found.values())
+
+
+def _population(specs: list[ChunkSpec], code: str) -> int:
+    return next(s.municipality.population for s in specs if s.municipality.code == code)
 
 
 def _write_manifest(
@@ -276,9 +344,14 @@ def _write_manifest(
         "request": (
             f"naer synth --area {request.area} --start {request.start} --end {request.end} "
             f"--seed {request.seed} --scale {request.scale:g}"
+            + "".join(f" --full {code}" for code in request.full)
+            + (f" --at-least {request.at_least}" if request.at_least > 1 else "")
         ),
         "requiresAccessToken": False,
-        "output": [{"type": k, "url": v, "count": result.counts[k]} for k, v in result.files.items()],
+        "output": [
+            *({"type": k, "url": v, "count": result.counts[k]} for k, v in result.files.items()),
+            *({"type": k, "url": v, "count": result.sample_counts[k]} for k, v in result.sample.items()),
+        ],
         "error": [],
         "naer": {
             "generator": f"naer {__version__}",
@@ -288,7 +361,10 @@ def _write_manifest(
             "end": request.end.isoformat(),
             "seed": request.seed,
             "scale": request.scale,
+            "full": sorted({code.strip().zfill(4) for code in request.full}),
+            "atLeast": request.at_least,
             "citizensAtStart": result.citizens_at_start,
+            "municipalities": result.municipalities,
             "synthetic": True,
             "truth": {
                 "url": truth_name,
