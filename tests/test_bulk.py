@@ -197,3 +197,27 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_load_takes_several_folders_and_files_each_once(naer: Any, tmp_path: Path) -> None:
+    """`naer load A B/Patient.ndjson B`: every file of the folders and the files named, a file named twice
+    loaded once (the demo loads a data set without its *.sample.ndjson files this way)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "Organization.ndjson").write_bytes(b'{"resourceType": "Organization", "id": "o1"}\n')
+    (b / "Patient.ndjson").write_bytes(b'{"resourceType": "Patient", "id": "p1"}\n')
+    (b / "Patient.sample.ndjson").write_bytes(b'{"resourceType": "Patient", "id": "p2"}\n')
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    done = naer(
+        "load", str(a), str(b / "Patient.ndjson"), str(b / "Patient.ndjson"), "--url", url, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    db = engine(url)
+    assert store.read(db, SYSTEM, "Patient", "p1").version_id == 1  # named twice, loaded once
+    assert store.read(db, SYSTEM, "Organization", "o1").version_id == 1
+    _, total = store.history_of(db, SYSTEM)
+    assert total == 2  # not p2: only the files named
+    missing = naer("load", str(a), str(tmp_path / "nowhere"), "--url", url, cwd=tmp_path)
+    assert missing.returncode == 2 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr
+    assert store.history_of(db, SYSTEM)[1] == 2  # nothing loaded from a, either

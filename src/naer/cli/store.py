@@ -87,7 +87,10 @@ def _lines(path: Path) -> int | None:
 
 
 def load_command(
-    source: Annotated[Path, typer.Argument(help="A folder of NDJSON files (plain or .gz), or one file.")],
+    source: Annotated[
+        list[Path],
+        typer.Argument(help="Folders of NDJSON files (plain or .gz), or files; one or more."),
+    ],
     url: Annotated[str | None, typer.Option("--url", help="Database URL (default: settings).")] = None,
     workers: Annotated[
         int | None, typer.Option(help="Processes that parse and validate (default: NAER_WORKERS).")
@@ -96,13 +99,13 @@ def load_command(
     """Load FHIR bulk NDJSON into the store: every resource validated, ids kept, all in one transaction
     (a bad line anywhere loads nothing). A resource already stored gets a new version."""
     from naer.access.audit import record_job
-    from naer.store.bulk import load, ndjson_files
+    from naer.store.bulk import files_of, load
     from naer.store.context import Internal
     from naer.store.db import engine
 
     resolved = database_url(url)
     _upgrade(resolved)
-    files = ndjson_files(source)
+    files = files_of(source)
     sizes = [_lines(f) for f in files]
     total = None if None in sizes else sum(s or 0 for s in sizes)
     began = time.perf_counter()
@@ -116,7 +119,8 @@ def load_command(
             on_batch=lambda n: progress.advance(task, n),
         )
     seconds = time.perf_counter() - began
-    record_job(engine(resolved), "import", "naer load", f"{result.total} resources from {source}")
+    named = ", ".join(str(s) for s in source)
+    record_job(engine(resolved), "import", "naer load", f"{result.total} resources from {named}")
     table = Table("resource type", "loaded")
     for kind, count in sorted(result.counts.items()):
         table.add_row(kind, f"{count:,}")

@@ -80,6 +80,14 @@ def ndjson_files(folder: Path) -> list[Path]:
     return found
 
 
+def files_of(sources: Path | Sequence[Path]) -> list[Path]:
+    """The NDJSON files of one or several sources (folders or files), each once, in the order given."""
+    found: dict[Path, None] = {}
+    for source in [sources] if isinstance(sources, Path) else sources:
+        found.update(dict.fromkeys(ndjson_files(source)))
+    return list(found)
+
+
 def _batches(files: list[Path]) -> Iterator[tuple[str, list[int], list[bytes]]]:
     """(file, line numbers, lines) in batches, blank lines skipped but counted."""
     for path in files:
@@ -371,8 +379,9 @@ def _write_sqlite(con: Connection, written: Written) -> None:
 
 def _defer_indexes(con: Connection) -> list[Index]:
     """On a first load (empty search index), drop the index tables' B-trees and build them once at the
-    end: far cheaper than keeping them up to date row by row. DDL is transactional in PostgreSQL, so a
-    failed load gets them back; searches wait for the load meanwhile (the tables are locked)."""
+    end: far cheaper than keeping them up to date row by row. DDL is transactional in PostgreSQL and
+    SQLite alike, so a failed load gets them back; searches wait for the load meanwhile (the tables are
+    locked)."""
     if any(con.execute(select(table.c.id).limit(1)).first() for table in INDEX_TABLES.values()):
         return []
     dropped = [index for table in INDEX_TABLES.values() for index in table.indexes]
@@ -384,13 +393,13 @@ def _defer_indexes(con: Connection) -> list[Index]:
 def load(
     db: Engine,
     context: RequestContext,
-    source: Path,
+    source: Path | Sequence[Path],
     workers: int | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> LoadResult:
-    """Load every NDJSON file of ``source`` (a folder or one file) in one transaction."""
+    """Load every NDJSON file of ``source`` (folders or files) in one transaction."""
     context.permit("import", None)
-    files = ndjson_files(source)
+    files = files_of(source)
     result = LoadResult(files=len(files))
     seen: dict[tuple[str, str], int] = {}
     stored_types: dict[str, bool] = {}
@@ -407,7 +416,7 @@ def load(
             # the type for each batch's lookup of stored versions (quadratic time). Plan each one anew.
             con.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
             con.exec_driver_sql("SET LOCAL enable_seqscan = off")
-            deferred = _defer_indexes(con)
+        deferred = _defer_indexes(con)
         for batch in _prepared(files, workers or get_settings().workers, copy=postgres):
             written = _rows(con, batch, seen, stored_types)
             if written.replaced:
@@ -419,7 +428,8 @@ def load(
             if on_batch:
                 on_batch(len(batch.keys))
         if deferred:
-            con.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+            if postgres:
+                con.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
             for index in deferred:
                 index.create(con)
     if result.total >= ANALYSE_AFTER:
