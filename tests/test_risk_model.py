@@ -110,6 +110,24 @@ def test_worklist_tasks_are_valid_fhir_with_reasons(trained: dict[str, Path], na
     assert lists and max(lists.values()) <= 3  # the top 3 of each GP clinic and municipality
 
 
+def test_worklists_of_the_citizens_living_in_one_municipality(trained: dict[str, Path], naer: Run) -> None:
+    """--living-in 741: the region's data in the model, but only citizens living on Samsø on the lists (the
+    demo's store holds Samsø alone): Samsø's municipal list and the lists of the clinics they use."""
+    import pyarrow.parquet as pq
+
+    out = trained["work"] / "samsoe.parquet"
+    done = naer(
+        "risk", "worklist", "--warehouse", str(trained["warehouse"]), "--model", str(trained["model"]),
+        "--reference-date", "2024-06-01", "--top", "5", "--living-in", "741", "--out", str(out),
+        cwd=trained["work"],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = pq.read_table(out).to_pylist()
+    assert rows and {r["municipality_code"] for r in rows} == {"0741"}
+    lists = {name for r in rows for name in r["lists"]}
+    assert "muni-0741" in lists and all(n == "muni-0741" or n.startswith("gp-") for n in lists), lists
+
+
 def test_bad_input_is_refused_and_nothing_written(
     trained: dict[str, Path], naer: Run, tmp_path: Path
 ) -> None:
@@ -126,6 +144,7 @@ def test_bad_input_is_refused_and_nothing_written(
         ((*evaluate, str(tmp_path / "none.json")), "no model file"),
         ((*work, "--warehouse", w, "--organization", "no-clinic"), "unknown organisation no-clinic"),
         ((*work, "--warehouse", w, "--threshold", "1.5"), "between 0 and 1"),
+        ((*work, "--warehouse", w, "--top", "3", "--living-in", "9999"), "--living-in 9999: no municipality"),
         ((*work, "--warehouse", str(tmp_path / "none.duckdb")), "no warehouse"),
         ((*work, "--input", str(tmp_path / "nothing")), "no data folder"),
     ]  # fmt: skip

@@ -199,6 +199,13 @@ def worklist_command(
             "Default: every GP clinic and municipality.",
         ),
     ] = None,
+    living_in: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--living-in",
+            help="Only citizens living in this municipality (code, e.g. 741); repeat. Default: everyone.",
+        ),
+    ] = None,
     top: Annotated[
         int | None, typer.Option("--top", help="The N citizens most at risk on each list.")
     ] = None,
@@ -248,7 +255,7 @@ def worklist_command(
         m = bundle["models"]["acute_admission_12m"]
         probability = m.predict(population)
         progress.advance(task)
-        chosen = wl.select(population, probability, top, threshold, organization, orgs)
+        chosen = wl.select(population, probability, top, threshold, organization, orgs, living_in)
         rows = wl.rows(population, probability, m, chosen, orgs, reference)
         progress.advance(task)
     tasks = wl.tasks(rows, reference)

@@ -67,6 +67,18 @@ def _municipality_orgs(orgs: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {e["municipality_code"]: e["id"] for e in orgs.values() if e["kind"] == "municipality"}
 
 
+def _codes(asked: list[str], orgs: dict[str, dict[str, Any]]) -> set[str]:
+    known = set(_municipality_orgs(orgs))
+    codes = {raw.strip().zfill(4) for raw in asked}
+    unknown = sorted(codes - known)
+    if unknown:
+        raise UserError(
+            f"--living-in {', '.join(unknown)}: no municipality with that code in the data "
+            f"({len(known)} known)"
+        )
+    return codes
+
+
 def check_limits(top: int | None, threshold: float | None) -> None:
     """Either a top N or a probability threshold, each in range (checked before any data is read)."""
     if (top is None) == (threshold is None):
@@ -84,10 +96,13 @@ def select(
     threshold: float | None,
     only: list[str] | None,
     orgs: dict[str, dict[str, Any]],
+    living_in: list[str] | None = None,
 ) -> dict[int, list[str]]:
     """Rows selected, each with the lists (organisation ids) it is on: per GP clinic and per municipality the
-    top ``top`` by probability, or everyone at or above ``threshold``."""
+    top ``top`` by probability, or everyone at or above ``threshold``. ``living_in``: only the citizens
+    living in these municipalities (codes), for example a site's own when the data hold its peers too."""
     check_limits(top, threshold)
+    places_kept = _codes(living_in, orgs) if living_in else None
     wanted: set[str] | None = None
     if only:
         unknown = [o for o in only if o not in orgs]
@@ -102,6 +117,8 @@ def select(
     clinics = population.column("gp_clinic_id").to_pylist()
     places = population.column("municipality_code").to_pylist()
     for i, (clinic, place) in enumerate(zip(clinics, places, strict=True)):
+        if places_kept is not None and place not in places_kept:
+            continue
         for org in (clinic if clinic in orgs else None, municipality_org.get(place)):
             if org is not None and (wanted is None or org in wanted):
                 lists.setdefault(org, []).append(i)
