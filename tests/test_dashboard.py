@@ -394,3 +394,75 @@ def test_a_hostile_unit_name_is_shown_as_text_and_never_runs(
         assert XSS in page.locator("#results").inner_text()
         page.screenshot(path=str(SCREENSHOTS / "dashboard-hostile-name.png"))
         page.close()
+
+
+def _with_source(results: Path, out: Path, raw: bytes | None) -> Path:
+    """The results again, with ``raw`` as the note of the data set they were made from."""
+    from naer.indicators.run import SOURCE_KEY
+
+    table = pq.read_table(results)
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != SOURCE_KEY}
+    if raw is not None:
+        meta[SOURCE_KEY] = raw
+    pq.write_table(table.replace_schema_metadata(meta), out)
+    return out
+
+
+def test_the_pages_say_which_data_set_they_show(results: Path, tmp_path: Path) -> None:
+    """A `naer synth --full 741` data set: the note says Samsø is whole and the others a sample, from the
+    manifest `naer indicators` kept in the Parquet file (data_set), in Danish and in English."""
+    import orjson
+
+    from naer.indicators.run import data_set
+
+    folder = tmp_path / "synth"
+    folder.mkdir()
+    towns = [
+        {"code": "0741", "name": "Samsø", "citizens": 3700, "full": True},
+        {"code": "0751", "name": "Aarhus", "citizens": 3600, "full": False},
+        {"code": "0727", "name": "Odder", "citizens": 600, "full": False},
+    ]
+    naer = {"synthetic": True, "areaName": "Region Midtjylland", "scale": 0.01, "atLeast": 600}
+    (folder / "manifest.json").write_bytes(orjson.dumps({"naer": {**naer, "municipalities": towns}}))
+    source = data_set(folder)
+    assert source is not None
+    out = _with_source(results, tmp_path / "noted.parquet", orjson.dumps(source))
+    with pages(add_dashboard, out) as c:
+        danish = c.get("/").text
+        assert "Samsø i fuld størrelse (3.700 borgere)" in danish
+        assert (
+            "de 2 øvrige kommuner (1 % af deres befolkning, mindst 600 borgere i hver: 4.200 i alt)" in danish
+        )
+        english = c.get("/?lang=en").text
+        assert "Samsø in full (3,700 citizens) beside a sample of the 2 other municipalities" in english
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'{"scale": "x", "municipalities": []}',
+        b'{"scale": 0.01, "municipalities": "Samso"}',
+        b'{"scale": 0.01, "municipalities": [{"name": 1, "citizens": "many"}, 7]}',
+        b'{"scale": 1e400, "municipalities": [{"name": "S", "citizens": 1, "full": true}]}',
+        b'{"scale": 0.01, "areaName": "<b>x</b>", "municipalities": [{"name": "<i>S</i>", "citizens": 1,'
+        b' "full": true}, {"name": "<script>", "citizens": 2}]}',
+    ],
+)
+def test_a_data_set_note_from_elsewhere_never_breaks_a_page(
+    results: Path, tmp_path: Path, raw: bytes
+) -> None:
+    """The note is read from a file anyone may make: wrong shapes are left out, names stay text."""
+    out = _with_source(results, tmp_path / "odd.parquet", raw)
+    with pages(add_dashboard, results) as c:
+        plain = c.get("/").text
+    with pages(add_dashboard, out) as c:
+        answer = c.get("/")
+        assert answer.status_code == 200 and "Syntetiske data" in answer.text
+        assert "<i>S</i>" not in answer.text and "<b>x</b>" not in answer.text
+        assert answer.text.count("<script>") == plain.count("<script>")  # no name became a tag
+        assert "inf" not in answer.text.split('role="note"')[1].split("</p>")[0]
+        if b"<i>" in raw:
+            assert "&lt;i&gt;S&lt;/i&gt;" in answer.text  # shown, as text

@@ -84,7 +84,7 @@ def indicators_command(
     """Compute indicators (help text: ``_HELP``)."""
     from naer.indicators import engine
     from naer.indicators.definition import catalogue, pick
-    from naer.indicators.run import view_count, warehouse_for, write
+    from naer.indicators.run import data_set, view_count, warehouse_for, write
 
     if list_only:
         table = Table(title="Indicators")
@@ -132,7 +132,7 @@ def indicators_command(
     result = pa.concat_tables([tables[(b, p)] for p in periods for b in groupings] + split)
     area = pa.concat_tables([tables[("all", p)] for p in periods])
     if out is not None:
-        write(result, out, fmt, {i.id: i for i in chosen}, area, groupings[0])
+        write(result, out, fmt, {i.id: i for i in chosen}, area, groupings[0], data_set(input_path))
     elif fmt != "table":
         raise UserError("--format measurereport needs --out FILE (.ndjson or .json)")
     if chart is not None:

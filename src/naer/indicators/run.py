@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -69,10 +70,46 @@ def warehouse_for(
             yield con
 
 
+SOURCE_KEY = b"naer.source"  # the Parquet file's note of the data set it was made from (data_set)
+
+
+def data_set(input_path: Path | None) -> dict[str, Any] | None:
+    """What a ``naer synth`` folder says of itself (its manifest's area, scale and municipalities), kept
+    with the results so that the pages can say which data they show; None for other data."""
+    if input_path is None or not (input_path / "manifest.json").is_file():
+        return None
+    try:
+        about = orjson.loads((input_path / "manifest.json").read_bytes()).get("naer")
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return None
+    if not isinstance(about, dict) or about.get("synthetic") is not True:
+        return None
+    kept = {k: about[k] for k in ("areaName", "scale", "atLeast", "citizensAtStart") if k in about}
+    towns = about.get("municipalities")
+    if isinstance(towns, list):
+        kept["municipalities"] = [
+            {
+                "name": str(m.get("name", "")),
+                "citizens": int(m.get("citizens", 0)),
+                "full": bool(m.get("full")),
+            }
+            for m in towns
+            if isinstance(m, dict) and isinstance(m.get("citizens", 0), int)
+        ]
+    return kept
+
+
 def write(
-    table: pa.Table, out: Path, fmt: str, indicators: dict[str, Indicator], area: pa.Table, by: str
+    table: pa.Table,
+    out: Path,
+    fmt: str,
+    indicators: dict[str, Indicator],
+    area: pa.Table,
+    by: str,
+    source: dict[str, Any] | None = None,
 ) -> None:
-    """Write ``out`` whole or not at all (a temporary file renamed into place)."""
+    """Write ``out`` whole or not at all (a temporary file renamed into place); a Parquet file keeps
+    ``source`` (data_set) in its metadata."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     suffix = out.suffix.lower()
@@ -103,6 +140,10 @@ def write(
         elif suffix == ".csv":
             pacsv.write_csv(table, tmp)
         elif suffix == ".parquet":
+            if source is not None:
+                table = table.replace_schema_metadata(
+                    {**(table.schema.metadata or {}), SOURCE_KEY: orjson.dumps(source)}
+                )
             pq.write_table(table, tmp)
         else:
             tmp.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in without_nan(table.to_pylist())))

@@ -29,6 +29,7 @@ from naer.indicators import charts
 from naer.indicators.definition import Indicator, catalogue
 from naer.indicators.engine import GROUPINGS, PERIODS, WITHIN, crossable
 from naer.indicators.numbers import without_nan
+from naer.indicators.run import SOURCE_KEY
 from naer.web import i18n, session
 from naer.web.i18n import mark as _
 
@@ -92,6 +93,7 @@ class Results:
     stamp: float = -1.0
     table: pa.Table | None = None
     parts: dict[tuple[str, str, str, str], list[dict[str, Any]]] | None = None
+    source: dict[str, Any] | None = None  # the data set the results were made from (naer synth's word)
 
     def load(self) -> pa.Table:
         """The results, read again when the file changes (a new `naer indicators` run)."""
@@ -114,6 +116,7 @@ class Results:
                 self.table = None
                 raise NotReady(f"{self.path} lacks the columns {', '.join(missing)}: make it again") from None
             self.parts = self._partition(self.table)
+            self.source = _source(self.table)
             self.stamp = stamp
         return self.table
 
@@ -149,6 +152,36 @@ class Results:
         return [b for b in GROUPINGS if b in bys], [p for p in PERIODS if p in kinds], ordered
 
 
+def _source(table: pa.Table) -> dict[str, Any] | None:
+    """The note ``naer indicators`` kept of its data set (indicators.run.data_set), or None; a file from
+    elsewhere may hold anything there, so only well-formed numbers and names are kept."""
+    raw = (table.schema.metadata or {}).get(SOURCE_KEY)
+    try:
+        about = json.loads(raw) if raw else None
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    if not isinstance(about, dict):
+        return None
+    towns = [
+        m
+        for m in about.get("municipalities", [])
+        if isinstance(m, dict) and isinstance(m.get("name"), str) and isinstance(m.get("citizens"), int)
+    ]
+    whole = [m for m in towns if m.get("full") is True]
+    sampled = [m for m in towns if m.get("full") is not True]
+    scale, least = about.get("scale"), about.get("atLeast", 1)
+    if not isinstance(scale, int | float) or not 0 < scale <= 10 or not isinstance(least, int):
+        return None
+    return {
+        "area": str(about.get("areaName", "")),
+        "whole": whole,
+        "sampled": sampled,
+        "percent": float(scale) * 100,
+        "at_least": least,
+        "sampled_citizens": sum(m["citizens"] for m in sampled),
+    }
+
+
 def add_dashboard(app: FastAPI, results_file: Path) -> None:
     """Register the dashboard's pages, fragments, downloads and static files on ``app``."""
     results = Results(results_file)
@@ -162,7 +195,9 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         lang = session.language(request)
         html = env.get_template(name).render(
-            indicators=list(catalogue().values()), **{**i18n.helpers(lang, request), **context}
+            indicators=list(catalogue().values()),
+            source=results.source,
+            **{**i18n.helpers(lang, request), **context},
         )
         return session.remember_language(request, HTMLResponse(html, status_code=status))  # type: ignore[return-value]
 
