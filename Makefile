@@ -20,10 +20,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-# The running platform on the synthetic Samsø population: generate it (once), run the views and indicators,
-# load the FHIR store, then serve the dashboard (/) and the FHIR API (/fhir). Each step is redone only when
-# its input changed; delete $(DATA) to start again. The risk worklists are at /risk.
-demo: $(STAMP) $(DATA)/indicators.parquet $(DATA)/risk/worklist.parquet $(DATA)/risk/tasks.loaded $(DATA)/demo-users.json
+# The running platform on a synthetic Region Midtjylland: Samsø in full (3,700 citizens) beside a
+# $(DEMO_SCALE) sample of the region's 18 other municipalities, so that funnel plots, clusters and GP clinics
+# have peers. Generate it (once), run the views and indicators on all of it, load Samsø's citizens into the
+# FHIR store (the demo's clinicians work on Samsø), then serve the dashboard (/) and the FHIR API (/fhir).
+# Each step is redone only when its input changed; delete $(DATA) to start again. Worklists are at /risk.
+DEMO_SCALE ?= 0.01
+DEMO_AT_LEAST ?= 600
+DEMO := $(DATA)/demo
+
+DEMO_DATA := $(DATA)/indicators.parquet $(DATA)/risk/worklist.parquet $(DATA)/risk/tasks.loaded $(DATA)/demo-users.json
+# The store's load and the indicators and risk model run side by side (two jobs; each one's output shown
+# when it ends, so that two progress bars never write over each other).
+demo: $(STAMP)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target $(DEMO_DATA)
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer users demo
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer serve --port $(PORT)
 
@@ -33,37 +43,41 @@ $(DATA)/demo-users.json: $(DATA)/store.sqlite
 	rm -f $@
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer users demo > /dev/null
 
-$(DATA)/samsoe/manifest.json: | $(STAMP)
-	$(BIN)/naer synth --area samsoe --start 2015-01-01 --end 2024-12-31 --seed 1 --out $(DATA)/samsoe --force
+$(DEMO)/manifest.json: | $(STAMP)
+	$(BIN)/naer synth --area region-midt --scale $(DEMO_SCALE) --at-least $(DEMO_AT_LEAST) --full 741 --start 2015-01-01 --end 2024-12-31 \
+		--seed 1 --out $(DEMO) --force
 
-$(DATA)/indicators.parquet: $(DATA)/samsoe/manifest.json $(STAMP)
-	$(BIN)/naer indicators --input $(DATA)/samsoe --warehouse $(DATA)/warehouse.duckdb \
+$(DATA)/indicators.parquet: $(DEMO)/manifest.json $(STAMP)
+	rm -f $(DATA)/warehouse.duckdb
+	$(BIN)/naer indicators --input $(DEMO) --warehouse $(DATA)/warehouse.duckdb \
 		--by every --period every --within every --out $@
 
 # The risk model (trained on the citizens of 1 January 2018-2022 stacked: one year of a small island holds
 # too few admissions for a calibrated model; tested on 2023 against the generator's true hazard) and the
-# worklists of the last day of the data, on the warehouse the indicators made.
+# worklists of Samsø's citizens on the last day of the data, on the warehouse the indicators made.
 $(DATA)/risk/model.json: $(DATA)/indicators.parquet
 	$(BIN)/naer risk train --warehouse $(DATA)/warehouse.duckdb --model $@ \
 		$(foreach y,2018 2019 2020 2021 2022,--reference-date $(y)-01-01)
 
 $(DATA)/risk/report/metrics.json: $(DATA)/risk/model.json
-	$(BIN)/naer risk evaluate --input $(DATA)/samsoe --warehouse $(DATA)/warehouse.duckdb \
+	$(BIN)/naer risk evaluate --input $(DEMO) --warehouse $(DATA)/warehouse.duckdb \
 		--model $(DATA)/risk/model.json --out $(DATA)/risk/report
 
 $(DATA)/risk/worklist.parquet: $(DATA)/risk/report/metrics.json
 	$(BIN)/naer risk worklist --warehouse $(DATA)/warehouse.duckdb --model $(DATA)/risk/model.json \
-		--top 50 --out $@ --tasks $(DATA)/risk/tasks.ndjson
+		--organization 0741 --organization gp-0741-001 --living-in 741 --top 50 --out $@ --tasks $(DATA)/risk/tasks.ndjson
 
 # The worklists' Tasks in the store, so that the FHIR API (Task?owner=...) and the GP's inbox show them.
 $(DATA)/risk/tasks.loaded: $(DATA)/risk/worklist.parquet $(DATA)/store.sqlite
 	$(BIN)/naer load $(DATA)/risk/tasks.ndjson --url sqlite:///$(abspath $(DATA))/store.sqlite
 	touch $@
 
-# Loaded into a new file first, so that a failed or interrupted load never looks finished.
-$(DATA)/store.sqlite: $(DATA)/samsoe/manifest.json $(STAMP)
+# Samsø's citizens and every organisation (not the region's sample: *.sample.ndjson), loaded into a new
+# file first, so that a failed or interrupted load never looks finished.
+$(DATA)/store.sqlite: $(DEMO)/manifest.json $(STAMP)
 	rm -f $(DATA)/store.loading.sqlite
-	$(BIN)/naer load $(DATA)/samsoe --url sqlite:///$(abspath $(DATA))/store.loading.sqlite
+	$(BIN)/naer load $(filter-out %.sample.ndjson,$(wildcard $(DEMO)/*.ndjson)) \
+		--url sqlite:///$(abspath $(DATA))/store.loading.sqlite
 	mv $(DATA)/store.loading.sqlite $@
 
 lint: $(STAMP)
