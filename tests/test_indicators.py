@@ -327,6 +327,13 @@ def test_cli_writes_csv_parquet_ndjson_and_measurereports(run: Any, tmp_path: Pa
     assert (
         "preventable-65plus" in narrow.stdout and "preventable-chronic" in narrow.stdout
     )  # not "preventab…"
+    assert "…" not in narrow.stdout  # no figure cut short either
+    by_place = subprocess.run(
+        [str(Path(sys.executable).with_name("naer")), "indicators", *common, "--by", "municipality"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert by_place.returncode == 0 and "…" not in by_place.stdout
+    assert "Samsø" in by_place.stdout and max(map(len, by_place.stdout.splitlines())) <= 80
 
 
 def test_cli_every_grouping_and_charts(run: Any, tmp_path: Path, warehouse: Path) -> None:

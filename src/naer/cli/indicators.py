@@ -176,27 +176,34 @@ def _print(result: pa.Table, by: str, danish: bool) -> None:
     last = max(result.column("period").to_pylist())
     rows = result.filter(pc.equal(result["period"], last))
     table = Table(title=f"Indicators by {by}, {last} (all periods: --out FILE)")
-    longest = max(len(str(i)) for i in rows.column("indicator").to_pylist())
-    table.add_column("indicator", no_wrap=True, min_width=longest)  # two ids must never cut to one
-    for column, justify in (
-        (by, "left"),
-        ("events", "right"),
-        ("denominator", "right"),
-        ("value", "right"),
-        ("95 % CI", "right"),
-        ("age-std.", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for r in rows.to_pylist()[:200]:
-        table.add_row(
-            r["indicator"],
-            r["group_label"],
+    shown = rows.to_pylist()[:200]
+    cells = [
+        [
             number(r["numerator"], 0, danish),
             number(r["denominator"], 1, danish),
             number(r["value"], 1, danish),
             f"{number(r['ci_low'], 1, danish)}–{number(r['ci_high'], 1, danish)}",
             number(r["std_value"], 1, danish),
-        )
+        ]
+        for r in shown
+    ]
+    # Figures are never cut: each figure column is as wide as its widest figure, and the names wrap. By a
+    # grouping, each indicator heads its own rows, so that the name of the unit has the room.
+    ids = [str(r["indicator"]) for r in shown]
+    first = "indicator" if by == "all" else by
+    table.add_column(first, overflow="fold", min_width=max(map(len, ids)) if by == "all" else 12)
+    for k, column in enumerate(("events", "denominator", "value", "95 % CI", "age-std.")):
+        widest = max((len(c[k]) for c in cells), default=1)
+        table.add_column(column, justify="right", no_wrap=True, min_width=widest)
+    heading = None
+    for r, figures in zip(shown, cells, strict=True):
+        if by == "all":
+            table.add_row(r["indicator"], *figures)
+            continue
+        if r["indicator"] != heading:
+            heading = r["indicator"]
+            table.add_row(f"[bold]{heading}[/]", end_section=False)
+        table.add_row(f"  {r['group_label']}", *figures)
     console.print(table)
     if rows.num_rows > 200:
         console.print(f"(first 200 of {rows.num_rows} rows shown)")
