@@ -75,8 +75,14 @@ def test_pages_are_danish_first(results: Path) -> None:
         assert ages == sorted(ages, key=lambda a: int(re.match(r"\d+", a).group()))  # type: ignore[union-attr]
         education = c.get("/indicators/acute-admissions/panel", params={"by": "education"}).text
         assert "unknown" not in re.findall(r'<th scope="row">([^<]+)</th>', education)
+        definition = c.get("/indicators/preventable-chronic").text.split('class="definition"')[1]
+        assert "aktionsdiagnose" in definition and "Hjertesvigt" in definition and "KOL" in definition
+        assert "Heart failure" not in definition and "reading" not in definition  # the source's note too
+        timeline = c.get("/indicators/readmission-30d/panel").text
+        assert "landsniveau" in timeline and "national level" not in timeline  # the reference line
         english = c.get("/indicators/bed-days?lang=en").text
         assert '<html lang="en">' in english and "Hospital bed days" in english
+        assert "Heart failure" in c.get("/indicators/preventable-chronic?lang=en").text
         assert "Hospital bed days" in c.get("/").text  # remembered
 
 

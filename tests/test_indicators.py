@@ -221,6 +221,26 @@ def test_indirect_ratio_of_the_whole_area_is_one(rows: Any) -> None:
             assert r["ratio"] == pytest.approx(1.0), indicator
 
 
+def test_a_definition_shows_its_note_in_both_languages_or_not_at_all(tmp_path: Path) -> None:
+    """A page shows a definition's texts in the reader's language, so a note without its Danish is refused."""
+    import yaml
+
+    from naer.errors import UserError
+    from naer.indicators.definition import DEFINITIONS, load_indicator
+
+    raw = yaml.safe_load((DEFINITIONS / "preventable_chronic.yaml").read_text(encoding="utf-8"))
+    del raw["source"]["note_da"]
+    odd = tmp_path / "odd.yaml"
+    odd.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(UserError, match="note and note_da come together"):
+        load_indicator(odd, [0, 65])
+    raw["source"]["note_da"] = "En note."
+    del raw["code_groups"]["copd"]["label_da"]
+    odd.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(UserError, match=r"odd\.yaml: code_groups copd: label_da missing"):
+        load_indicator(odd, [0, 65])
+
+
 def test_definitions_are_complete() -> None:
     ids = list(catalogue())
     assert ids == sorted(ids, key=lambda i: ids.index(i))

@@ -228,7 +228,8 @@ def time_series(
     chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT - 60, title=f"{title}, {over}")
     datasets = {"series": series}
     if indicator.reference is not None:
-        datasets["reference"] = [{"value": indicator.reference.value, "label": indicator.reference.label}]
+        label = indicator.reference.label_da if lang == "da" else indicator.reference.label
+        datasets["reference"] = [{"value": indicator.reference.value, "label": label}]
     return spec(chart, datasets)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from naer.errors import UserError
 
@@ -26,8 +26,16 @@ _RANGE = re.compile(r"^(D[A-Z])([0-9]{2})-D[A-Z]([0-9]{2})$")
 class Source(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str
+    title_da: str  # every text a page shows is in Danish first (the English beside it for the switch)
     url: str
     note: str | None = None
+    note_da: str | None = None
+
+    @model_validator(mode="after")
+    def _note_in_both(self) -> Source:
+        if (self.note is None) != (self.note_da is None):
+            raise ValueError("note and note_da come together: a page shows the note in the reader's language")
+        return self
 
 
 class Reference(BaseModel):
@@ -36,11 +44,13 @@ class Reference(BaseModel):
     model_config = ConfigDict(extra="forbid")
     value: float
     label: str
+    label_da: str
 
 
 class CodeGroup(BaseModel):
     model_config = ConfigDict(extra="forbid")
     label: str
+    label_da: str | None = None  # an indicator's groups must have it (their page shows it); schemes need not
     codes: list[str] = Field(min_length=1)
 
     @field_validator("codes")
@@ -81,9 +91,17 @@ class Indicator(BaseModel):
     sql: str
     params: dict[str, Any] = Field(default_factory=dict)
     description: str
+    description_da: str
     source: Source
     reference: Reference | None = None
     code_groups: dict[str, CodeGroup] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _groups_in_danish(self) -> Indicator:
+        missing = [name for name, group in self.code_groups.items() if not group.label_da]
+        if missing:
+            raise ValueError(f"code_groups {', '.join(missing)}: label_da missing (the page shows it)")
+        return self
 
     def sql_text(self) -> str:
         return (SQL / self.sql).read_text(encoding="utf-8")
@@ -101,7 +119,9 @@ def load_indicator(path: Path, age_bands: list[int]) -> Indicator:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"indicator definition {path}: {where}: {first['msg']}") from None
+        where = f"{where}: " if where else ""  # a rule on the whole definition names no field
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise UserError(f"indicator definition {path}: {where}{message}") from None
     if not (SQL / indicator.sql).is_file():
         raise UserError(f"indicator definition {path}: its SQL file {indicator.sql} does not exist")
     if indicator.min_age not in age_bands:
