@@ -24,6 +24,7 @@ OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
 T_MODULES = [
     ROOT / "src" / "naer" / "web" / "dashboard.py",
     ROOT / "src" / "naer" / "indicators" / "charts.py",
+    ROOT / "src" / "naer" / "risk" / "charts.py",
 ]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2)}
 LOCALE = ROOT / "src" / "naer" / "web" / "locale"

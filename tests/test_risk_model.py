@@ -327,6 +327,9 @@ def test_risk_page_lists_and_filters(risk_client: Any, risk_folder: Path) -> Non
     assert lists == [(clinic, "Lægepraksis")]  # a GP sees the own clinic's list only (in Danish)
     assert re.search(r"Listen blev dannet den \d+\. \w+ \d{4}", page.text)  # the day the list was made
     assert 'id="spec-calibration"' in page.text and 'id="spec-decision_curve"' in page.text
+    # the charts in the page's words and numbers (drawn again from the report's data), not in English
+    assert "kalibrering" in page.text and "nettogevinst" in page.text and "alder + Charlson" in page.text
+    assert "predicted risk" not in page.text and "&#34;decimal&#34;: &#34;,&#34;" in page.text
     panel = risk_client.get(f"/risk/panel?list={clinic}&top=3")
     assert panel.status_code == 200 and panel.headers["HX-Replace-Url"] == f"/risk?list={clinic}&top=3"
     assert panel.text.count('<tr>\n      <td class="n">') == 3
@@ -348,6 +351,31 @@ def test_risk_page_lists_and_filters(risk_client: Any, risk_folder: Path) -> Non
     assert report.status_code == 200 and 'id="fairness"' in report.text  # the fairness report, served
     for bad in ("list=nowhere", "top=many", "top=0", "min=120", "list=muni-0741"):
         assert risk_client.get(f"/risk/panel?{bad}").status_code == 400, bad
+
+
+def test_risk_page_charts_in_english_and_from_odd_files(
+    risk_folder: Path, trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """English by the switch; a report's chart file that holds something else is left out, never a 500."""
+    import shutil
+
+    from naer.web.risk import add_risk_pages
+
+    clinic = _busiest_clinic(risk_folder)
+    odd = tmp_path / "risk"
+    shutil.copytree(risk_folder, odd)
+    with pages(add_risk_pages, odd, "gp", clinic, patients=trained["input"]) as c:
+        english = c.get("/risk?lang=en").text
+        assert "Acute admission within 12 months: calibration" in english and "net benefit" in english
+        spec = json.loads((odd / "report" / "decision_curve.vl.json").read_text())
+        spec["data"]["values"][3]["net_benefit"] = "<script>alert(1)</script>"
+        (odd / "report" / "decision_curve.vl.json").write_text(json.dumps(spec))
+        (odd / "report" / "calibration.vl.json").write_text('{"data": {"values": [[1, 2]]}}')
+        future = (odd / "report" / "metrics.json").stat().st_mtime + 5
+        os.utime(odd / "report" / "metrics.json", (future, future))  # read again
+        page = c.get("/risk")
+        assert page.status_code == 200 and "<script>alert(1)" not in page.text
+        assert 'id="spec-decision_curve"' not in page.text and 'id="spec-calibration"' not in page.text
 
 
 def test_risk_page_is_for_the_people_who_act_on_it(risk_folder: Path, trained: dict[str, Path]) -> None:

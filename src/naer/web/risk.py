@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from naer.access.context import AccessContext
 from naer.access.policy import policy
 from naer.access.principal import Principal
+from naer.indicators.charts import DANISH_LOCALE
 from naer.indicators.definition import catalogue
 from naer.web import i18n, people, session
 from naer.web.i18n import mark as _
@@ -34,7 +35,18 @@ CHART_TITLES = {
     "calibration": _("Calibration: the predicted risk against the share admitted"),
     "decision_curve": _("Decision curve: the net benefit of acting on the list at each threshold"),
 }
+# The charts' headings (the page draws them again in the reader's language from the report's data).
+CHART_HEADINGS = {
+    "calibration": _("Acute admission within 12 months: calibration"),
+    "decision_curve": _("Acute admission within 12 months: decision curve"),
+}
+# What each chart's data rows hold (read from the report's files; anything else is not drawn).
+CHART_FIELDS: dict[str, dict[str, type]] = {
+    "calibration": {"predicted": float, "observed": float, "low": float, "high": float, "n": float},
+    "decision_curve": {"threshold": float, "net_benefit": float, "strategy": str},
+}
 SEX_WORDS = {"female": _("woman"), "male": _("man")}
+LIMITS = _("“Show the top” takes a whole number from 1, and “Risk at least” a share from 0 to 100 %")
 
 
 @dataclass
@@ -137,6 +149,36 @@ def _made(row: dict[str, Any]) -> date | None:
     return date.fromisoformat(str(row["due"])) - timedelta(days=int(rule["within_days"]))
 
 
+def _charts(saved: dict[str, Any], t: Any) -> dict[str, Any]:
+    """The report's charts drawn again in the page's words, from the data rows kept in its .vl.json files;
+    a chart whose rows are not what the report writes is left out."""
+    from naer.risk import charts
+
+    made = {}
+    for name, spec in saved.items():
+        rows = spec.get("data", {}).get("values") if isinstance(spec, dict) else None
+        fields = CHART_FIELDS[name]
+        if not isinstance(rows, list) or not rows or not all(_row_of(r, fields) for r in rows):
+            continue
+        build = charts.calibration if name == "calibration" else charts.decision_curve
+        made[name] = build(rows, t(CHART_HEADINGS[name]), t)
+    return made
+
+
+def _row_of(row: Any, fields: dict[str, type]) -> bool:
+    if not isinstance(row, dict):
+        return False
+    for key, kind in fields.items():
+        value = row.get(key)
+        if kind is str and not isinstance(value, str):
+            return False
+        if kind is float and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value != value
+        ):
+            return False
+    return True
+
+
 def _shown(row: dict[str, Any], patient: dict[str, Any], lang: str, t: Any) -> dict[str, Any]:
     """A worklist row as the page shows it: the citizen's name and CPR number, the reasons and action in
     the page's language, the deadline as days from the day the list was made."""
@@ -187,17 +229,16 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
                 request,
                 "error.html",
                 400,
-                message=f"no worklist for {chosen!r} in {folder / 'worklist.parquet'}",
+                message=t(_("No worklist for %(list)s in %(file)s"))
+                % {"list": repr(chosen), "file": folder / "worklist.parquet"},
             )
         try:
             top = int(q.get("top") or 20)
             minimum = float(q.get("min") or 0) / 100
         except ValueError:
-            return page(request, "error.html", 400, message="top must be a whole number and min a percentage")
+            return page(request, "error.html", 400, message=t(LIMITS))
         if top < 1 or not 0 <= minimum < 1:
-            return page(
-                request, "error.html", 400, message="top must be at least 1 and min between 0 and 100 %"
-            )
+            return page(request, "error.html", 400, message=t(LIMITS))
         action = q.get("action") or ""
         listed = [r for r in risk.rows if chosen in r["lists"]]
         seen = _visible(request, context, [r["patient_id"] for r in listed])
@@ -218,7 +259,8 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
             "total": len(mine),
             "made": next((m for m in (_made(r) for r in mine) if m), None),
             "metrics": risk.metrics,
-            "specs": risk.specs,
+            "specs": _charts(risk.specs, t),
+            "locale": json.dumps(DANISH_LOCALE) if session.language(request) == "da" else "null",
             "chart_titles": CHART_TITLES,
             "query": str(request.url.query),
         }
