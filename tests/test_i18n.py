@@ -58,8 +58,11 @@ def test_charts_speak_the_pages_language() -> None:
     t = i18n.helpers("da")["_"]
     row = {"period": "2024", "value": 50.0, "ci_low": 40.0, "ci_high": 60.0, "numerator": 30}
     series = charts.time_series(indicator, [row], t=t, lang="da")
-    assert series["title"] == "Forebyggelige indlæggelser blandt ældre, over tid"
+    assert series["title"]["text"] == ["Forebyggelige indlæggelser blandt ældre"]
+    assert series["title"]["subtitle"] == "over tid"
     unit = {**row, "group_label": "Lægehuset A", "denominator": 600.0, "expected": 25.0, "ratio": 1.2}
     funnel = charts.funnel(indicator, [unit], row, "Lægepraksis", t, "da")
-    assert funnel["title"] == "Forebyggelige indlæggelser blandt ældre: tragtdiagram, 2024"
+    assert funnel["title"]["subtitle"] == "tragtdiagram, 2024"
+    long = charts.time_series(catalogue()["preventable-chronic"], [row], t=t, lang="da")["title"]["text"]
+    assert long == ["Forebyggelige indlæggelser for udvalgte kroniske", "sygdomme"]  # lines, never cut
     assert "indirekte aldersstandardiseret" in str(funnel)

@@ -140,7 +140,9 @@ def funnel(
     # beside those outside the limits: which dot is which should not need a hover.
     named = (
         alt.Chart(_data("units"))
-        .mark_text(align="left", dx=6, dy=-4, fontSize=10, color="#333", clip=True)
+        .mark_text(
+            align="left", dx=6, dy=-4, fontSize=10, color="#333", clip=False
+        )  # the chart grows to hold it
         .encode(x=x, y=y_value, text="short:N")
     )
     if len(points) > 25:
@@ -148,10 +150,22 @@ def funnel(
     title = indicator.title_da if lang == "da" else indicator.title
     kind = t("funnel plot")  # (not inside the f-string: the catalogue's extractor skips those)
     layered = alt.layer(lines, rule, dots, named).properties(
-        width=WIDTH, height=HEIGHT, title=f"{title}: {kind}, {area['period']}"
+        width=WIDTH, height=HEIGHT, title=_title(title, f"{kind}, {area['period']}")
     )
     chart = layered.resolve_scale(color="independent")
     return spec(chart, {"limits": limits, "centre": [{"centre": centre}], "units": points})
+
+
+def _title(text: str, subtitle: str, most: int = 48) -> alt.TitleParams:
+    """A chart's title in lines of at most ``most`` characters (a long indicator name otherwise runs past
+    the chart's edge and is cut), with what the chart is as its subtitle."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= most:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return alt.TitleParams(text=lines, subtitle=subtitle, anchor="start", fontSize=13, subtitleFontSize=11)
 
 
 def _short(name: str, most: int = 18) -> str:
@@ -225,7 +239,7 @@ def time_series(
         )
     title = indicator.title_da if lang == "da" else indicator.title
     over = t("over time")
-    chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT - 60, title=f"{title}, {over}")
+    chart = alt.layer(*layers).properties(width=WIDTH, height=HEIGHT - 60, title=_title(title, over))
     datasets = {"series": series}
     if indicator.reference is not None:
         label = indicator.reference.label_da if lang == "da" else indicator.reference.label
