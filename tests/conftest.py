@@ -134,6 +134,7 @@ def pages(
     role: str = "planner",
     organization: str | None = None,
     patients: Path | None = None,
+    **about: str,
 ) -> Iterator[Any]:
     """An in-process client of the pages ``add(app, source)`` registers on the platform's app (over a
     store of its own, with the Patients of ``patients`` loaded), signed in as a person of ``role``."""
@@ -160,7 +161,7 @@ def pages(
     if patients is not None:
         files = sorted(patients.glob("Patient.ndjson*"))
         load(db, SYSTEM, files[0], workers=1)
-    accounts.add(db, "tester", "Test Testesen", role, None, organization=organization)
+    accounts.add(db, "tester", "Test Testesen", role, None, organization=organization, **about)
     secret = sessions.start(db, "tester", "testclient", 1)
     try:
         with TestClient(app, cookies={SESSION_COOKIE: secret}) as client:

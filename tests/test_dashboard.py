@@ -472,3 +472,26 @@ def test_a_data_set_note_from_elsewhere_never_breaks_a_page(
         assert "inf" not in answer.text.split('role="note"')[1].split("</p>")[0]
         if b"<i>" in raw:
             assert "&lt;i&gt;S&lt;/i&gt;" in answer.text  # shown, as text
+
+
+def test_an_address_with_no_page_gets_a_page_and_the_api_an_outcome(results: Path) -> None:
+    """A browser (Accept: text/html) asking for an unknown address gets the site's own page, in Danish,
+    with its header and menu; a FHIR client, or the FHIR API's paths, an OperationOutcome."""
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    with pages(add_dashboard, results) as c:
+        page = c.get("/no/such/page", headers=browser)
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert (
+            '<html lang="da">' in page.text and "Siden findes ikke" in page.text and 'href="/"' in page.text
+        )
+        assert "OperationOutcome" not in page.text
+        english = c.get("/no/such/page?lang=en", headers=browser)
+        assert "No such page" in english.text
+        api = c.get("/no/such/page", headers={"Accept": "application/fhir+json"})
+        assert api.status_code == 404 and api.json()["resourceType"] == "OperationOutcome"
+        fhir = c.get("/fhir/Patient/x/y/z", headers=browser)
+        assert fhir.status_code == 404 and fhir.json()["resourceType"] == "OperationOutcome"
+    with pages(add_dashboard, results, "citizen", patient="c1") as citizen:
+        refused = citizen.get("/indicators/bed-days", headers=browser)
+        assert refused.status_code == 403 and '<html lang="da">' in refused.text
+        assert "Befolkningstallene er for planlæggere" in refused.text and 'class="top"' in refused.text

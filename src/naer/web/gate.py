@@ -8,11 +8,12 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse
+from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from naer.access.policy import policy
 from naer.web import session
+from naer.web.words import translator
 
 OPEN = ("/fhir", "/oauth", "/static", "/login", "/logout", "/docs", "/openapi.json", "/favicon")
 DASHBOARD = ("/indicators",)
@@ -38,12 +39,9 @@ class SignInGate:
                 await RedirectResponse("/min-log", 303)(scope, receive, send)
                 return
             if not policy().roles[p.role].dashboard:
-                page = HTMLResponse(
-                    '<!doctype html><html lang="da"><title>Ingen adgang</title><main><h1>Ingen adgang</h1>'
-                    "<p>Befolkningstallene er for planlæggere, administratorer og sundhedspersoner.</p>"
-                    '<p><a href="/">Forsiden</a></p></main></html>',
-                    status_code=403,
-                )
-                await page(scope, receive, send)
+                from naer.web.signin import refuse  # (here: signin's pages sit behind this gate)
+
+                t = translator(session.language(request))
+                await refuse(request, 403, t("no_dashboard"))(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -104,11 +104,10 @@ def _asker(request: Request) -> AccessContext | Response:
         return session.to_login(request)
     role = policy().roles[p.role]
     if role.worklist is None:
-        return HTMLResponse(
-            "<!doctype html><title>Ingen adgang</title><p>Risikolisterne er for praktiserende læger og "
-            "kommunens sygeplejersker (hver sin egen liste).</p>",
-            status_code=403,
-        )
+        from naer.web.signin import refuse
+        from naer.web.words import translator
+
+        return refuse(request, 403, translator(session.language(request))("no_worklist"))
     return request.app.state.auth.access(p)  # type: ignore[no-any-return]
 
 

@@ -5,6 +5,7 @@ review of break-the-glass. Danish first (words.py), every form with a CSRF token
 from __future__ import annotations
 
 import asyncio
+import inspect
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from naer.access import accounts, audit, glass, sessions
 from naer.access.context import AccessContext
@@ -160,6 +162,19 @@ def _observation_row(o: dict[str, Any]) -> list[str]:
 def add_access_pages(app: FastAPI) -> None:
     """Register /login, /logout, /min-log, /audit/review and /citizen/{id} on the app (its state holds
     the Auth and the database the API made)."""
+
+    api_error = app.exception_handlers[HTTPException]
+
+    @app.exception_handler(HTTPException)
+    async def page_or_outcome(request: Request, error: HTTPException) -> Response:
+        """A person's browser asking for an address with no page gets a page that says so (in the site's
+        look and language); the FHIR API, and any client that does not ask for HTML, an OperationOutcome."""
+        wants_page = "text/html" in request.headers.get("accept", "")
+        if error.status_code == 404 and wants_page and not request.url.path.startswith("/fhir"):
+            t = translator(session.language(request))
+            return render(request, "message.html", 404, heading=t("not_found"), message=t("not_found_lead"))
+        answer = api_error(request, error)
+        return await answer if inspect.isawaitable(answer) else answer
 
     if not any(getattr(r, "name", None) == "static" for r in app.routes):  # the dashboard mounts it too
         from fastapi.staticfiles import StaticFiles

@@ -22,6 +22,19 @@ WORDS: dict[str, tuple[str, str]] = {
     "logout": ("Log ud", "Sign out"),
     "back": ("Tilbage til forsiden", "Back to the front page"),
     "forbidden": ("Ingen adgang", "Not allowed"),
+    "not_found": ("Siden findes ikke", "No such page"),
+    "not_found_lead": (
+        "Der er ingen side på denne adresse. Vælg en side i menuen, eller gå til forsiden.",
+        "There is no page at this address. Choose a page in the menu, or go to the front page.",
+    ),
+    "no_dashboard": (
+        "Befolkningstallene er for planlæggere, administratorer og sundhedspersoner.",
+        "The population figures are for planners, administrators and health professionals.",
+    ),
+    "no_worklist": (
+        "Risikolisterne er for praktiserende læger og kommunens sygeplejersker (hver sin egen liste).",
+        "The worklists are for GPs and the municipality's nurses (each their own list).",
+    ),
     "my_log": ("Min log", "My log"),
     "my_log_lead": (
         "Her ser du, hvem der har set eller ændret dine helbredsoplysninger i Nær de seneste to år, "
