@@ -20,11 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [ROOT / "src" / "naer" / "web", ROOT / "src" / "naer" / "indicators"]
 METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
 OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
-# Modules that translate through a function they call t (the page's gettext); elsewhere t is words.py's.
+# Modules that translate through a function they call t (the page's gettext).
 T_MODULES = [
     ROOT / "src" / "naer" / "web" / "dashboard.py",
     ROOT / "src" / "naer" / "indicators" / "charts.py",
     ROOT / "src" / "naer" / "risk" / "charts.py",
+    ROOT / "src" / "naer" / "web" / "signin.py",
 ]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2)}
 LOCALE = ROOT / "src" / "naer" / "web" / "locale"

@@ -12,11 +12,12 @@ from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from naer.access.policy import policy
-from naer.web import session
-from naer.web.words import translator
+from naer.web import i18n, session
+from naer.web.i18n import mark as _
 
 OPEN = ("/fhir", "/oauth", "/static", "/login", "/logout", "/docs", "/openapi.json", "/favicon")
 DASHBOARD = ("/indicators",)
+FOR_WHOM = _("The population figures are for planners, administrators and health professionals.")
 
 
 class SignInGate:
@@ -41,7 +42,8 @@ class SignInGate:
             if not policy().roles[p.role].dashboard:
                 from naer.web.signin import refuse  # (here: signin's pages sit behind this gate)
 
-                t = translator(session.language(request))
-                await refuse(request, 403, t("no_dashboard"))(scope, receive, send)
+                t = i18n.gettext_for(session.language(request))
+                message = t(FOR_WHOM)
+                await refuse(request, 403, message)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

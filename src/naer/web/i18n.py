@@ -91,6 +91,11 @@ def switch_query(request: Request | None, lang: str) -> str:
     return f"{path}?{urlencode(query)}"
 
 
+def gettext_for(lang: str) -> Callable[[str], str]:
+    """The words of ``lang`` for Python code that builds a page's texts (a template gets helpers())."""
+    return translations(lang if lang in LANGUAGES else DEFAULT).gettext
+
+
 def helpers(lang: str, request: Request | None = None) -> dict[str, Any]:
     """What a template needs to speak ``lang``: gettext (``_``), plurals and the number and date filters'
     language, passed into each render (so two requests in two languages never share a translation)."""

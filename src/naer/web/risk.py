@@ -46,6 +46,7 @@ CHART_FIELDS: dict[str, dict[str, type]] = {
     "decision_curve": {"threshold": float, "net_benefit": float, "strategy": str},
 }
 SEX_WORDS = {"female": _("woman"), "male": _("man")}
+FOR_WHOM = _("The worklists are for GPs and the municipality's nurses (each their own list).")
 LIMITS = _("“Show the top” takes a whole number from 1, and “Risk at least” a share from 0 to 100 %")
 
 
@@ -105,9 +106,9 @@ def _asker(request: Request) -> AccessContext | Response:
     role = policy().roles[p.role]
     if role.worklist is None:
         from naer.web.signin import refuse
-        from naer.web.words import translator
 
-        return refuse(request, 403, translator(session.language(request))("no_worklist"))
+        t = i18n.gettext_for(session.language(request))
+        return refuse(request, 403, t(FOR_WHOM))
     return request.app.state.auth.access(p)  # type: ignore[no-any-return]
 
 

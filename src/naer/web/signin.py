@@ -30,8 +30,8 @@ from naer.store import resources as store
 from naer.store.errors import StoreError
 from naer.store.search.query import search
 from naer.store.tables import resources
-from naer.web import people, session
-from naer.web.words import translator
+from naer.web import i18n, people, session
+from naer.web.words import ACTIONS, RELATIONS, REVIEWS, ROLES
 
 HERE = Path(__file__).parent
 DANISH_TIME = ZoneInfo("Europe/Copenhagen")
@@ -43,8 +43,9 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     """A page in the asker's language, with the signed-in person and the form token."""
     lang = session.language(request)
     values = {
-        "lang": lang,
-        "t": translator(lang),
+        **i18n.helpers(lang, request),
+        "roles": ROLES,
+        "reviews": REVIEWS,
         "user": session.who(context.pop("principal", None) or session.principal(request)),
         "csrf": session.csrf_token(request),
         **context,
@@ -57,8 +58,10 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
 
 
 def refuse(request: Request, status: int = 403, message: str | None = None) -> HTMLResponse:
-    t = translator(session.language(request))
-    return render(request, "message.html", status, heading=t("forbidden"), message=message or t("forbidden"))
+    t = i18n.gettext_for(session.language(request))
+    return render(
+        request, "message.html", status, heading=t("Not allowed"), message=message or t("Not allowed")
+    )
 
 
 def _local(moment: str) -> str:
@@ -83,7 +86,7 @@ def _org_names(ids: set[str], db: Any) -> dict[str, str]:
 
 def log_rows(events: list[dict[str, Any]], db: Any, lang: str) -> list[dict[str, Any]]:
     """The citizen's log as a person reads it: who, when, what, why."""
-    t = translator(lang)
+    t = i18n.gettext_for(lang)
     orgs: set[str] = set()
     for e in events:
         location = (e["agent"][0].get("location") or {}).get("reference", "")
@@ -107,18 +110,18 @@ def log_rows(events: list[dict[str, Any]], db: Any, lang: str) -> list[dict[str,
         ]
         kinds = ", ".join(sorted(set(things))) or "Patient"
         glassed = relation == "break-the-glass" or action == "break-glass"
-        why = t(f"relation_{relation}") if relation else ""
+        why = t(RELATIONS.get(relation, relation)) if relation else ""
         if action == "break-glass":
             why = details.get("detail", "")
         rows.append(
             {
                 "when": _local(e["recorded"]),
                 "who": agent.get("who", {}).get("display", ""),
-                "role": t(f"role_{role}"),
+                "role": t(ROLES.get(role, ROLES["anonymous"])),
                 "organisation": names.get(location, location),
-                "what": f"{t('action_' + action)} {kinds}"
+                "what": f"{t(ACTIONS.get(action, action))} {kinds}"
                 if action != "break-glass"
-                else t("action_break-glass"),
+                else t(ACTIONS["break-glass"]),
                 "why": why,
                 "glass": glassed,
             }
@@ -171,8 +174,16 @@ def add_access_pages(app: FastAPI) -> None:
         look and language); the FHIR API, and any client that does not ask for HTML, an OperationOutcome."""
         wants_page = "text/html" in request.headers.get("accept", "")
         if error.status_code == 404 and wants_page and not request.url.path.startswith("/fhir"):
-            t = translator(session.language(request))
-            return render(request, "message.html", 404, heading=t("not_found"), message=t("not_found_lead"))
+            t = i18n.gettext_for(session.language(request))
+            return render(
+                request,
+                "message.html",
+                404,
+                heading=t("No such page"),
+                message=t(
+                    "There is no page at this address. Choose a page in the menu, or go to the front page."
+                ),
+            )
         answer = api_error(request, error)
         return await answer if inspect.isawaitable(answer) else answer
 
@@ -192,10 +203,17 @@ def add_access_pages(app: FastAPI) -> None:
 
     @app.post("/login", response_class=HTMLResponse, include_in_schema=False)
     async def login(request: Request) -> Response:
-        t = translator(session.language(request))
+        t = i18n.gettext_for(session.language(request))
         values = await session.form(request)
         if values is None:
-            return render(request, "login.html", 403, next="/", username="", message=t("form_expired"))
+            return render(
+                request,
+                "login.html",
+                403,
+                next="/",
+                username="",
+                message=t("The form expired or did not come from Nær. Try again."),
+            )
         auth = request.app.state.auth
         db = request.app.state.db
         name = values.get("username", "").strip().lower()[:64]
@@ -210,7 +228,9 @@ def add_access_pages(app: FastAPI) -> None:
             auth.record_anonymous(
                 "denied", address, "sign-in failed (wrong user name or password)", actor=name
             )
-            return render(request, "login.html", 401, next=nxt, username=name, message=t("login_failed"))
+            return render(
+                request, "login.html", 401, next=nxt, username=name, message=t("Wrong user name or password.")
+            )
         auth.throttle.succeeded(f"account:{name}")
         old = request.cookies.get(SESSION_COOKIE)
         if old:
@@ -302,7 +322,7 @@ def add_access_pages(app: FastAPI) -> None:
         if context is None:
             return session.to_login(request)
         p = context.principal
-        t = translator(session.language(request))
+        t = i18n.gettext_for(session.language(request))
         role = context.rules.roles[p.role]
         if role.records == "none":
             return refuse(request)
@@ -330,18 +350,18 @@ def add_access_pages(app: FastAPI) -> None:
 
         sections = [
             {
-                "title": t("encounters"),
-                "head": [t("period"), t("kind"), t("status"), t("place")],
+                "title": t("Encounters"),
+                "head": [t("Period"), t("Kind"), t("Status"), t("Place")],
                 "rows": [_encounter_row(e) for e in loaded(encounters)],
             },
             {
-                "title": t("conditions"),
-                "head": [t("code"), t("date")],
+                "title": t("Conditions"),
+                "head": [t("Code"), t("Date")],
                 "rows": [_condition_row(c) for c in loaded(conditions)],
             },
             {
-                "title": t("observations"),
-                "head": [t("code"), t("value"), t("date")],
+                "title": t("Observations"),
+                "head": [t("Code"), t("Value"), t("Date")],
                 "rows": [_observation_row(o) for o in loaded(observations)],
             },
         ]
@@ -349,7 +369,8 @@ def add_access_pages(app: FastAPI) -> None:
             relation = context._relation(con, patient_id)
         return render(
             request, "citizen.html", principal=p, name=name.strip() or ref, cpr=cpr or "-",
-            age=_age(patient.get("birthDate")), relation=t(f"relation_{relation}"), sections=sections,
+            age=_age(patient.get("birthDate")), relation=t(RELATIONS.get(relation, relation)),
+            sections=sections,
         )  # fmt: skip
 
     @app.post("/citizen/{patient_id}/break-the-glass", include_in_schema=False)
