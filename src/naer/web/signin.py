@@ -1,6 +1,6 @@
 """The pages of access: sign-in and sign-out, a citizen's overview for clinicians (with break-the-glass when
 there is no care relation), the citizen's own log ("Min log", two years back), and the administrators'
-review of break-the-glass. Danish first (words.py), every form with a CSRF token (session.py)."""
+review of break-the-glass. Danish first (message catalogues), every form with a CSRF token (session.py)."""
 
 from __future__ import annotations
 
