@@ -5,6 +5,7 @@
     python bench/api_bench.py --export         # a whole-store $export over HTTP (kick-off, poll, manifest)
     python bench/api_bench.py --input SAMSOE --input REGION_SAMPLE --reload --mix --connections 8
     python bench/api_bench.py --access gp      # only one asker (default: off, gp and system in one run)
+    python bench/api_bench.py --access off,audit,system --rounds 3   # the floor: access off + audit only
 
 The store is loaded once into the schema ``naer_bench`` of the PostgreSQL test database and kept for
 later runs (``--reload`` loads it anew, every ``--input`` in turn, plus one open or closed Task per ten
@@ -239,9 +240,10 @@ def _analyze(url: str) -> None:
 
 def _server(access: str, url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     """``naer serve`` (access on), or the API with access off (bench/fhir_app.py) on the same uvicorn."""
-    if access == "off":
+    if access in ("off", "audit"):
+        module = "fhir_app:app" if access == "off" else "fhir_app_audited:app"
         command = [
-            sys.executable, "-m", "uvicorn", "fhir_app:app", "--app-dir", str(Path(__file__).parent),
+            sys.executable, "-m", "uvicorn", module, "--app-dir", str(Path(__file__).parent),
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
             "--log-level", "warning", "--no-access-log",
         ]  # fmt: skip
@@ -296,6 +298,14 @@ def _script(url: str, clinic: str, mix: bool, token: str | None = None) -> str:
     return _mix_script(url, paths, patients, token)
 
 
+def _askers_of(value: str) -> str:
+    """--access: all, or askers separated by commas (off, audit, gp, system)."""
+    known = {"off", "audit", "gp", "system"}
+    if value != "all" and not set(value.split(",")) <= known:
+        raise argparse.ArgumentTypeError(f"{value!r}: choose all or some of {', '.join(sorted(known))}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -308,9 +318,10 @@ def main() -> None:
     parser.add_argument("--export", action="store_true", help="time a system-level $export over HTTP instead")
     parser.add_argument(
         "--access",
-        choices=["all", "off", "gp", "system"],
+        type=_askers_of,
         default="all",
-        help="who asks: access off, a GP's token, a system client's token, or all three in turn (default)",
+        help="who asks: access off, access off with an audit entry per read (the floor: reads only), a GP's "
+        "token, a system client's token, or off, gp and system in turn (default)",
     )
     parser.add_argument(
         "--url", default=os.environ.get("NAER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -340,7 +351,7 @@ def main() -> None:
     url = _store(database_url(args.url), inputs, args.reload)
     os.environ["NAER_DATABASE_URL"] = url
     clinic, tokens = _askers(url)
-    askers = ["off", "gp", "system"] if args.access == "all" else [args.access]
+    askers = ["off", "gp", "system"] if args.access == "all" else args.access.split(",")
     cores = os.cpu_count() or 1
     what, target, peer = (
         ("clinician mix", "target >= 300/s, p99 < 100 ms", MEDPLUM_MIX_PER_VCPU)

@@ -75,6 +75,14 @@ def test_the_planner_reaches_no_record(site: tuple[World, str], browser: Any) ->
     page.goto(f"{base}/citizen/c-active")
     page.screenshot(path=str(SCREENSHOTS / "planner-no-record.png"))
     check(page, "no access (da)")
+    missing = page.goto(f"{base}/no/such/page")
+    assert missing is not None and missing.status == 404
+    assert "Siden findes ikke" in page.inner_text("h1")
+    page.screenshot(path=str(SCREENSHOTS / "not-found.png"))
+    check(page, "no such page (da)")
+    page.goto(f"{base}/no/such/page?lang=en")
+    assert "No such page" in page.inner_text("h1")
+    check(page, "no such page (en)")
     page.context.close()
 
 

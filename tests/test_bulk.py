@@ -221,3 +221,30 @@ def test_load_takes_several_folders_and_files_each_once(naer: Any, tmp_path: Pat
     missing = naer("load", str(a), str(tmp_path / "nowhere"), "--url", url, cwd=tmp_path)
     assert missing.returncode == 2 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr
     assert store.history_of(db, SYSTEM)[1] == 2  # nothing loaded from a, either
+
+
+def test_a_failed_first_load_keeps_every_index(store_url: str, tmp_path: Path) -> None:
+    """A first load may set the search index's B-trees aside and build them at the end; a load that fails
+    (here its second batch) must leave every one of them in place, on each database (a DROP INDEX the
+    driver ran outside the transaction lost them on SQLite, and the next load failed on it)."""
+    from sqlalchemy import inspect
+
+    from naer.store.tables import INDEX_TABLES
+
+    db = engine(store_url)
+
+    def indexes() -> set[tuple[str, str]]:
+        seen = inspect(db)
+        return {(t, i["name"]) for t in INDEX_TABLES.values() for i in seen.get_indexes(t.name) if i["name"]}
+
+    before = indexes()
+    assert before
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = b"".join(orjson.dumps({"resourceType": "Patient", "id": f"p{i}"}) + b"\n" for i in range(3000))
+    (folder / "A.ndjson").write_bytes(good)
+    (folder / "B.ndjson").write_bytes(b"not json\n")
+    with pytest.raises(LoadError):
+        load(db, SYSTEM, folder, workers=1)
+    assert indexes() == before
+    assert load(db, SYSTEM, folder / "A.ndjson", workers=1).total == 3000  # and the next load works

@@ -379,9 +379,9 @@ def _write_sqlite(con: Connection, written: Written) -> None:
 
 def _defer_indexes(con: Connection) -> list[Index]:
     """On a first load (empty search index), drop the index tables' B-trees and build them once at the
-    end: far cheaper than keeping them up to date row by row. DDL is transactional in PostgreSQL and
-    SQLite alike, so a failed load gets them back; searches wait for the load meanwhile (the tables are
-    locked)."""
+    end: far cheaper than keeping them up to date row by row. DDL is transactional in PostgreSQL, so a
+    failed load gets them back; searches wait for the load meanwhile (the tables are locked). Not on
+    SQLite: its driver runs a DROP INDEX outside the transaction, so a failed load would lose them."""
     if any(con.execute(select(table.c.id).limit(1)).first() for table in INDEX_TABLES.values()):
         return []
     dropped = [index for table in INDEX_TABLES.values() for index in table.indexes]
@@ -416,7 +416,7 @@ def load(
             # the type for each batch's lookup of stored versions (quadratic time). Plan each one anew.
             con.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
             con.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        deferred = _defer_indexes(con)
+            deferred = _defer_indexes(con)  # (not on SQLite: pysqlite runs DDL outside the transaction)
         for batch in _prepared(files, workers or get_settings().workers, copy=postgres):
             written = _rows(con, batch, seen, stored_types)
             if written.replaced:
@@ -428,8 +428,7 @@ def load(
             if on_batch:
                 on_batch(len(batch.keys))
         if deferred:
-            if postgres:
-                con.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+            con.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
             for index in deferred:
                 index.create(con)
     if result.total >= ANALYSE_AFTER:
