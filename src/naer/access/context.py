@@ -79,8 +79,8 @@ class AccessContext(RequestContext):
         self.record_event("denied", outcome="minor", detail=f"{action} {resource_type or ''}: {why}".strip())
         raise Forbidden(f"{why}")
 
-    def visible(self, type_column: Any, id_column: Any) -> ColumnElement[bool] | None:
-        condition = conditions.visible(self.rules, self.principal, type_column, id_column, self.moment)
+    def visible(self, type_column: Any, id_column: Any, many: bool = False) -> ColumnElement[bool] | None:
+        condition = conditions.visible(self.rules, self.principal, type_column, id_column, self.moment, many)
         granular = self._granular(type_column, id_column)
         if granular is None:
             return condition

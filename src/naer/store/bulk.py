@@ -459,7 +459,7 @@ def export(
     context.permit("export", None)
     out.mkdir(parents=True, exist_ok=True)
     conditions: list[ColumnElement[bool]] = [resources.c.deleted.is_(False)]
-    visible = context.visible(resources.c.resource_type, resources.c.id)
+    visible = context.visible(resources.c.resource_type, resources.c.id, many=True)
     if visible is not None:
         conditions.append(visible)
     if patients is not None:

@@ -36,8 +36,9 @@ class RequestContext:
     def permit(self, action: Action, resource_type: str | None) -> None:
         """Raise Forbidden if the asker may not do ``action`` on ``resource_type`` (None: any type)."""
 
-    def visible(self, type_column: Any, id_column: Any) -> ColumnElement[bool] | None:
-        """A condition on rows the asker may know exist (None: every row)."""
+    def visible(self, type_column: Any, id_column: Any, many: bool = False) -> ColumnElement[bool] | None:
+        """A condition on rows the asker may know exist (None: every row); ``many``: the query reads a
+        large part of the store (an export), so the condition may be shaped for that."""
         return None
 
     def writable(self, con: Connection, action: Action, resource_type: str, patients: set[str]) -> None:

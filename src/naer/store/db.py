@@ -50,7 +50,21 @@ def engine(url: str) -> Engine:
     _long_queries_cached()
     # No pre-ping (a round trip per request); connections are recycled hourly instead. Last in, first out:
     # the few connections a steady load needs stay warm, with their prepared statements.
-    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=3600, pool_use_lifo=True)
+    # No JIT: the access policy's subqueries make PostgreSQL estimate costs in the millions, past its JIT
+    # threshold, and compiling the plan then took 1.35 s of a GP's 1.6 s export query (a read or search
+    # of a few rows gains nothing from JIT either). Measured in docs/performance.md.
+    made = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=3600, pool_use_lifo=True)
+    event.listen(made, "connect", _no_jit)
+    return made
+
+
+def _no_jit(dbapi_connection: Any, _record: Any) -> None:
+    """``SET jit = off`` for the life of a new connection (outside a transaction, so that the pool's
+    rollback of a returned connection cannot undo it)."""
+    was = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    dbapi_connection.execute("SET jit = off")
+    dbapi_connection.autocommit = was
 
 
 def _long_queries_cached() -> None:
