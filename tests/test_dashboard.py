@@ -223,18 +223,37 @@ def test_a_period_switch_keeps_the_year() -> None:
 @pytest.mark.parametrize(
     ("url", "status", "message"),
     [
-        ("/indicators/nonsense", 404, "no indicator"),
-        ("/indicators/bed-days?by=street", 400, "unknown grouping"),
-        ("/indicators/bed-days?period=week", 400, "unknown period"),
-        ("/indicators/bed-days?at=1999", 400, "no period"),
-        ("/indicators/bed-days/chart/funnel.svg?by=municipality", 404, "no funnel chart"),
-        ("/indicators/bed-days/chart/time.gif", 404, "no time chart as gif"),
+        ("/indicators/nonsense", 404, "No indicator"),
+        ("/indicators/bed-days?by=street", 400, "Unknown grouping"),
+        ("/indicators/bed-days?period=week", 400, "Unknown period"),
+        ("/indicators/bed-days?at=1999", 400, "No period"),
+        ("/indicators/bed-days/chart/funnel.svg?by=municipality", 404, "No funnel chart"),
+        ("/indicators/bed-days/chart/time.gif", 404, "No time chart as gif"),
     ],
 )
 def test_bad_requests_get_a_clear_page(client: TestClient, url: str, status: int, message: str) -> None:
     page = client.get(url)
     assert page.status_code == status
     assert message in page.text
+
+
+def test_a_bad_request_is_told_in_danish_on_a_danish_page(results: Path) -> None:
+    with pages(add_dashboard, results) as c:
+        page = c.get("/indicators/bed-days?by=xyz")
+        assert page.status_code == 400 and "Ukendt opdeling &#39;xyz&#39;" in page.text
+        assert "unknown grouping" not in page.text.lower()
+
+
+def test_the_csv_download_holds_the_chosen_area_only(client: TestClient) -> None:
+    """?area=cluster:X narrows the page's units to that cluster's; its CSV download holds the same units."""
+    whole = client.get("/indicators/acute-admissions/download.csv", params={"by": "municipality"}).text
+    page = client.get("/indicators/acute-admissions", params={"by": "municipality"}).text
+    cluster = re.search(r'<option value="(cluster:[^"]+)"', page)
+    assert cluster is not None
+    part = client.get(
+        "/indicators/acute-admissions/download.csv", params={"by": "municipality", "area": cluster.group(1)}
+    ).text
+    assert 1 < len(part.splitlines()) < len(whole.splitlines())
 
 
 def test_without_results_the_pages_say_how_to_make_them(tmp_path: Path) -> None:

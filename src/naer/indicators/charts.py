@@ -67,7 +67,8 @@ def funnel(
     precisions = [p["precision"] for p in points] or [1.0]
     grid = np.geomspace(max(min(precisions) * 0.7, 0.5), max(precisions) * 1.3, 120)
     limits = []
-    for coverage, label in ((0.95, "95 %"), (0.998, "99.8 %")):
+    narrow, wide = "95 %", ("99,8 %" if lang == "da" else "99.8 %")
+    for coverage, label in ((0.95, narrow), (0.998, wide)):
         lo, hi = funnel_limits(indicator.kind, centre, grid, coverage)
         for x, a, b in zip(grid, lo, hi, strict=True):
             limits.append({"precision": float(x), "y": float(a), "limit": label, "side": f"{label} low"})
@@ -105,7 +106,7 @@ def funnel(
             detail="side:N",
             color=alt.Color(
                 "limit:N",
-                scale=alt.Scale(domain=["95 %", "99.8 %"], range=["#888", "#c0392b"]),
+                scale=alt.Scale(domain=[narrow, wide], range=["#888", "#c0392b"]),
                 title=t("limit"),
             ),
         )

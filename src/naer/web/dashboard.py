@@ -44,7 +44,17 @@ BY_LABEL = {
     "all": _("Whole area"),
 }
 PERIOD_LABEL = {"year": _("Year"), "quarter": _("Quarter"), "month": _("Month")}
-GROUP_WORDS = {"unknown": _("Unknown"), "male": _("Men"), "female": _("Women"), "other": _("Other")}
+GROUP_WORDS = {
+    "unknown": _("Unknown"),
+    "male": _("Men"),
+    "female": _("Women"),
+    "other": _("Other"),
+    "all": _("Whole area"),
+    # groupings.yaml's education groups (Statistics Denmark's HFUDD main groups)
+    "basic school": _("Basic school"),
+    "upper secondary or vocational": _("Upper secondary or vocational"),
+    "higher education": _("Higher education"),
+}
 """Group labels that are words of Nær's own (not names from the data), shown in the page's language."""
 COLUMNS = (
     "indicator",
@@ -233,7 +243,7 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
         state = _state(request, indicator_id)
         if isinstance(state, Response):
             return state
-        rows = results.rows(indicator_id, state["by"], state["period"])
+        rows = state["units"]  # every period of the units shown (of the chosen area, when one is)
         name = f"{indicator_id}-{state['by']}-{state['period']}.csv"
         return Response(
             csv_bytes(rows, state["lang"]),
@@ -248,7 +258,8 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
             return state
         specs = _specs(state)
         if kind not in specs or specs[kind] is None or suffix not in ("svg", "png"):
-            return page(request, "error.html", 404, message=f"no {kind} chart as {suffix} for this selection")
+            message = state["t"](_("No %(kind)s chart as %(suffix)s for this selection"))
+            return page(request, "error.html", 404, message=message % {"kind": kind, "suffix": suffix})
         import vl_convert as vlc
 
         locale = charts.DANISH_LOCALE if state["lang"] == "da" else None
@@ -262,12 +273,13 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
 
     def _state(request: Request, indicator_id: str) -> dict[str, Any] | Response:
         """The page's filters from the query, each checked against what exists."""
-        indicator = catalogue().get(indicator_id)
-        if indicator is None:
-            return page(request, "error.html", 404, message=f"no indicator {indicator_id!r}")
         q = request.query_params
         lang = session.language(request)
         t = i18n.helpers(lang)["_"]
+        indicator = catalogue().get(indicator_id)
+        if indicator is None:
+            message = t(_("No indicator %(id)s")) % {"id": repr(indicator_id)}
+            return page(request, "error.html", 404, message=message)
         try:
             bys, kinds, areas = results.available(indicator_id)
         except NotReady as error:
@@ -277,24 +289,32 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
         if by not in GROUPINGS:
             return page(
                 request, "error.html", 400,
-                message=f"unknown grouping {by!r}; choose one of {', '.join(GROUPINGS)}",
+                message=t(_("Unknown grouping %(by)s; choose one of %(known)s"))
+                % {"by": repr(by), "known": ", ".join(GROUPINGS)},
             )  # fmt: skip
         if period not in PERIODS:
             return page(
                 request, "error.html", 400,
-                message=f"unknown period {period!r}; choose one of {', '.join(PERIODS)}",
+                message=t(_("Unknown period %(period)s; choose one of %(known)s"))
+                % {"period": repr(period), "known": ", ".join(PERIODS)},
             )  # fmt: skip
         if by not in bys or period not in kinds:
             return page(
                 request,
                 "error.html",
                 404,
-                message=f"the results file has no {indicator_id} by {by} and {period}: run naer indicators "
-                "with --by every --period every",
+                message=t(
+                    _(
+                        "The results have no %(id)s by %(by)s and %(period)s: run naer indicators with "
+                        "--by every --period every"
+                    )
+                )
+                % {"id": indicator_id, "by": by, "period": period},
             )
         place = q.get("area") or ""
         if place and place not in dict(areas):
-            return page(request, "error.html", 400, message=f"no area {place!r} in the results")
+            message = t(_("No area %(area)s in the results")) % {"area": repr(place)}
+            return page(request, "error.html", 400, message=message)
         within, code = place.split(":", 1) if place else ("all", "")
         area = results.rows(indicator_id, "all", period)
         place_rows = (
@@ -309,7 +329,8 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
         if periods and at not in periods:
             return page(
                 request, "error.html", 400,
-                message=f"no period {q.get('at')!r}; the data has {periods[0]} to {periods[-1]}",
+                message=t(_("No period %(at)s; the data has %(first)s to %(last)s"))
+                % {"at": repr(q.get("at")), "first": periods[0], "last": periods[-1]},
             )  # fmt: skip
         unit = q.get("unit") or ""
         units = [_worded(r, t) for r in units]

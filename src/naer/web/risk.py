@@ -47,7 +47,7 @@ CHART_FIELDS: dict[str, dict[str, type]] = {
 }
 SEX_WORDS = {"female": _("woman"), "male": _("man")}
 FOR_WHOM = _("The worklists are for GPs and the municipality's nurses (each their own list).")
-LIMITS = _("“Show the top” takes a whole number from 1, and “Risk at least” a share from 0 to 100 %")
+LIMITS = _("“Show the top” takes a whole number from 1 to 1,000, and “Risk at least” a share from 0 to 100 %")
 
 
 @dataclass
@@ -229,15 +229,14 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
                 request,
                 "error.html",
                 400,
-                message=t(_("No worklist for %(list)s in %(file)s"))
-                % {"list": repr(chosen), "file": folder / "worklist.parquet"},
+                message=t(_("%(list)s is not one of your worklists")) % {"list": repr(chosen)},
             )
         try:
             top = int(q.get("top") or 20)
             minimum = float(q.get("min") or 0) / 100
         except ValueError:
             return page(request, "error.html", 400, message=t(LIMITS))
-        if top < 1 or not 0 <= minimum < 1:
+        if not 1 <= top <= 1000 or not 0 <= minimum < 1:
             return page(request, "error.html", 400, message=t(LIMITS))
         action = q.get("action") or ""
         listed = [r for r in risk.rows if chosen in r["lists"]]

@@ -155,10 +155,12 @@ def _condition_row(c: dict[str, Any]) -> list[str]:
     return [_code(c.get("code")), str(c.get("onsetDateTime", c.get("recordedDate", "")))[:10]]
 
 
-def _observation_row(o: dict[str, Any]) -> list[str]:
+def _observation_row(o: dict[str, Any], t: Any) -> list[str]:
     quantity = o.get("valueQuantity") or {}
     value = f"{quantity.get('value', '')} {quantity.get('unit', '')}".strip()
     value = value or _code(o.get("valueCodeableConcept")) or str(o.get("valueString", ""))
+    if isinstance(o.get("valueBoolean"), bool):  # (false is a value too: "lives alone: no")
+        value = t("yes") if o["valueBoolean"] else t("no")
     return [_code(o.get("code")), value, _local(str(o.get("effectiveDateTime", "")))]
 
 
@@ -362,7 +364,7 @@ def add_access_pages(app: FastAPI) -> None:
             {
                 "title": t("Observations"),
                 "head": [t("Code"), t("Value"), t("Date")],
-                "rows": [_observation_row(o) for o in loaded(observations)],
+                "rows": [_observation_row(o, t) for o in loaded(observations)],
             },
         ]
         with db.connect() as con:

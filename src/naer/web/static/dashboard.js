@@ -9,6 +9,9 @@
       if (!source) { return; }
       var options = {renderer: "svg", actions: {export: true, source: false, compiled: false, editor: false}};
       if (locale) { options.formatLocale = locale; }
+      if (document.documentElement.lang === "da") {  // the export menu in the page's language
+        options.i18n = {SVG_ACTION: "Gem som SVG", PNG_ACTION: "Gem som PNG", CLICK_TO_VIEW_ACTIONS: "Klik for at se handlinger"};
+      }
       vegaEmbed(el, JSON.parse(source.textContent), options).then(function () {
         // The export menu's button says what it is (WCAG 4.1.2): a screen reader otherwise hears nothing.
         el.querySelectorAll("details > summary").forEach(function (summary) {
