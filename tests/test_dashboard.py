@@ -237,6 +237,20 @@ def test_bad_requests_get_a_clear_page(client: TestClient, url: str, status: int
     assert message in page.text
 
 
+def test_the_menu_links_to_worklists_only_for_those_who_have_one(results: Path) -> None:
+    with pages(add_dashboard, results) as planner:
+        assert 'href="/risk"' not in planner.get("/").text  # a planner's /risk is 403: no link to it
+    with pages(add_dashboard, results, "gp", "gp-0741-001") as gp:
+        assert 'href="/risk"' in gp.get("/").text
+
+
+def test_a_malformed_period_is_refused_not_replaced(client: TestClient) -> None:
+    for at in ("2024-13", "2024-00", "2024-Q5", "2024-1"):
+        page = client.get("/indicators/bed-days", params={"period": "month", "at": at})
+        assert page.status_code == 400 and "No period" in page.text, at
+    assert client.get("/indicators/bed-days", params={"period": "month", "at": "2024"}).status_code == 200
+
+
 def test_a_bad_request_is_told_in_danish_on_a_danish_page(results: Path) -> None:
     with pages(add_dashboard, results) as c:
         page = c.get("/indicators/bed-days?by=xyz")

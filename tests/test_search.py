@@ -283,6 +283,8 @@ def test_unknown_parameters_follow_prefer_handling(fhir: TestClient) -> None:
     [
         ("/fhir/Encounter?date=2024-13-01", "is not a date"),
         ("/fhir/Encounter?date=xx2024", "unknown date prefix"),
+        ("/fhir/Patient?_lastUpdated=gt", "the prefix 'gt' needs a date after it"),
+        ("/fhir/Patient/p1/$everything?start=notadate", "start (a date range of care) is not supported"),
         ("/fhir/Patient?gender:exact=male", "takes no :exact"),
         ("/fhir/Patient?general-practitioner:missing=maybe", "true or false"),
         ("/fhir/Patient?_count=lots", "_count must be a whole number"),

@@ -53,6 +53,12 @@ def add_search_routes(
     @app.get("/fhir/Patient/{patient_id}/$everything")
     def patient_everything(request: Request, patient_id: str) -> Response:
         params = request.query_params
+        unsupported = sorted({k for k in params if k in ("start", "end")})
+        if unsupported:  # (defined by FHIR's $everything; answering without them would mislead)
+            raise Invalid(
+                f"$everything: {', '.join(unsupported)} (a date range of care) is not supported here; "
+                "use _since or _type"
+            )
         types = [t for t in params.get("_type", "").split(",") if t] or None
         found = everything(db, context(request), patient_id, types, instant_param(request, "_since"))
         pairs = [(k, v) for k, v in params.multi_items() if k in ("_count", "_offset", "_type", "_since")]

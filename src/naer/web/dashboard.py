@@ -31,6 +31,7 @@ from naer.indicators.engine import GROUPINGS, PERIODS, WITHIN, crossable
 from naer.indicators.numbers import without_nan
 from naer.indicators.run import SOURCE_KEY
 from naer.web import i18n, session
+from naer.web.gate import has_worklists
 from naer.web.i18n import mark as _
 
 HERE = Path(__file__).parent
@@ -207,6 +208,7 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
         html = env.get_template(name).render(
             indicators=list(catalogue().values()),
             source=results.source,
+            worklists=has_worklists(request),
             **{**i18n.helpers(lang, request), **context},
         )
         return session.remember_language(request, HTMLResponse(html, status_code=status))  # type: ignore[return-value]
@@ -422,7 +424,8 @@ def within_period(asked: str, periods: list[str]) -> str:
     if asked in periods:
         return asked
     inside = [p for p in periods if p.startswith(asked[:4])]
-    return inside[-1] if inside and re.fullmatch(r"\d{4}(-.*)?", asked) else asked
+    well_formed = re.fullmatch(r"\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?", asked)  # (2024-13 is no month)
+    return inside[-1] if inside and well_formed else asked
 
 
 def _age_key(label: str) -> tuple[int, str]:

@@ -20,6 +20,12 @@ DASHBOARD = ("/indicators",)
 FOR_WHOM = _("The population figures are for planners, administrators and health professionals.")
 
 
+def has_worklists(request: Request) -> bool:
+    """Whether the signed-in person's role has a worklist (the menu links to /risk only then)."""
+    p = session.principal(request)
+    return p is not None and policy().roles[p.role].worklist is not None
+
+
 class SignInGate:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

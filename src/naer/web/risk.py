@@ -208,7 +208,7 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         helpers = i18n.helpers(session.language(request), request)
         html = env.get_template(name).render(
-            indicators=list(catalogue().values()), risk_page=True, **{**helpers, **context}
+            indicators=list(catalogue().values()), risk_page=True, worklists=True, **{**helpers, **context}
         )
         return session.remember_language(request, HTMLResponse(html, status_code=status))  # type: ignore[return-value]
 

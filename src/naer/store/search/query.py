@@ -129,6 +129,8 @@ def _date_value(name: str, raw: str) -> tuple[str, int, int]:
     prefix, text = "eq", raw
     if raw[:2] in PREFIXES and raw[2:3] in DECIMAL:
         prefix, text = raw[:2], raw[2:]
+    elif raw[:2] in PREFIXES and not raw[2:]:
+        raise Invalid(f"{name}: the prefix {raw[:2]!r} needs a date after it, such as {raw[:2]}2024-05-17")
     elif raw[:2].isalpha():
         raise Invalid(f"{name}: unknown date prefix {raw[:2]!r} (use one of {', '.join(PREFIXES)})")
     try:
