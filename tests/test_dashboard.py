@@ -331,6 +331,24 @@ def _funnel_units(page: Any) -> list[str]:
     return [str(x) for x in labels]
 
 
+def test_the_pages_reflow_on_a_phone(server: str, browser: Any) -> None:
+    """WCAG 2.1 1.4.10: at 320 CSS pixels no page scrolls sideways; a wide table or chart scrolls in its
+    own labelled region instead, which the keyboard can reach."""
+    page = browser.new_page(viewport={"width": 320, "height": 800})
+    sign_in(page, server, "planner")
+    for path in ("/", "/indicators/preventable-65plus", "/indicators/bed-days?by=gp_clinic", "/no/such/page"):
+        page.goto(f"{server}{path}")
+        page.wait_for_load_state("networkidle")
+        width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert width[0] <= width[1], (path, width)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-phone.png"), full_page=True)
+    check(page, "no such page on a phone (da)")
+    page.goto(f"{server}/indicators/preventable-65plus")
+    page.wait_for_selector("#funnel[data-drawn=yes] svg")
+    check(page, "indicator on a phone (da)")
+    page.close()
+
+
 def test_dashboard_in_a_browser(server: str, browser: Any) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1440, "height": 900})
