@@ -66,3 +66,13 @@ def test_charts_speak_the_pages_language() -> None:
     long = charts.time_series(catalogue()["preventable-chronic"], [row], t=t, lang="da")["title"]["text"]
     assert long == ["Forebyggelige indlæggelser for udvalgte kroniske", "sygdomme"]  # lines, never cut
     assert "indirekte aldersstandardiseret" in str(funnel)
+
+
+def test_a_false_observation_is_shown_as_no() -> None:
+    """ "Lives alone: false" is a value (it was shown blank, which read as if the citizen lived alone)."""
+    from naer.web.signin import _observation_row
+
+    t = i18n.gettext_for("da")
+    alone = {"code": {"text": "Lives alone"}, "effectiveDateTime": "2024-01-01", "valueBoolean": False}
+    assert _observation_row(alone, t)[1] == "nej"
+    assert _observation_row({**alone, "valueBoolean": True}, i18n.gettext_for("en"))[1] == "yes"

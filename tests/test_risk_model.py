@@ -349,8 +349,17 @@ def test_risk_page_lists_and_filters(risk_client: Any, risk_folder: Path) -> Non
     assert "Ingen borgere på listen opfylder filtrene" in none.text
     report = risk_client.get("/risk/report")
     assert report.status_code == 200 and 'id="fairness"' in report.text  # the fairness report, served
-    for bad in ("list=nowhere", "top=many", "top=0", "min=120", "list=muni-0741"):
-        assert risk_client.get(f"/risk/panel?{bad}").status_code == 400, bad
+    for bad in (
+        "list=nowhere",
+        "top=many",
+        "top=0",
+        "top=1001",
+        "top=" + "9" * 5000,
+        "min=120",
+        "list=muni-0741",
+    ):
+        refused = risk_client.get(f"/risk/panel?{bad}")
+        assert refused.status_code == 400 and "worklist.parquet" not in refused.text, bad  # no server path
 
 
 def test_risk_page_charts_in_english_and_from_odd_files(
@@ -451,6 +460,13 @@ def test_the_gp_signs_in_opens_the_own_worklist_and_a_citizen(
         assert page.locator("#panel tbody tr").count() == 2
         page.screenshot(path=str(SCREENSHOTS / "risk-worklist.png"), full_page=True)
         check(page, "risk worklist (da)")
+        for width in (1280, 320):  # the worklist never makes the page scroll sideways (WCAG 1.4.10)
+            page.set_viewport_size({"width": width, "height": 900})
+            wide = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            assert wide[0] <= wide[1], (width, wide)
+        page.set_viewport_size({"width": 1440, "height": 1000})
         name = page.locator("#panel tbody tr th a").first.inner_text()
         assert not name.startswith("pat-")  # the citizen's name, for the GP who has a relation
         page.locator("#panel tbody tr th a").first.click()
