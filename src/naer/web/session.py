@@ -25,9 +25,14 @@ MAX_FORM = 16_384
 
 
 def principal(request: Request) -> Principal | None:
-    """The signed-in person, or None (no session, or the app runs without access control)."""
+    """The signed-in person, or None (no session, or the app runs without access control). Found once
+    per request (the gate, the page and its menu all ask; each answer would cost a session lookup)."""
+    if "naer.principal" in request.scope:
+        return request.scope["naer.principal"]  # type: ignore[no-any-return]
     auth = getattr(request.app.state, "auth", None)
-    return auth.optional(request) if auth is not None else None
+    found = auth.optional(request) if auth is not None else None
+    request.scope["naer.principal"] = found
+    return found
 
 
 def to_login(request: Request) -> RedirectResponse:
