@@ -277,7 +277,7 @@ def add_dashboard(app: FastAPI, results_file: Path) -> None:
         """The page's filters from the query, each checked against what exists."""
         q = request.query_params
         lang = session.language(request)
-        t = i18n.helpers(lang)["_"]
+        t = i18n.gettext_for(lang)
         indicator = catalogue().get(indicator_id)
         if indicator is None:
             message = t(_("No indicator %(id)s")) % {"id": repr(indicator_id)}

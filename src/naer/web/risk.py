@@ -56,7 +56,7 @@ class RiskFolder:
     stamps: tuple[float, float] = (-1.0, -1.0)
     rows: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] | None = None
-    specs: dict[str, Any] = field(default_factory=dict)
+    chart_rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # the report's, checked
 
     def load(self) -> str | None:
         """Read the files again when they changed; the reason the page cannot show a list, or None."""
@@ -75,11 +75,7 @@ class RiskFolder:
                 return f"{worklist} is not a worklist of this Nær (it lacks {', '.join(lacking)})"
             self.rows = table.to_pylist()
             self.metrics = json.loads(metrics.read_text()) if metrics.is_file() else None
-            self.specs = {
-                name: json.loads((self.path / "report" / f"{name}.vl.json").read_text())
-                for name in CHARTS
-                if (self.path / "report" / f"{name}.vl.json").is_file()
-            }
+            self.chart_rows = _chart_rows(self.path / "report")
             self.stamps = stamps
         return None
 
@@ -149,17 +145,30 @@ def _made(row: dict[str, Any]) -> date | None:
     return date.fromisoformat(str(row["due"])) - timedelta(days=int(rule["within_days"]))
 
 
-def _charts(saved: dict[str, Any], t: Any) -> dict[str, Any]:
-    """The report's charts drawn again in the page's words, from the data rows kept in its .vl.json files;
-    a chart whose rows are not what the report writes is left out."""
+def _chart_rows(report: Path) -> dict[str, list[dict[str, Any]]]:
+    """The data rows of the report's charts (its .vl.json files), read when the report changes; a chart
+    whose rows are not what the report writes is left out."""
+    found = {}
+    for name in CHARTS:
+        path = report / f"{name}.vl.json"
+        if not path.is_file():
+            continue
+        try:
+            spec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        rows = spec.get("data", {}).get("values") if isinstance(spec, dict) else None
+        if isinstance(rows, list) and rows and all(_row_of(r, CHART_FIELDS[name]) for r in rows):
+            found[name] = rows
+    return found
+
+
+def _charts(chart_rows: dict[str, list[dict[str, Any]]], t: Any) -> dict[str, Any]:
+    """The report's charts drawn again in the page's words."""
     from naer.risk import charts
 
     made = {}
-    for name, spec in saved.items():
-        rows = spec.get("data", {}).get("values") if isinstance(spec, dict) else None
-        fields = CHART_FIELDS[name]
-        if not isinstance(rows, list) or not rows or not all(_row_of(r, fields) for r in rows):
-            continue
+    for name, rows in chart_rows.items():
         build = charts.calibration if name == "calibration" else charts.decision_curve
         made[name] = build(rows, t(CHART_HEADINGS[name]), t)
     return made
@@ -221,7 +230,7 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
             return page(request, "risk_not_ready.html", 503, message=problem, folder=folder)
         q = request.query_params
         mine_only = _own_lists(context.principal, context.rules.roles[context.principal.role].worklist)
-        t = i18n.helpers(session.language(request))["_"]
+        t = i18n.gettext_for(session.language(request))
         lists = [(org, i18n.labelled(label, t)) for org, label in risk.lists() if org in mine_only]
         chosen = q.get("list") or (lists[0][0] if lists else "")
         if chosen and chosen not in dict(lists):
@@ -258,7 +267,7 @@ def add_risk_pages(app: FastAPI, folder: Path) -> None:
             "total": len(mine),
             "made": next((m for m in (_made(r) for r in mine) if m), None),
             "metrics": risk.metrics,
-            "specs": _charts(risk.specs, t),
+            "specs": _charts(risk.chart_rows, t),
             "locale": json.dumps(DANISH_LOCALE) if session.language(request) == "da" else "null",
             "chart_titles": CHART_TITLES,
             "query": str(request.url.query),
