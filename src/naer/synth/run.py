@@ -244,7 +244,7 @@ def _results(
 def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | None = None) -> SynthResult:
     """Generate the data set described by ``request``; ``on_progress(done, total)`` counts citizens."""
     model = load_model()
-    area_name, _, specs, (orgs, practitioners, roles) = plan(request, model)
+    area_name, municipalities, specs, (orgs, practitioners, roles) = plan(request, model)
     _check_output(request.out, request.force)
     out = request.out
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.naer-tmp-", dir=out.resolve().parent))
@@ -253,7 +253,7 @@ def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | 
     try:
         (tmp / "parts").mkdir()
         (tmp / "truth").mkdir()
-        full = _full_codes(request.full, [s.municipality for s in specs])
+        full = _full_codes(request.full, municipalities)
         split = bool(full) and any(s.municipality.code not in full for s in specs)
         finals: dict[str, IO[bytes]] = {}
         samples: dict[str, IO[bytes]] = {}
@@ -303,7 +303,7 @@ def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | 
         result.sample = {k: sample_name(k, suffix) for k in RESOURCE_TYPES if sample_counts.get(k)}
         result.sample_counts = {k: sample_counts[k] for k in result.sample}
         result.municipalities = _sizes(specs, full)
-        _write_manifest(tmp, request, area_name, result, truth_name, truth_rows)
+        _write_manifest(tmp, request, area_name, result, truth_name, truth_rows, full)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -316,18 +316,16 @@ def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | 
 def _sizes(specs: list[ChunkSpec], full: set[str]) -> list[dict[str, Any]]:
     """Each municipality's citizens at the start and whether it is whole (for the pages' data note)."""
     found: dict[str, dict[str, Any]] = {}
+    populations: dict[str, int] = {}
     for spec in specs:
         m = spec.municipality
         entry = found.setdefault(m.code, {"code": m.code, "name": m.name, "citizens": 0})
         entry["citizens"] += spec.size
+        populations[m.code] = m.population
     for entry in found.values():
         whole = entry["code"] in full or not full
-        entry["full"] = whole and entry["citizens"] >= _population(specs, entry["code"])
+        entry["full"] = whole and entry["citizens"] >= populations[entry["code"]]
     return list(found.values())
-
-
-def _population(specs: list[ChunkSpec], code: str) -> int:
-    return next(s.municipality.population for s in specs if s.municipality.code == code)
 
 
 def _write_manifest(
@@ -337,8 +335,10 @@ def _write_manifest(
     result: SynthResult,
     truth_name: str,
     truth_rows: int,
+    full: set[str],
 ) -> None:
-    """A FHIR Bulk Data style manifest; no clock time in it, so reruns stay byte-identical."""
+    """A FHIR Bulk Data style manifest; no clock time in it, so reruns stay byte-identical. ``full``: the
+    checked codes of --full."""
     manifest = {
         "transactionTime": f"{request.end.isoformat()}T23:59:59+01:00",
         "request": (
@@ -361,7 +361,7 @@ def _write_manifest(
             "end": request.end.isoformat(),
             "seed": request.seed,
             "scale": request.scale,
-            "full": sorted({code.strip().zfill(4) for code in request.full}),
+            "full": sorted(full),
             "atLeast": request.at_least,
             "citizensAtStart": result.citizens_at_start,
             "municipalities": result.municipalities,
