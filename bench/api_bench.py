@@ -5,7 +5,7 @@
     python bench/api_bench.py --export         # a whole-store $export over HTTP (kick-off, poll, manifest)
     python bench/api_bench.py --input SAMSOE --input REGION_SAMPLE --reload --mix --connections 8
     python bench/api_bench.py --access gp      # only one asker (default: off, gp and system in one run)
-    python bench/api_bench.py --access off,audit,system --rounds 3   # the floor: access off + audit only
+    python bench/api_bench.py --access off,audit,system --rounds 3   # the floor: all audited, no sign-in
 
 The store is loaded once into the schema ``naer_bench`` of the PostgreSQL test database and kept for
 later runs (``--reload`` loads it anew, every ``--input`` in turn, plus one open or closed Task per ten
@@ -320,8 +320,9 @@ def main() -> None:
         "--access",
         type=_askers_of,
         default="all",
-        help="who asks: access off, access off with an audit entry per read (the floor: reads only), a GP's "
-        "token, a system client's token, or off, gp and system in turn (default)",
+        help="who asks: access off, every access audited with no sign-in and no policy (the floor, "
+        "bench/fhir_app_audited.py), a GP's token, a system client's token, or off, gp and system in turn "
+        "(default)",
     )
     parser.add_argument(
         "--url", default=os.environ.get("NAER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")

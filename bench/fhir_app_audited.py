@@ -1,44 +1,38 @@
-"""The FHIR API with access control off but an audit entry for every read, for bench/api_bench.py only
-(``--access audit``): the floor under any access control that audits each read, as issue 18 and IHE's
-Basic Audit Log Patterns ask. Each successful ``GET /fhir/Type/id`` is recorded through the real audit
-writer (the same AuditEvent, hash chain and batched commits), as a system client would be, but with no
-sign-in, no policy and no lookup of the citizen or the relation: what is left is the least that auditing
-costs. Never installed; ``naer serve`` always has access on."""
+"""The FHIR API with every access audited but nobody signed in and no care relation looked up, for
+bench/api_bench.py only (``--access audit``): the floor under any access control that audits every
+access, as issue 18 and IHE's Basic Audit Log Patterns ask.
+
+It is ``naer serve``'s own application (access on: the same store calls, the same audit writer, the same
+AuditEvents, hash chain and batched commits; a read's entry, one entry per citizen a search touched, a
+write's entry in the write's transaction), with one thing taken away: the asker is not read from a token
+or a session but fixed as a system client (``system/*.cruds``, the policy's role ``system``, which sees
+every record, so that no relation is looked up either). What is left is the least that auditing every
+access costs; a GP's figure above it is the policy's. Never installed; ``naer serve`` always signs in.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
-from naer.access import audit
+from starlette.requests import Request
+
+from naer.access.principal import Principal
+from naer.access.scopes import parse_scopes
+from naer.api import auth
 from naer.api.app import create_app
 
-app = create_app(migrate=False, access=False)
-writer = audit.Writer(app.state.db, lambda con, batch: [p.entry for p in batch])
-app.router.on_shutdown.append(writer.close)
+ASKER = Principal(
+    account="bench-audit-floor",
+    display="Benchmark: audit only",
+    role="system",
+    scopes=parse_scopes("system/*.cruds"),
+)
 
 
-class AuditEveryRead:
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        parts = scope.get("path", "").split("/") if scope["type"] == "http" else []
-        if scope.get("method") != "GET" or len(parts) != 4 or parts[1] != "fhir":
-            await self.inner(scope, receive, send)
-            return
-
-        async def sent(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 200:
-                kind, rid = parts[2], parts[3]
-                entry = audit.Entry(
-                    action="read", actor="bench", who="Device/bench", display="bench", role="system",
-                    organization=None, address=(scope.get("client") or ("", 0))[0],
-                    patient=rid if kind == "Patient" else None, what=[f"{kind}/{rid}"], relation="all",
-                )  # fmt: skip
-                writer.put(audit.Pending(entry, [], None))
-            await send(message)
-
-        await self.inner(scope, receive, sent)
+def _fixed(self: auth.Auth, request: Request) -> Principal:
+    """Every request is the same system client: no token, session or account to look up."""
+    return replace(ASKER, address=auth.address_of(request))
 
 
-app.add_middleware(AuditEveryRead)
+auth.Auth.principal = _fixed  # type: ignore[method-assign]
+app = create_app(migrate=False, access=True)
