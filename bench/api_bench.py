@@ -14,7 +14,8 @@ citizens, owned by a municipality). wrk (Debian: apt-get install wrk) sends:
 - the mix: 70 % those reads; 10 % a citizen's encounters of the last year with their service provider
   (``Encounter?patient=P&date=geY&_include=Encounter:service-provider``); 10 % the open Tasks of a
   municipality with their patients (``Task?owner=O&status=requested,in-progress&_include=Task:patient``);
-  10 % writes (a new Task, POST).
+  10 % writes (a new Task, POST). The Tasks a run writes are removed before the next run, so that every
+asker meets the same store (each write adds an open Task that later searches find, include and audit).
 Requests per second and the 99th-percentile latency are printed beside the peers' published figures.
 
 Access control (issue 18) is measured by running the same requests three times in one run: with access
@@ -233,6 +234,20 @@ def _askers(url: str) -> tuple[str, dict[str, str]]:
     return str(clinic), {"gp": made["bench-gp"], "system": made["bench-system"]}
 
 
+def _forget_writes(url: str) -> int:
+    """Remove the Tasks earlier runs of the mix wrote (server-assigned ids; the bench's own are
+    ``bench-task-N``), so that every asker's run starts from the same store: each write adds an open Task
+    that the next run's searches for open Tasks find, include and audit."""
+    from naer.store.tables import INDEX_TABLES, history, resource_patient, resources
+
+    written = "resource_type = 'Task' AND id NOT LIKE 'bench-task-%'"
+    with engine(url).begin() as con:
+        gone = con.execute(text(f"DELETE FROM {resources.name} WHERE {written}")).rowcount
+        for table in [history, resource_patient, *INDEX_TABLES.values()]:
+            con.execute(text(f"DELETE FROM {table.name} WHERE {written}"))
+    return int(gone or 0)
+
+
 def _analyze(url: str) -> None:
     with engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as con:
         con.execute(text("ANALYZE"))
@@ -365,7 +380,9 @@ def main() -> None:
     results: dict[str, list[tuple[float, float, int]]] = {}
     try:
         for asker in [a for _ in range(max(1, args.rounds)) for a in askers]:
-            _analyze(url)  # the mix writes Tasks: fresh statistics for every run, as autovacuum would keep
+            if args.mix:
+                _forget_writes(url)  # every asker meets the same store
+            _analyze(url)  # fresh statistics for every run, as autovacuum would keep
             script.write_text(_script(url, clinic, args.mix, tokens.get(asker)))
             port = _free_port()
             server = _server(asker, url, port, args.workers)
