@@ -1,7 +1,8 @@
 """The demo's named users on Samsø, chosen from the synthetic data in the store so that each has real
 care relations: a citizen with open municipal home care and an open hospital admission, that citizen's
 GP, a home-care nurse and an acute-bed nurse at Samsø Sundheds- og Akuthus (Samsø Municipality's
-units), a physician at the department where the citizen is admitted, a planner, an administrator, and a
+units), a physician at the department where the citizen is admitted and the department's on-call physician
+(overdue advice requests are escalated to that role), a planner, an administrator, and a
 system client for the message gateway. The nurses and the physician get a Practitioner and a
 PractitionerRole of their own (the synthetic data has GPs only).
 
@@ -26,6 +27,9 @@ SAMSOE = "0741"
 HOME_CARE = f"muni-{SAMSOE}-homecare"
 ACUTE_BEDS = f"muni-{SAMSOE}-acutebeds"
 REGION = "region-midtjylland"
+ON_CALL_SYSTEM = (
+    "https://naer.example.org/fhir/CodeSystem/practitioner-role"  # coordination.values.ROLE_CODES
+)
 ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes, no leading dash
 
 
@@ -39,7 +43,10 @@ def _ref(resource: dict[str, Any], key: str) -> str:
     return str(value.get("reference", "")).split("/", 1)[-1] if isinstance(value, dict) else ""
 
 
-def _person(db: Engine, rid: str, family: str, given: str, organization: str, code: str, shown: str) -> None:
+def _person(
+    db: Engine, rid: str, family: str, given: str, organization: str, code: str, shown: str,
+    system: str = "http://snomed.info/sct",
+) -> None:  # fmt: skip
     store.update(
         db,
         SYSTEM,
@@ -63,7 +70,7 @@ def _person(db: Engine, rid: str, family: str, given: str, organization: str, co
             "active": True,
             "practitioner": {"reference": f"Practitioner/{rid}"},
             "organization": {"reference": f"Organization/{organization}"},
-            "code": [{"coding": [{"system": "http://snomed.info/sct", "code": code, "display": shown}]}],
+            "code": [{"coding": [{"system": system, "code": code, "display": shown}]}],
         },
     )
 
@@ -106,6 +113,7 @@ def make_demo_users(db: Engine) -> list[dict[str, str]]:
     _person(db, "demo-nurse-home", "Holm", "Karen", HOME_CARE, "224535009", "Registered nurse")
     _person(db, "demo-nurse-acute", "Bech", "Mette", ACUTE_BEDS, "224535009", "Registered nurse")
     _person(db, "demo-physician", "Krogh", "Anders", department, "309343006", "Physician")
+    _person(db, "demo-oncall", "Lund", "Sofie", department, "on-call", "Vagthavende læge", ON_CALL_SYSTEM)
     people: list[dict[str, Any]] = [
         {"name": "laege", "role": "gp", "display": f"{_name(gp)}, praktiserende læge",
          "practitioner": gp["id"], "practitioner_role": gp_role["id"], "organization": clinic,
@@ -121,6 +129,9 @@ def make_demo_users(db: Engine) -> list[dict[str, str]]:
          "practitioner": "demo-physician", "practitioner_role": "role-demo-physician",
          "organization": department,
          "about": f"physician, {dept.get('name', department)} (the citizen is admitted there)"},
+        {"name": "vagtlaege", "role": "hospital-physician", "display": "Sofie Lund, vagthavende læge",
+         "practitioner": "demo-oncall", "practitioner_role": "role-demo-oncall", "organization": department,
+         "about": f"on-call physician, {dept.get('name', department)} (overdue advice is escalated here)"},
         {"name": "planlaegger", "role": "planner", "display": "Planlægger, Region Midtjylland",
          "organization": REGION, "about": "planner: the dashboard, never a record"},
         {"name": "borger", "role": "citizen", "display": _name(patient), "patient": patient_id,

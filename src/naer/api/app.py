@@ -29,13 +29,14 @@ from naer.api.guard import Guard
 from naer.api.imports import add_import_definition_route, add_import_route
 from naer.api.openapi import install as install_openapi
 from naer.api.outcome import FhirResponse, outcome
-from naer.api.params import instant_param, raw_body
+from naer.api.params import if_match, instant_param, raw_body
 from naer.api.search import add_search_routes
 from naer.api.security import add_security_routes
+from naer.api.workflow import add_workflow_routes, run_escalation
 from naer.settings import get_settings
 from naer.store import bundles, conditional
 from naer.store import resources as store
-from naer.store.checks import DIGITS, INT32, whole
+from naer.store.checks import whole
 from naer.store.db import database_url, engine
 from naer.store.errors import Invalid, StoreError
 from naer.store.migrate import upgrade
@@ -46,16 +47,6 @@ log = logging.getLogger("naer.api")
 async def body_of(request: Request) -> Any:
     """The request's JSON body, refused before it is read in full when it is larger than allowed."""
     return store.parse_body(await raw_body(request))
-
-
-def if_match(request: Request) -> int | None:
-    value = request.headers.get("if-match")
-    if value is None:
-        return None
-    digits = value.strip().removeprefix("W/").strip('"')
-    if not DIGITS.fullmatch(digits) or int(digits) > INT32:
-        raise Invalid(f'If-Match must be an ETag such as W/"3", not {value!r}', where="If-Match")
-    return int(digits)
 
 
 def base_url(request: Request) -> str:
@@ -186,6 +177,9 @@ def create_app(url: str | None = None, migrate: bool = True, access: bool = True
 
     add_security_routes(app, db, auth, base_url)  # before /fhir/{type}: AuditEvent, $break-the-glass
     add_export_routes(app, db, base_url, context_of)  # before /fhir/{type}, which would take "$export"
+    add_workflow_routes(app, db, context_of)
+    if access:
+        run_escalation(app, db)
 
     @app.post("/fhir")
     @app.post("/fhir/")

@@ -5,8 +5,9 @@ and no NUL character in its address; and the security headers every answer carri
   another site cannot reach this server through a DNS name it controls (DNS rebinding), and the host a
   client names is safe to repeat in ``Location``, paging links and export manifests.
 - Content type: a write must say it is FHIR JSON (``application/fhir+json`` or ``application/json``; a
-  form for ``_search``, NDJSON for ``$import``). A browser sends ``text/plain`` across sites without
-  asking (no CORS preflight); refusing it with 415 stops cross-site writes.
+  form for ``_search``, NDJSON for ``$import``); the workflow endpoints (``/workflow``) take JSON too.
+  A browser sends ``text/plain`` across sites without asking (no CORS preflight); refusing it with 415
+  stops cross-site writes.
 - NUL: PostgreSQL cannot store it and no FHIR value holds it; refused in the path and the query.
 
 The policy allows no inline script and no other origin; it allows ``eval`` because Vega compiles its
@@ -69,8 +70,8 @@ def _format(query: bytes, accept: str) -> str | None:
 
 
 def _accepted(path: str, method: str) -> set[str] | None:
-    """The body types a write to ``path`` may send (None: any, for a DELETE or a write outside /fhir)."""
-    if method == "DELETE" or not path.startswith("/fhir"):
+    """The body types a write to ``path`` may send (None: any, for a DELETE or a write outside the API)."""
+    if method == "DELETE" or not path.startswith(("/fhir", "/workflow")):
         return None
     for ending, kinds in OTHER_BODIES.items():
         if path.endswith(ending):

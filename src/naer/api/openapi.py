@@ -304,6 +304,35 @@ def _answer(path: str, status: int) -> dict[str, Any]:
     return {"description": "Done", "content": {FHIR_JSON: {"schema": RESOURCE}}}
 
 
+WORKFLOW_PATH = {
+    "task_id": ID,
+    "group": {"type": "string", "pattern": r"^[A-Za-z0-9\-.]{1,64}$"},
+    "transition": {"type": "string", "pattern": "^[a-z][a-z-]{0,39}$"},
+}
+
+
+def _workflow(path: str, method: str, operation: dict[str, Any]) -> None:
+    """A workflow endpoint (api/workflow.py): its path parameters as ids, If-Match on a move, and every
+    refusal an OperationOutcome (FastAPI describes its own validation error instead, which never comes)."""
+    operation["operationId"] = re.sub(r"[^A-Za-z0-9]+", "_", f"{method}{path}").strip("_")
+    parameters = [
+        {**p, "schema": WORKFLOW_PATH.get(p["name"], p["schema"])} if p["in"] == "path" else p
+        for p in operation.get("parameters", [])
+    ]
+    if method == "post" and "{transition}" in path:
+        header = {"name": "If-Match", "in": "header", "required": False, "schema": HEADERS["If-Match"]}
+        parameters.append(header)
+    if parameters:
+        operation["parameters"] = parameters
+    answers = {k: v for k, v in operation.get("responses", {}).items() if k != "422"}
+    for status, text in ERRORS.items():
+        if status in (405, 406, 410):
+            continue
+        ref = {"$ref": "#/components/schemas/OperationOutcome"}
+        answers[str(status)] = {"description": text, "content": {FHIR_JSON: {"schema": ref}}}
+    operation["responses"] = answers
+
+
 def document(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document of the app, with each FHIR operation's parameters, body and answers."""
     with warnings.catch_warnings():  # FastAPI's ids repeat for a route of two methods: replaced below
@@ -326,6 +355,9 @@ def document(app: FastAPI) -> dict[str, Any]:
     doc["security"] = [{"bearer": []}, {"smart": []}]
     for path, methods in doc["paths"].items():
         for method, operation in methods.items():
+            if path.startswith("/workflow"):
+                _workflow(path, method, operation)
+                continue
             spec = OPERATIONS.get((path, method))
             if spec is None:
                 continue

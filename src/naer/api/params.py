@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from fastapi import Request
 
 from naer.settings import get_settings
+from naer.store.checks import DIGITS, INT32
 from naer.store.errors import Invalid, TooLarge
 
 
@@ -40,3 +41,14 @@ async def raw_body(request: Request) -> bytes:
             raise TooLarge(f"the body is larger than the limit of {limit:,} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def if_match(request: Request) -> int | None:
+    """The version an ``If-Match`` header names (W/"3" -> 3), or None when there is none."""
+    value = request.headers.get("if-match")
+    if value is None:
+        return None
+    digits = value.strip().removeprefix("W/").strip('"')
+    if not DIGITS.fullmatch(digits) or int(digits) > INT32:
+        raise Invalid(f'If-Match must be an ETag such as W/"3", not {value!r}', where="If-Match")
+    return int(digits)

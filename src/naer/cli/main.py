@@ -174,6 +174,10 @@ app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.command("token")(token_command)
 
+from naer.cli.coordination import coordination_app  # noqa: E402
+
+app.add_typer(coordination_app, name="coordination")
+
 
 def main() -> None:
     """Entry point: user mistakes become one clear line on stderr and exit code 2."""

@@ -15,7 +15,7 @@ from naer.access.policy import policy
 from naer.web import i18n, session
 from naer.web.i18n import mark as _
 
-OPEN = ("/fhir", "/oauth", "/static", "/login", "/logout", "/docs", "/openapi.json", "/favicon")
+OPEN = ("/fhir", "/workflow", "/oauth", "/static", "/login", "/logout", "/docs", "/openapi.json", "/favicon")
 DASHBOARD = ("/indicators",)
 FOR_WHOM = _("The population figures are for planners, administrators and health professionals.")
 

@@ -1,11 +1,12 @@
 """The application ``naer serve`` runs: the FHIR API under /fhir, the population dashboard at /, the
-worklists at /risk, and the pages of access (sign-in, a citizen's overview, Min log, review), every page
-behind sign-in."""
+worklists at /risk, the pages of access (sign-in, a citizen's overview, Min log, review) and of working
+together (inboxes, advice requests), every page behind sign-in."""
 
 from __future__ import annotations
 
 from naer.api.app import create_app
 from naer.settings import get_settings
+from naer.web.coordination import add_coordination_pages
 from naer.web.dashboard import add_dashboard
 from naer.web.gate import SignInGate
 from naer.web.risk import add_risk_pages
@@ -13,6 +14,7 @@ from naer.web.signin import add_access_pages
 
 app = create_app(migrate=False)  # `naer serve` has applied the migrations before starting the workers
 add_access_pages(app)
+add_coordination_pages(app)
 add_dashboard(app, get_settings().results_path())
 add_risk_pages(app, get_settings().risk_path())
 app.add_middleware(SignInGate)

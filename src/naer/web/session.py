@@ -109,4 +109,8 @@ def who(p: Principal | None) -> dict[str, Any] | None:
     """What the page header shows of the signed-in person."""
     if p is None:
         return None
-    return {"name": p.display, "role": p.role, "organization": p.organization, "account": p.account}
+    from naer.access.policy import policy
+
+    clinician = policy().roles[p.role].records == "relations"  # the roles that work with citizens
+    return {"name": p.display, "role": p.role, "organization": p.organization, "account": p.account,
+            "inbox": clinician}  # fmt: skip

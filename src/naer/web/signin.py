@@ -372,7 +372,7 @@ def add_access_pages(app: FastAPI) -> None:
         return render(
             request, "citizen.html", principal=p, name=name.strip() or ref, cpr=cpr or "-",
             age=_age(patient.get("birthDate")), relation=t(RELATIONS.get(relation, relation)),
-            sections=sections,
+            sections=sections, patient_id=patient_id,
         )  # fmt: skip
 
     @app.post("/citizen/{patient_id}/break-the-glass", include_in_schema=False)

@@ -1,0 +1,34 @@
+"""``naer coordination``: the workflows' jobs on the clock, for a scheduler (cron) beside or instead of
+the server's own rounds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from naer.store.db import database_url
+
+coordination_app = typer.Typer(
+    help="Working together around one citizen: jobs of the workflows (escalation).", no_args_is_help=True
+)
+console = Console()
+
+
+@coordination_app.command("escalate")
+def escalate(
+    url: Annotated[str | None, typer.Option("--url", help="Database URL (default: settings).")] = None,
+) -> None:
+    """Escalate every advice request whose answer time has passed to the department's on-call role
+    (the server does this once a minute too)."""
+    from naer.coordination.advice import escalate_overdue
+    from naer.store.db import engine
+    from naer.store.migrate import upgrade
+
+    resolved = database_url(url)
+    upgrade(resolved)
+    done = escalate_overdue(engine(resolved))
+    console.print(f"escalated {len(done)} overdue advice request{'s' if len(done) != 1 else ''}")
+    for task in done:
+        console.print(f"  Task/{task}")

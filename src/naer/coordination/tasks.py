@@ -1,0 +1,67 @@
+"""Moving a workflow's Task from one state to the next, the same way for every workflow: read it as the
+asker (404 for one the asker may not know of, or of another workflow), refuse a stale ``If-Match`` (412),
+ask the state machine whether this party may take this transition from this state, check the text the
+transition carries, and give the Task its new state. The workflow modules add what is theirs (a message,
+a new deadline) and write it in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from naer.coordination import values as v
+from naer.coordination.machine import Transition, Workflow
+from naer.store import resources as store
+from naer.store.context import RequestContext
+from naer.store.errors import Invalid, NotFound, PreconditionFailed
+
+
+def read(
+    db: Engine | Connection, context: RequestContext, flow: Workflow, task_id: str
+) -> tuple[store.Stored, dict[str, Any]]:
+    """The Task ``task_id`` of ``flow`` as the asker may see it."""
+    found = store.read(db, context, "Task", v.ident(task_id, "task"))
+    task = v.load(found)
+    if not v.is_workflow(task, flow):
+        raise NotFound(f"Task/{task_id} is not a {flow.title.lower()}")
+    return found, task
+
+
+def fresh(found: store.Stored, if_match: int | None) -> None:
+    """Refuse a move made on an older version than the stored one (the If-Match the mover sent)."""
+    if if_match is not None and if_match != found.version_id:
+        raise PreconditionFailed(
+            f"Task/{found.id} is at version {found.version_id}, not {if_match} (If-Match): read it again"
+        )
+
+
+def step(
+    flow: Workflow, task: dict[str, Any], transition: str, parties: set[str], text: Any
+) -> tuple[Transition, str | None]:
+    """The transition, if these parties may take it from the Task's state, and its checked text."""
+    move = flow.step(v.state_of(task, flow) or flow.start, transition, parties)
+    if move.text == "none":
+        if text not in (None, ""):
+            raise Invalid(f"{transition} carries no text", where="text")
+        return move, None
+    return move, v.text(text, "text", required=move.text == "required")
+
+
+def moved(flow: Workflow, task: dict[str, Any], to: str, now: datetime) -> dict[str, Any]:
+    """The Task in state ``to``: its status, businessStatus and lastModified (meta left to the store)."""
+    state = flow.state(to)
+    task = dict(task)
+    task.pop("meta", None)
+    task["status"] = state.task
+    task["businessStatus"] = v.state_concept(flow, to)
+    task["lastModified"] = v.instant(now)
+    return task
+
+
+def noted(task: dict[str, Any], author: dict[str, str], text: str, now: datetime) -> dict[str, Any]:
+    """The Task with a note added (who wrote it, when)."""
+    note = {"authorReference": author, "time": v.instant(now), "text": text}
+    return {**task, "note": [*(task.get("note") or []), note]}

@@ -1,0 +1,324 @@
+"""The pages of working together around one citizen: the inbox of one's organisation or of oneself, an
+advice request's form, and its thread with the moves the reader may make. Every page acts for the
+signed-in person through naer.coordination (the store's access condition and audit), every form carries
+the CSRF token, and every refusal is shown on the page in the reader's language with nothing written."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from naer import clock
+from naer.access.context import AccessContext
+from naer.coordination import advice, agreements
+from naer.coordination import values as v
+from naer.coordination.inbox import LISTS, inbox
+from naer.fhir.systems import ORG_KIND
+from naer.store import resources as store
+from naer.store.errors import StoreError
+from naer.store.search.query import search
+from naer.web import i18n, people, session
+from naer.web.i18n import mark as _
+from naer.web.signin import DANISH_TIME, refuse, render
+
+LIST_TITLES = {
+    "overdue": _("Overdue"),
+    "due": _("Due within 24 hours"),
+    "new": _("New"),
+    "escalated": _("Escalated to on-call"),
+    "answered": _("Answered, for you to read"),
+    "waiting": _("Sent, waiting for an answer"),
+}
+ID_LIMIT = 64
+# What the page says first when a request or a move is refused (the store's own sentence follows, in
+# English: it names the exact problem), by the field the refusal names, else by its status.
+LEADS = {
+    "department": _("Choose a hospital department."),
+    "urgency": _("Choose an urgency that the agreement has."),
+    "question": _("Write a question."),
+    "patient": _("No such citizen, or you have no care relation with the citizen."),
+    "text": _("Write a text."),
+    "If-Match": _("Someone else changed the request meanwhile: read it again."),
+}
+BY_STATUS = {
+    403: _("You may not do that."),
+    404: _("No such citizen, or you have no care relation with the citizen."),
+    409: _("The request has moved on meanwhile."),
+    412: _("Someone else changed the request meanwhile: read it again."),
+}
+NOTHING_SAVED = _("Nothing was saved.")
+
+
+def problem(error: StoreError, lang: str) -> dict[str, str]:
+    """A refusal as the page shows it: a sentence in the page's language and the store's exact reason."""
+    t = i18n.gettext_for(lang)
+    lead = LEADS.get(error.where or "") or BY_STATUS.get(error.status)
+    return {"lead": f"{t(lead)} {t(NOTHING_SAVED)}" if lead else t(NOTHING_SAVED), "detail": str(error)}
+
+
+def _context(request: Request) -> AccessContext | None:
+    found = session.principal(request)
+    return request.app.state.auth.access(found) if found is not None else None
+
+
+def _clinician(request: Request) -> tuple[AccessContext | None, Response | None]:
+    context = _context(request)
+    if context is None:
+        return None, session.to_login(request)
+    if context.rules.roles[context.principal.role].records != "relations":
+        t = i18n.gettext_for(session.language(request))
+        return None, refuse(request, 403, t("Inboxes and advice requests are for health professionals."))
+    return context, None
+
+
+def _when(value: str | None, lang: str) -> str:
+    if not value:
+        return "–"
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(DANISH_TIME)
+    except ValueError:
+        return value
+    return i18n.day(moment, lang)
+
+
+def _patient_label(patients: dict[str, dict[str, Any]], ref: str) -> tuple[str, str]:
+    patient = patients.get(ref)
+    if patient is None:
+        return ref, ""
+    return people.name_of(patient) or ref, people.cpr_of(patient)
+
+
+def _row(
+    task: dict[str, Any], patients: dict[str, dict[str, Any]], lang: str, now: datetime
+) -> dict[str, Any]:
+    flow = advice.advice_workflow()
+    is_advice = v.codes(task.get("code"), v.WORKFLOW_CODES) == [flow.code]
+    state_code = v.state_of(task, flow)
+    state = flow.states.get(state_code or "") if is_advice else None
+    ref = (task.get("for") or {}).get("reference", "")
+    name, cpr = _patient_label(patients, ref)
+    deadline = ((task.get("restriction") or {}).get("period") or {}).get("end")
+    overdue = False
+    if deadline:
+        try:
+            overdue = datetime.fromisoformat(deadline.replace("Z", "+00:00")) < now
+        except ValueError:
+            overdue = False
+    code = task.get("code") or {}
+    what = f"{_title(flow, lang)}: {task.get('description', '')}".rstrip(": ") if is_advice else (
+        task.get("description") or code.get("text") or ((code.get("coding") or [{}])[0].get("display")) or "–"
+    )  # fmt: skip
+    return {
+        "id": task.get("id", ""),
+        "advice": is_advice,
+        "patient": ref.split("/", 1)[1] if ref.startswith("Patient/") else "",
+        "name": name,
+        "cpr": cpr,
+        "what": what,
+        "state": _title(state, lang) if state else task.get("status", ""),
+        "deadline": _when(deadline, lang),
+        "overdue": overdue and task.get("status") not in ("completed", "cancelled"),
+        "owner": (task.get("owner") or {}).get("display") or (task.get("owner") or {}).get("reference", ""),
+    }
+
+
+def _title(item: Any, lang: str) -> str:
+    """A state's or transition's name from the workflow definition, in the page's language."""
+    return str(item.title_da if lang == "da" else item.title)
+
+
+def _entries(found: advice.Thread, lang: str) -> list[dict[str, str]]:
+    """The thread as the page shows it: the question, then each message, with who wrote it and when."""
+    first = found.request
+    made = [
+        {
+            "who": (first.get("requester") or {}).get("display", ""),
+            "when": _when(first.get("authoredOn"), lang),
+            "text": (first.get("payload") or [{}])[0].get("contentString", ""),
+            "kind": "question",
+        }
+    ]
+    for m in found.messages:
+        answer = (m.get("note") or [{}])[0].get("text") == "answer"
+        made.append(
+            {
+                "who": (m.get("sender") or {}).get("display", ""),
+                "when": _when(m.get("sent"), lang),
+                "text": (m.get("payload") or [{}])[0].get("contentString", ""),
+                "kind": "answer" if answer else "question",
+            }
+        )
+    return made
+
+
+def _departments(request: Request, context: AccessContext) -> list[tuple[str, str]]:
+    """The hospital departments one may ask (the directory, as the asker reads it)."""
+    found = search(request.app.state.db, context, "Organization", [("active", "true"), ("_count", "1000")])
+    made = []
+    for match in found.matches:
+        org = orjson.loads(match.content or "{}")
+        kinds = v.codes(org.get("type"), ORG_KIND)
+        if v.sector(org) == "region" and any(k.startswith("department") for k in kinds):
+            made.append((str(org["id"]), str(org.get("name", org["id"]))))
+    return sorted(made, key=lambda d: d[1])
+
+
+def _urgencies(lang: str) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    for agreement in agreements.agreements():
+        for u in agreement.urgencies:
+            seen.setdefault(u.code, u.label_da if lang == "da" else u.label)
+    return list(seen.items())
+
+
+def add_coordination_pages(app: FastAPI) -> None:
+    @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
+    def inbox_page(request: Request, whose: str = "organization") -> Response:
+        context, refused = _clinician(request)
+        if context is None:
+            return refused  # type: ignore[return-value]
+        lang = session.language(request)
+        whose = "person" if whose == "person" else "organization"
+        try:
+            found = inbox(request.app.state.db, context, whose)  # type: ignore[arg-type]
+        except StoreError as error:
+            return refuse(request, error.status, str(error))
+        now = clock.now()
+        lists = [
+            {"key": key, "title": LIST_TITLES[key], "count": found.lists[key].count,
+             "rows": [_row(t, found.patients, lang, now) for t in found.lists[key].tasks]}
+            for key in LISTS
+        ]  # fmt: skip
+        return render(request, "inbox.html", principal=context.principal, whose=whose, lists=lists)
+
+    @app.get("/advice/new", response_class=HTMLResponse, include_in_schema=False)
+    def advice_form(request: Request, patient: str = "") -> Response:
+        context, refused = _clinician(request)
+        if context is None:
+            return refused  # type: ignore[return-value]
+        return _form(request, context, patient[:ID_LIMIT], {}, None, 200)
+
+    @app.post("/advice/new", response_class=HTMLResponse, include_in_schema=False)
+    async def advice_send(request: Request) -> Response:
+        context, refused = _clinician(request)
+        if context is None:
+            return refused  # type: ignore[return-value]
+        values = await session.form(request)
+        if values is None:
+            return refuse(request)
+        patient = values.get("patient", "")[:ID_LIMIT]
+        question = advice.Question(
+            patient,
+            values.get("urgency", "")[:64],
+            values.get("question", ""),
+            values.get("department") or None,
+        )
+        try:
+            made = await run_in_threadpool(advice.ask, request.app.state.db, context, question)
+        except StoreError as error:
+            return _form(
+                request, context, patient, values, problem(error, session.language(request)), error.status
+            )
+        return RedirectResponse(f"/advice/{made.task['id']}", status_code=303)
+
+    def _form(
+        request: Request, context: AccessContext, patient: str, values: dict[str, str],
+        message: dict[str, str] | None,
+        status: int,
+    ) -> Response:  # fmt: skip
+        lang = session.language(request)
+        name = cpr = ""
+        if patient:
+            try:
+                found = orjson.loads(
+                    store.read(request.app.state.db, context, "Patient", patient).content or "{}"
+                )
+                name, cpr = people.name_of(found), people.cpr_of(found)
+            except StoreError as error:
+                patient = ""
+                message = message or problem(error, lang)
+        return render(
+            request, "advice_new.html", status, principal=context.principal, patient=patient, name=name,
+            cpr=cpr, departments=_departments(request, context), urgencies=_urgencies(lang), values=values,
+            message=message,
+        )  # fmt: skip
+
+    @app.get("/advice/{task_id}", response_class=HTMLResponse, include_in_schema=False)
+    def advice_thread(request: Request, task_id: str) -> Response:
+        context, refused = _clinician(request)
+        if context is None:
+            return refused  # type: ignore[return-value]
+        return _thread(request, context, task_id[:ID_LIMIT], None, 200)
+
+    @app.post("/advice/{task_id}/{transition}", response_class=HTMLResponse, include_in_schema=False)
+    async def advice_move(request: Request, task_id: str, transition: str) -> Response:
+        context, refused = _clinician(request)
+        if context is None:
+            return refused  # type: ignore[return-value]
+        values = await session.form(request)
+        if values is None:
+            return refuse(request)
+        version = values.get("version", "")
+        try:
+            await run_in_threadpool(
+                advice.move, request.app.state.db, context, task_id[:ID_LIMIT], transition[:40],
+                values.get("text") or None, int(version) if version.isdigit() and len(version) < 10 else None,
+            )  # fmt: skip
+        except StoreError as error:
+            return _thread(
+                request, context, task_id[:ID_LIMIT], problem(error, session.language(request)), error.status
+            )
+        try:  # the move may have ended the mover's relation (an on-call answer): then back to the inbox
+            advice.thread(request.app.state.db, context, task_id[:ID_LIMIT])
+        except StoreError:
+            return RedirectResponse("/inbox?whose=person", status_code=303)
+        return RedirectResponse(f"/advice/{task_id[:ID_LIMIT]}", status_code=303)
+
+    def _thread(
+        request: Request, context: AccessContext, task_id: str, message: dict[str, str] | None, status: int
+    ) -> Response:
+        lang = session.language(request)
+        t = i18n.gettext_for(lang)
+        try:
+            found = advice.thread(request.app.state.db, context, task_id)
+        except StoreError as error:
+            return refuse(request, error.status, t("No such advice request, or you may not see it."))
+        flow = advice.advice_workflow()
+        state = flow.states.get(found.state)
+        mine = advice.parties(context.principal, found.task, found.request)
+        moves = [
+            {"name": name, "title": _title(move, lang), "text": move.text}
+            for name, move in flow.transitions.items()
+            if move.by in mine and found.state in move.from_
+        ]
+        patient_ref = (found.task.get("for") or {}).get("reference", "")
+        patient: dict[str, Any] = {}
+        try:
+            patient = orjson.loads(
+                store.read(request.app.state.db, context, "Patient", patient_ref.split("/", 1)[-1]).content
+                or "{}"
+            )
+        except StoreError:
+            patient = {}
+        entries = _entries(found, lang)
+        urgency = next(
+            (i.get("valueCoding", {}).get("display", "") for i in found.task.get("input") or []
+             if v.codes(i.get("type"), v.INPUT_TYPE) == ["urgency"]), "",
+        )  # fmt: skip
+        routed = any(
+            (i.get("valueCoding") or {}).get("code") == "discharge-72-hours"
+            for i in found.task.get("input") or []
+        )
+        return render(
+            request, "advice_thread.html", status, principal=context.principal, task=found.task,
+            version=found.version, state=_title(state, lang) if state else found.state,
+            name=people.name_of(patient) or patient_ref, cpr=people.cpr_of(patient),
+            patient=patient_ref.split("/", 1)[-1], owner=(found.task.get("owner") or {}).get("display", ""),
+            deadline=_when(((found.task.get("restriction") or {}).get("period") or {}).get("end"), lang),
+            urgency=urgency, routed=routed, entries=entries, moves=moves, message=message,
+        )  # fmt: skip

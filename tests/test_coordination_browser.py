@@ -1,0 +1,150 @@
+"""In Chromium, as people use it: a home-care nurse asks the medical department for advice from the
+citizen's page, the department's physician finds it in the inbox and answers, the nurse reads the answer
+and closes the thread; a follow-up handed over at discharge shows in the nurse's inbox. Each page is
+checked with axe (WCAG 2.1 A/AA) in Danish and English, and photographed for a person to look at."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from naer import clock
+from naer.access import accounts
+from tests.accessibility import check
+from tests.conftest import PASSWORD, SCREENSHOTS, served, sign_in
+from tests.coordination_world import NOW, World, build
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]]:
+    from naer.api.app import create_app
+    from naer.store.migrate import upgrade
+    from naer.web.coordination import add_coordination_pages
+    from naer.web.gate import SignInGate
+    from naer.web.signin import add_access_pages
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('coordination-browser') / 'store.sqlite'}"
+    upgrade(url)
+    made = build(url)
+    for name in ("nurse", "phys", "planner"):
+        accounts.set_password(made.db, name, PASSWORD)
+    app = create_app(url, migrate=False)
+    add_access_pages(app)
+    add_coordination_pages(app)
+    app.add_middleware(SignInGate)
+    try:
+        with served(app) as base:
+            yield made, base
+    finally:
+        clock.set_clock(None)
+
+
+def _page(browser: Any) -> Any:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+
+
+def test_advice_from_question_to_closed_thread(site: tuple[World, str], browser: Any) -> None:
+    _, base = site
+    clock.set_clock(NOW)
+    nurse = _page(browser)
+    sign_in(nurse, base, "nurse")
+    nurse.goto(f"{base}/citizen/p-home")
+    nurse.click("text=Bed en hospitalsafdeling om rådgivning")
+    nurse.wait_for_selector("form textarea#question")
+    check(nurse, "advice form (da)")
+    nurse.select_option("#department", "dept-med")
+    nurse.select_option("#urgency", "same-day")
+    nurse.fill(
+        "#question", "Feber 38,9 og hoste siden i går. Skal vi starte antibiotika?\nBT 128/74, SAT 94 %."
+    )
+    nurse.click("button[type=submit]:has-text('Send')")
+    nurse.wait_for_selector("ol.thread li")
+    assert "Sendt" in nurse.inner_text("dl.facts") and "Medicinsk afdeling" in nurse.inner_text("dl.facts")
+    assert "7. december 2026 15.30" in nurse.inner_text("dl.facts") or "15:30" in nurse.inner_text("dl.facts")
+    nurse.screenshot(path=str(SCREENSHOTS / "advice-sent-nurse.png"), full_page=True)
+    check(nurse, "advice thread, sent (da)")
+    thread = nurse.url
+
+    physician = _page(browser)
+    sign_in(physician, base, "phys")
+    physician.goto(f"{base}/inbox")
+    physician.wait_for_selector("#new")
+    assert "Test P-Home" in physician.inner_text("table.inbox >> nth=2")
+    physician.screenshot(path=str(SCREENSHOTS / "inbox-department.png"), full_page=True)
+    check(physician, "inbox (da)")
+    physician.goto(f"{base}/inbox?lang=en")
+    assert "Due within 24 hours" in physician.inner_text("main")
+    check(physician, "inbox (en)")
+    physician.goto(thread + "?lang=da")
+    physician.click("button:has-text('Modtag')")
+    physician.wait_for_selector("text=Modtaget")
+    physician.fill(
+        "#text-answer", "Start amoxicillin 750 mg x 3 i 7 dage. Ny CRP i morgen; ring ved SAT < 92 %."
+    )
+    physician.click("button:has-text('Besvar')")
+    physician.wait_for_selector("ol.thread li.answer")
+    physician.screenshot(path=str(SCREENSHOTS / "advice-answered-physician.png"), full_page=True)
+
+    nurse.goto(f"{base}/inbox?whose=person")
+    assert "Rådgivning" in nurse.inner_text("#answered + div")
+    nurse.goto(thread)
+    assert "amoxicillin" in nurse.inner_text("ol.thread")
+    nurse.click("button:has-text('Afslut')")
+    nurse.wait_for_selector("text=Afsluttet")
+    check(nurse, "advice thread, closed (da)")
+    nurse.goto(thread + "?lang=en")
+    assert "Closed" in nurse.inner_text("dl.facts")
+    check(nurse, "advice thread, closed (en)")
+    nurse.context.close()
+    physician.context.close()
+
+
+def test_a_refused_question_keeps_what_was_written(site: tuple[World, str], browser: Any) -> None:
+    _, base = site
+    nurse = _page(browser)
+    sign_in(nurse, base, "nurse")
+    nurse.goto(f"{base}/advice/new?patient=p-home&lang=da")
+    nurse.select_option("#department", "")  # no department and no recent discharge: refused
+    nurse.fill("#question", "<script>alert(1)</script> Hvad gør vi?")
+    nurse.click("button[type=submit]:has-text('Send')")
+    nurse.wait_for_selector("p.error")
+    assert "name the department" in nurse.inner_text("p.error")
+    assert nurse.input_value("#question") == "<script>alert(1)</script> Hvad gør vi?"  # kept, and as text
+    nurse.screenshot(path=str(SCREENSHOTS / "advice-refused.png"), full_page=True)
+    check(nurse, "advice form with an error (da)")
+    nurse.context.close()
+
+
+def test_the_planner_has_no_inbox(site: tuple[World, str], browser: Any) -> None:
+    _, base = site
+    page = _page(browser)
+    sign_in(page, base, "planner")
+    answer = page.goto(f"{base}/inbox")
+    assert answer is not None and answer.status == 403
+    assert "sundhedsprofessionelle" in page.inner_text("main")
+    page.context.close()
+
+
+def test_a_follow_up_shows_in_the_nurses_inbox(site: tuple[World, str], browser: Any) -> None:
+    import urllib.request
+
+    w, base = site
+    body = {
+        "encounter": "e-adm-imp",
+        "needs": [{"sector": "home-care", "need": "Daglig vægt", "due": "2026-12-08"}],
+    }
+    request = urllib.request.Request(
+        f"{base}/workflow/discharge", data=orjson.dumps(body), headers=w.headers("phys"), method="POST"
+    )
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 201
+    page = _page(browser)
+    sign_in(page, base, "nurse")
+    page.goto(f"{base}/inbox")
+    assert "Daglig vægt" in page.inner_text("#new + div")
+    page.screenshot(path=str(SCREENSHOTS / "inbox-home-care.png"), full_page=True)
+    page.context.close()
