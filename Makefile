@@ -37,11 +37,13 @@ demo: $(STAMP)
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer users demo
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer serve --port $(PORT)
 
-# The demo's named users on Samsø (naer users demo; passwords kept in this file, mode 0600). Made again
-# whenever the store is loaded again.
+# The demo's named users on Samsø (naer users demo; passwords kept in this file, mode 0600), and the four
+# beds of Samsø Sundheds- og Akuthus' acute unit (the demo's number). Made again whenever the store is
+# loaded again.
 $(DATA)/demo-users.json: $(DATA)/store.sqlite
 	rm -f $@
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer users demo > /dev/null
+	$(BIN)/naer coordination beds muni-0741-acutebeds --beds 4 --url sqlite:///$(abspath $(DATA))/store.sqlite
 
 $(DEMO)/manifest.json: | $(STAMP)
 	$(BIN)/naer synth --area region-midt --scale $(DEMO_SCALE) --at-least $(DEMO_AT_LEAST) --full 741 --start 2015-01-01 --end 2024-12-31 \

@@ -44,11 +44,13 @@ PEOPLE: dict[str, tuple[str, str | None, str | None, str | None, str | None]] = 
     "nurse": ("home-care-nurse", "home-0741", "pr-nurse", "role-nurse", None),
     "nurse2": ("home-care-nurse", "home-0741", "pr-nurse2", "role-nurse2", None),
     "nurse-other": ("home-care-nurse", "home-0727", "pr-nurse-other", "role-nurse-other", None),
+    "acute-nurse": ("acute-bed-nurse", "acute-0741", "pr-acute-nurse", "role-acute-nurse", None),
     "gp": ("gp", "gp-0741", "pr-gp", "role-gp", None),
     "phys": ("hospital-physician", "dept-med", "pr-phys", "role-phys", None),
     "phys-geri": ("hospital-physician", "dept-geri", "pr-phys-geri", "role-phys-geri", None),
     "oncall": ("hospital-physician", "dept-oncall-pool", "pr-oncall", "role-oncall", None),
     "planner": ("planner", "region", None, None, None),
+    "admin": ("admin", "region", None, None, None),
     "citizen": ("citizen", None, None, None, "p-home"),
 }
 
@@ -121,6 +123,9 @@ def world_resources() -> list[dict[str, Any]]:
         _org("muni-0741", "Samsø Kommune", "municipality", "municipality", identifier=[muni("0741")]),
         _org("home-0741", "Hjemmesygeplejen, Samsø", "municipality", "municipal-homecare", "muni-0741"),
         _org("rehab-0741", "Genoptræning, Samsø", "municipality", "municipal-rehab", "muni-0741"),
+        _org("acute-0741", "Samsø Sundheds- og Akuthus, akutpladser", "municipality", "municipal-acutebeds",
+             "muni-0741"),
+        _org("acute-small", "Akutpladsen (én seng)", "municipality", "municipal-acutebeds", "muni-0741"),
         _org("muni-0727", "Odder Kommune", "municipality", "municipality", identifier=[muni("0727")]),
         _org("home-0727", "Hjemmesygeplejen, Odder", "municipality", "municipal-homecare", "muni-0727"),
         _org("gp-0741", "Lægehuset Samsø", "general-practice", "gp-clinic"),

@@ -72,6 +72,7 @@ class Role:
     own_log: bool = False
     bulk: bool = False
     worklist: str | None = None
+    competences: bool = False  # keeps the shared competence register
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ def _role(name: str, spec: dict[str, Any], relations: dict[str, Relation]) -> Ro
         own_log=bool(spec.get("own_log", False)),
         bulk=bool(spec.get("bulk", False)),
         worklist=spec.get("worklist"),
+        competences=bool(spec.get("competences", False)),
     )
 
 

@@ -306,6 +306,7 @@ def _answer(path: str, status: int) -> dict[str, Any]:
 
 WORKFLOW_PATH = {
     "task_id": ID,
+    "rid": ID,
     "group": {"type": "string", "pattern": r"^[A-Za-z0-9\-.]{1,64}$"},
     "transition": {"type": "string", "pattern": "^[a-z][a-z-]{0,39}$"},
 }

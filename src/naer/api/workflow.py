@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import date
-from typing import Annotated, Any
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -30,14 +30,15 @@ from starlette.responses import JSONResponse, Response
 
 from naer.api.outcome import FhirResponse
 from naer.api.params import if_match, raw_body
-from naer.coordination import advice, agreements, followup
+from naer.coordination import advice, agreements, beds, competence, delegation, followup
 from naer.coordination import values as v
 from naer.coordination.inbox import inbox
 from naer.store.checks import whole
 from naer.store.context import RequestContext
-from naer.store.errors import Invalid, NotFound
+from naer.store.errors import Forbidden, Invalid, NotFound
 
 Text = Annotated[str, Field(max_length=v.MAX_TEXT)]
+Code = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
 
 
@@ -70,6 +71,78 @@ class HandOverIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     encounter: Id
     needs: Annotated[list[NeedIn], Field(min_length=1, max_length=followup.MAX_NEEDS)]
+
+
+class CompetenceIn(BaseModel):
+    """A course a person completed, for the shared competence register."""
+
+    model_config = ConfigDict(extra="forbid")
+    practitioner: Id
+    competence: Code
+    completed: date
+    valid_until: date | None = None
+    issuer: Id | None = None
+
+
+class ResponsibilityIn(BaseModel):
+    """The signed-in physician takes the medical responsibility for a citizen's treatment at home or in an
+    acute bed, from a day (to a day)."""
+
+    model_config = ConfigDict(extra="forbid")
+    patient: Id
+    setting: Literal["home", "acute-bed"]
+    start: date
+    end: date | None = None
+
+
+class EndIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    end: date
+
+
+class InstructionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Text
+    text: Annotated[str, Field(max_length=delegation.MAX_INSTRUCTION)]
+    version: Code = "1"
+
+
+class DelegationIn(BaseModel):
+    """A framework delegation: which treatment, for which citizen or citizen group, in force when, under
+    which conditions, with its written instruction."""
+
+    model_config = ConfigDict(extra="forbid")
+    treatment: Code
+    start: date
+    end: date
+    conditions: Text
+    instruction: InstructionIn
+    patient: Id | None = None
+    group: Id | None = None
+
+
+class AssignIn(BaseModel):
+    """A delegated treatment for one citizen on one day, to the nurse holding a PractitionerRole."""
+
+    model_config = ConfigDict(extra="forbid")
+    patient: Id
+    nurse: Id
+    day: date
+
+
+class AdmitIn(BaseModel):
+    """Admission of a citizen to a free bed of an acute unit, with the responsible physician."""
+
+    model_config = ConfigDict(extra="forbid")
+    patient: Id
+    unit: Id
+    physician: Id
+    reason: Text | None = None
+
+
+class DischargeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    disposition: Annotated[str, Field(pattern=r"^[a-z][a-z-]{0,20}$")]
 
 
 class MoveIn(BaseModel):
@@ -175,6 +248,129 @@ def add_workflow_routes(app: FastAPI, db: Engine, context_of: Callable[[Request]
             followup.move, db, context, task_id, transition, body.text, if_match(request)
         )
         return FhirResponse(task, headers={"ETag": f'W/"{version}"'})
+
+    @app.post("/workflow/competence", status_code=201, tags=["workflow"], openapi_extra=_schema(CompetenceIn))
+    async def register_competence(request: Request) -> Response:
+        """Register a completed course in the shared competence register (administrators)."""
+        context = context_of(request)
+        body: CompetenceIn = _parsed(await raw_body(request), CompetenceIn)
+        made = await run_in_threadpool(
+            competence.register, db, context, body.practitioner, body.competence, body.completed,
+            body.valid_until, body.issuer,
+        )  # fmt: skip
+        return FhirResponse(made, status_code=201)
+
+    @app.get("/workflow/competence/coverage", tags=["workflow"])
+    def read_coverage(
+        request: Request,
+        code: Annotated[str, Query(alias="competence")] = "",
+        organization: str = "",
+        day: str = "",
+    ) -> Response:
+        """Who working in an organisation (and its units) holds a competence on a day."""
+        context = context_of(request)
+        when = competence.parse_day(day, "day") or competence.today()
+        found = competence.coverage(db, context, code, organization, when)
+        shown = {
+            "competence": found.competence,
+            "organization": found.organization,
+            "day": found.day.isoformat(),
+        }
+        return JSONResponse({**shown, "holders": found.holders, "people": found.people})
+
+    @app.get("/workflow/competence/expiring", tags=["workflow"])
+    def read_expiring(request: Request, organization: str = "", within: str = "60") -> Response:
+        """Competences of an organisation's people that expire (or expired) within some days."""
+        context = context_of(request)
+        days = whole("within", within, 1, 366)
+        return JSONResponse(competence.expiring(db, context, organization, days))
+
+    @app.post(
+        "/workflow/responsibility",
+        status_code=201,
+        tags=["workflow"],
+        openapi_extra=_schema(ResponsibilityIn),
+    )
+    async def take_responsibility(request: Request) -> Response:
+        """Register the signed-in physician's medical responsibility for a citizen's treatment."""
+        context = context_of(request)
+        body: ResponsibilityIn = _parsed(await raw_body(request), ResponsibilityIn)
+        made = await run_in_threadpool(
+            delegation.take_responsibility, db, context, body.patient, body.setting, body.start, body.end
+        )
+        return FhirResponse(made, status_code=201)
+
+    @app.post("/workflow/responsibility/{rid}/end", tags=["workflow"], openapi_extra=_schema(EndIn))
+    async def end_responsibility(request: Request, rid: str) -> Response:
+        """End a medical responsibility on a day."""
+        context = context_of(request)
+        body: EndIn = _parsed(await raw_body(request), EndIn)
+        made = await run_in_threadpool(delegation.end_responsibility, db, context, rid, body.end)
+        return FhirResponse(made)
+
+    @app.get("/workflow/responsibility", tags=["workflow"])
+    def read_responsibility(request: Request, patient: str = "") -> Response:
+        """Who holds (and held) the medical responsibility for a citizen's treatment."""
+        return FhirResponse(_collection(delegation.responsibilities(db, context_of(request), patient)))
+
+    @app.post("/workflow/delegation", status_code=201, tags=["workflow"], openapi_extra=_schema(DelegationIn))
+    async def delegate(request: Request) -> Response:
+        """A physician's framework delegation of a treatment to municipal nurses."""
+        context = context_of(request)
+        body: DelegationIn = _parsed(await raw_body(request), DelegationIn)
+        made = await run_in_threadpool(
+            delegation.delegate, db, context, body.treatment, body.start, body.end, body.conditions,
+            body.instruction.title, body.instruction.text, body.instruction.version, body.patient, body.group,
+        )  # fmt: skip
+        return FhirResponse(made, status_code=201)
+
+    @app.post(
+        "/workflow/delegation/{rid}/assign",
+        status_code=201,
+        tags=["workflow"],
+        openapi_extra=_schema(AssignIn),
+    )
+    async def assign(request: Request, rid: str) -> Response:
+        """Assign a delegated treatment on a day to a nurse who holds its competence that day."""
+        context = context_of(request)
+        body: AssignIn = _parsed(await raw_body(request), AssignIn)
+        made = await run_in_threadpool(
+            delegation.assign, db, context, rid, body.patient, body.nurse, body.day
+        )
+        return FhirResponse(made, status_code=201)
+
+    @app.post(
+        "/workflow/acute-beds/admit", status_code=201, tags=["workflow"], openapi_extra=_schema(AdmitIn)
+    )
+    async def admit(request: Request) -> Response:
+        """Admit a citizen to a free bed of a municipal acute unit (refused when the unit is full)."""
+        context = context_of(request)
+        body: AdmitIn = _parsed(await raw_body(request), AdmitIn)
+        made = await run_in_threadpool(
+            beds.admit, db, context, body.patient, body.unit, body.physician, body.reason
+        )
+        return FhirResponse(made, status_code=201)
+
+    @app.post("/workflow/acute-beds/{rid}/discharge", tags=["workflow"], openapi_extra=_schema(DischargeIn))
+    async def discharge(request: Request, rid: str) -> Response:
+        """End an acute-bed stay, with where the citizen went."""
+        context = context_of(request)
+        body: DischargeIn = _parsed(await raw_body(request), DischargeIn)
+        made = await run_in_threadpool(beds.discharge, db, context, rid, body.disposition, if_match(request))
+        return FhirResponse(made)
+
+    @app.get("/workflow/acute-beds/occupancy", tags=["workflow"])
+    def read_occupancy(request: Request, unit: str = "", start: str = "", end: str = "") -> Response:
+        """A unit's beds now (free or taken, no names), and how many were occupied each day of a period."""
+        context = v.require_person(context_of(request))
+        if context.rules.roles[context.principal.role].records not in ("relations", "all"):
+            raise Forbidden("bed occupancy is for the health professionals who admit")
+        now = beds.occupancy(db, unit)
+        last = competence.parse_day(end, "end") or competence.today()
+        first = competence.parse_day(start, "start") or last - timedelta(days=29)
+        days = beds.occupancy_by_day(db, now.unit, first, last)
+        return JSONResponse({"unit": now.unit, "name": now.name, "beds": now.beds, "occupied": now.occupied,
+                             "free": now.free, "open_stays": now.open_stays, "days": days})  # fmt: skip
 
     @app.get("/workflow/inbox", tags=["workflow"])
     def read_inbox(request: Request, whose: str = "organization", limit: str = "50") -> Response:

@@ -11,7 +11,8 @@ from rich.console import Console
 from naer.store.db import database_url
 
 coordination_app = typer.Typer(
-    help="Working together around one citizen: jobs of the workflows (escalation).", no_args_is_help=True
+    help="Working together around one citizen: the workflows' jobs (escalation) and set-up (acute beds).",
+    no_args_is_help=True,
 )
 console = Console()
 
@@ -32,3 +33,21 @@ def escalate(
     console.print(f"escalated {len(done)} overdue advice request{'s' if len(done) != 1 else ''}")
     for task in done:
         console.print(f"  Task/{task}")
+
+
+@coordination_app.command("beds")
+def provide_beds(
+    unit: Annotated[str, typer.Argument(help="The acute unit's Organization id (muni-0741-acutebeds).")],
+    count: Annotated[int, typer.Option("--beds", help="How many beds the unit has.")],
+    url: Annotated[str | None, typer.Option("--url", help="Database URL (default: settings).")] = None,
+) -> None:
+    """Give an acute unit its beds (Locations) in the store; run again with another number to change it (a
+    bed no longer counted is set inactive, never deleted)."""
+    from naer.coordination.beds import provide_beds as provide
+    from naer.store.db import engine
+    from naer.store.migrate import upgrade
+
+    resolved = database_url(url)
+    upgrade(resolved)
+    made = provide(engine(resolved), unit, count)
+    console.print(f"{unit}: {len(made)} beds")

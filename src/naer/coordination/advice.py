@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -151,12 +151,6 @@ def department(db: Engine | Connection, rid: str) -> tuple[dict[str, Any], str]:
     return org, region
 
 
-def _aware(value: str) -> datetime:
-    """A FHIR dateTime as an aware moment (a date or a time without zone is taken as UTC)."""
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def discharged_from(db: Engine | Connection, patient: str, at: datetime) -> dict[str, Any] | None:
     """The Encounter of a discharge within the 72 hours before ``at`` that gives the discharging
     department the extended treatment responsibility, by the same rule as the access policy's
@@ -181,7 +175,7 @@ def discharged_from(db: Engine | Connection, patient: str, at: datetime) -> dict
         encounter = v.load(match)
         period = encounter.get("period") or {}
         try:
-            start, end = _aware(period["start"]), _aware(period["end"])
+            start, end = v.aware(period["start"]), v.aware(period["end"])
         except (KeyError, TypeError, ValueError):
             continue
         dispositions = v.codes(

@@ -5,7 +5,7 @@ own reading of the directory (organisations and roles, which are no citizen's re
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -93,6 +93,12 @@ def inputs(task: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def instant(moment: datetime) -> str:
     return store.instant(moment)
+
+
+def aware(value: str) -> datetime:
+    """A FHIR dateTime as an aware moment (a date, or a time without zone, is taken as UTC)."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def text(value: Any, what: str, required: bool = True) -> str | None:
