@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from naer.api.outcome import FhirResponse
 from naer.api.params import if_match, raw_body
-from naer.coordination import advice, agreements, beds, competence, delegation, followup
+from naer.coordination import advice, agreements, beds, careplan, competence, delegation, followup
 from naer.coordination import values as v
 from naer.coordination.inbox import inbox
 from naer.store.checks import whole
@@ -143,6 +143,50 @@ class AdmitIn(BaseModel):
 class DischargeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     disposition: Annotated[str, Field(pattern=r"^[a-z][a-z-]{0,20}$")]
+
+
+class GoalIn(BaseModel):
+    """A goal of the shared care plan, in a life area (health, function, social, housing, employment,
+    network, mental-health)."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: Text
+    area: Code = "health"
+    due: date | None = None
+
+
+class ActivityIn(BaseModel):
+    """An activity of the shared care plan, owned by an organisation of any sector."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: Text
+    organization: Id
+    area: Code = "health"
+    start: date | None = None
+    end: date | None = None
+
+
+class PalliativeIn(BaseModel):
+    """The palliative section: preferred place of care and of death, and the 24-hour contact."""
+
+    model_config = ConfigDict(extra="forbid")
+    contact: Text
+    place_of_care: Text | None = None
+    place_of_death: Text | None = None
+    contact_organization: Id | None = None
+
+
+class PsychiatryIn(BaseModel):
+    """The psychiatric coordination section: the coordinating organisation and the crisis plan."""
+
+    model_config = ConfigDict(extra="forbid")
+    coordinator: Id
+    crisis_plan: Text | None = None
+
+
+SECTIONS: dict[careplan.Change, type[BaseModel]] = {
+    "goal": GoalIn, "activity": ActivityIn, "palliative": PalliativeIn, "psychiatry": PsychiatryIn,
+}  # fmt: skip
 
 
 class MoveIn(BaseModel):
@@ -371,6 +415,31 @@ def add_workflow_routes(app: FastAPI, db: Engine, context_of: Callable[[Request]
         days = beds.occupancy_by_day(db, now.unit, first, last)
         return JSONResponse({"unit": now.unit, "name": now.name, "beds": now.beds, "occupied": now.occupied,
                              "free": now.free, "open_stays": now.open_stays, "days": days})  # fmt: skip
+
+    @app.get("/workflow/care-plan/{rid}", tags=["workflow"])
+    def read_care_plan(request: Request, rid: str) -> Response:
+        """The citizen's shared care plan: the CarePlan, its Goals and the care team (ETag: the plan's
+        version, W/"0" while none is written)."""
+        bundle, version = careplan.plan(db, context_of(request), rid)
+        return FhirResponse(bundle, headers={"ETag": f'W/"{version}"'})
+
+    def _plan_route(section: careplan.Change, model: type[BaseModel]) -> None:
+        async def change(request: Request, rid: str) -> Response:
+            context = context_of(request)
+            body = _parsed(await raw_body(request), model)
+            made, version = await run_in_threadpool(
+                careplan.change, db, context, rid, section, body.model_dump(mode="json"), if_match(request)
+            )
+            return FhirResponse(made, headers={"ETag": f'W/"{version}"'})
+
+        change.__doc__ = f"Change the citizen's shared care plan: {model.__doc__ or section}"
+        app.post(
+            f"/workflow/care-plan/{{rid}}/{section}", tags=["workflow"], openapi_extra=_schema(model),
+            name=f"care_plan_{section}", summary=f"Care plan: {section}",
+        )(change)  # fmt: skip
+
+    for section, model in SECTIONS.items():
+        _plan_route(section, model)
 
     @app.get("/workflow/inbox", tags=["workflow"])
     def read_inbox(request: Request, whose: str = "organization", limit: str = "50") -> Response:

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from naer import clock
 from naer.access.principal import Principal
-from naer.coordination import tasks
+from naer.coordination import careplan, tasks
 from naer.coordination import values as v
 from naer.coordination.calendar import DANISH_TIME
 from naer.coordination.machine import Workflow, workflow
@@ -270,6 +270,14 @@ def move(
             if step.to == "refused":
                 changed["statusReason"] = {"text": message}
         written = store.update(con, access, "Task", task["id"], changed, if_match=found.version_id)
+        patient = v.ref_id(task.get("for"), "Patient")
+        owner = v.ref_id(task.get("owner"), "Organization")
+        if patient and owner:  # the care team follows the Tasks
+            if step.to == "accepted":
+                sector = (v.inputs(task).get("sector") or {}).get("valueCoding", {}).get("display", "")
+                careplan.join(con, patient, owner, f"Opfølgning efter udskrivelse: {sector}".strip(": "))
+            elif flow.state(step.to).waiting_for is None:
+                careplan.leave(con, patient, owner)
     return v.load(written), written.version_id
 
 
