@@ -30,9 +30,19 @@ from starlette.responses import JSONResponse, Response
 
 from naer.api.outcome import FhirResponse
 from naer.api.params import if_match, raw_body
-from naer.coordination import advice, agreements, beds, careplan, competence, delegation, followup
+from naer.coordination import (
+    advice,
+    agreements,
+    beds,
+    careplan,
+    competence,
+    delegation,
+    followup,
+    measurements,
+)
 from naer.coordination import values as v
 from naer.coordination.inbox import inbox
+from naer.store import resources as store
 from naer.store.checks import whole
 from naer.store.context import RequestContext
 from naer.store.errors import Forbidden, Invalid, NotFound
@@ -184,8 +194,36 @@ class PsychiatryIn(BaseModel):
     crisis_plan: Text | None = None
 
 
+Limit = Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False)]
+
+
+class ThresholdIn(BaseModel):
+    """One limit of a home measurement (measurements.yaml): below ``low``, above ``high``, or a rise of
+    more than ``rise`` over ``days`` days is outside."""
+
+    model_config = ConfigDict(extra="forbid")
+    measure: Code
+    low: Limit | None = None
+    high: Limit | None = None
+    rise: Limit | None = None
+    days: Annotated[int, Field(ge=1, le=30)] | None = None
+
+
+class ThresholdsIn(BaseModel):
+    """The thresholds of the citizen's home measurements (replacing those set before)."""
+
+    model_config = ConfigDict(extra="forbid")
+    thresholds: Annotated[list[ThresholdIn], Field(min_length=1, max_length=20)]
+
+
+class CheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patient: Id
+
+
 SECTIONS: dict[careplan.Change, type[BaseModel]] = {
     "goal": GoalIn, "activity": ActivityIn, "palliative": PalliativeIn, "psychiatry": PsychiatryIn,
+    "thresholds": ThresholdsIn,
 }  # fmt: skip
 
 
@@ -441,6 +479,16 @@ def add_workflow_routes(app: FastAPI, db: Engine, context_of: Callable[[Request]
     for section, model in SECTIONS.items():
         _plan_route(section, model)
 
+    @app.post("/workflow/measurements/check", tags=["workflow"], openapi_extra=_schema(CheckIn))
+    async def check_measurements(request: Request) -> Response:
+        """Check a citizen's home measurements of the last 14 days against the care plan's thresholds now:
+        the Tasks made for those outside (each measurement gets one, however often it is checked)."""
+        context = context_of(request)
+        body: CheckIn = _parsed(await raw_body(request), CheckIn)
+        await run_in_threadpool(store.read, db, context, "Patient", body.patient)  # 404 for one not known
+        made = await run_in_threadpool(measurements.check, db, body.patient)
+        return FhirResponse(_collection(made))
+
     @app.get("/workflow/inbox", tags=["workflow"])
     def read_inbox(request: Request, whose: str = "organization", limit: str = "50") -> Response:
         """The asker's organisation's or own inbox: overdue, due, new, answered and waiting Tasks."""
@@ -457,12 +505,15 @@ def add_workflow_routes(app: FastAPI, db: Engine, context_of: Callable[[Request]
         return JSONResponse([a.model_dump(mode="json", by_alias=True) for a in agreements.agreements()])
 
 
-ESCALATE_EVERY = 60.0  # seconds between two rounds of escalating overdue advice requests
+ESCALATE_EVERY = 60.0  # seconds between two rounds: overdue advice escalated, home measurements checked
 
 
 def run_escalation(app: FastAPI, db: Engine, every: float = ESCALATE_EVERY) -> None:
-    """Escalate overdue advice requests once a minute while the server runs (each worker process does;
-    a request two workers escalate at once is escalated once: the loser's write is refused)."""
+    """Once a minute while the server runs: escalate overdue advice requests and check home measurements
+    against their thresholds (each worker process does; a request two workers escalate at once is
+    escalated once, the loser's write refused; a measurement may get a Task from each of two workers
+    checking it in the same instant, the one known race here — `naer coordination measurements` from a
+    single scheduler avoids it)."""
     log = logging.getLogger("naer.workflow")
     running: list[asyncio.Task[None]] = []
 
@@ -473,8 +524,11 @@ def run_escalation(app: FastAPI, db: Engine, every: float = ESCALATE_EVERY) -> N
                 done = await run_in_threadpool(advice.escalate_overdue, db)
                 if done:
                     log.info("escalated %d overdue advice requests", len(done))
+                alerts = await run_in_threadpool(measurements.check_all, db)
+                if alerts:
+                    log.info("%d home measurements outside their thresholds", len(alerts))
             except Exception:  # the loop must go on; the failure is logged loudly
-                log.exception("could not escalate overdue advice requests")
+                log.exception("a round of the workflows failed")
 
     async def start() -> None:
         running.append(asyncio.get_running_loop().create_task(rounds()))

@@ -11,7 +11,8 @@ from rich.console import Console
 from naer.store.db import database_url
 
 coordination_app = typer.Typer(
-    help="Working together around one citizen: the workflows' jobs (escalation) and set-up (acute beds).",
+    help="Working together around one citizen: the workflows' jobs (escalation, home measurements) and "
+    "set-up (acute beds).",
     no_args_is_help=True,
 )
 console = Console()
@@ -51,3 +52,19 @@ def provide_beds(
     upgrade(resolved)
     made = provide(engine(resolved), unit, count)
     console.print(f"{unit}: {len(made)} beds")
+
+
+@coordination_app.command("measurements")
+def check_measurements(
+    url: Annotated[str | None, typer.Option("--url", help="Database URL (default: settings).")] = None,
+) -> None:
+    """Check the home measurements of the last 14 days of every citizen whose care plan sets thresholds;
+    a Task for whoever is responsible for each measurement outside them (once per measurement)."""
+    from naer.coordination.measurements import check_all
+    from naer.store.db import engine
+    from naer.store.migrate import upgrade
+
+    resolved = database_url(url)
+    upgrade(resolved)
+    made = check_all(engine(resolved))
+    console.print(f"{len(made)} home measurement{'s' if len(made) != 1 else ''} outside their thresholds")

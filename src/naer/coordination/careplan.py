@@ -3,10 +3,11 @@
 - **The plan** (``CarePlan``, category shared-care-plan, one per citizen: id ``careplan-PATIENT``) holds
   the goals (``Goal`` resources in ``goal``), the activities owned by different sectors — also social and
   employment efforts, the whole life situation — (``activity.detail`` with the responsible organisation as
-  ``performer``), a palliative section (preferred place of care and of death, the 24-hour contact) and a
-  psychiatric coordination section (the coordinator, the crisis plan), the two sections as Nær's
-  extensions on the CarePlan. Every change is a new version of the CarePlan (If-Match against lost
-  updates), written as the signed-in clinician: the store checks their care relation and audits it.
+  ``performer``), a palliative section (preferred place of care and of death, the 24-hour contact), a
+  psychiatric coordination section (the coordinator, the crisis plan) and the thresholds of the citizen's
+  home measurements (measurements.py), each section a Nær extension on the CarePlan. Every change is a
+  new version of the CarePlan (If-Match against lost updates), written as the signed-in clinician: the
+  store checks their care relation and audits it.
 - **The care team** (``CareTeam``, category shared-care-team, id ``careteam-PATIENT``) follows the Tasks:
   an organisation that accepts a follow-up Task joins it; when its last open Task about the citizen is
   done, refused or cancelled its membership ends (the member is taken off ``participant``, which is what
@@ -117,7 +118,7 @@ def _empty(patient_id: str, author: dict[str, str]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-Change = Literal["goal", "activity", "palliative", "psychiatry"]
+Change = Literal["goal", "activity", "palliative", "psychiatry", "thresholds"]
 
 
 def change(
@@ -155,6 +156,12 @@ def change(
             careplan["extension"] = _section(careplan, PALLIATIVE, _palliative(con, values))
         elif what == "psychiatry":
             careplan["extension"] = _section(careplan, PSYCHIATRY, _psychiatry(con, values))
+        elif what == "thresholds":
+            from naer.coordination import measurements  # (it reads the plan this module writes)
+
+            items = [t.as_extension() for t in measurements.checked(list(values.get("thresholds") or []))]
+            section = {"url": measurements.THRESHOLDS, "extension": items}
+            careplan["extension"] = _section(careplan, measurements.THRESHOLDS, section)
         else:
             raise Invalid(f"unknown change {what!r}")
         if found is None:

@@ -1,0 +1,156 @@
+"""Home measurements against the thresholds of the citizen's care plan, on SQLite and PostgreSQL: limits
+low and high, a rise over days, one Task per measurement outside (however often it is checked) for
+whoever holds the medical responsibility at home, else the GP clinic; bad thresholds refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from naer import clock
+from naer.coordination import measurements
+from naer.store import resources as store
+from naer.store.context import SYSTEM
+from tests.conftest import new_store
+from tests.coordination_world import NOW, World, build
+
+LOINC = "http://loinc.org"
+
+
+def _quantity(value: float, unit: str) -> dict[str, Any]:
+    return {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+
+
+def _observation(rid: str, patient: str, code: str, days_ago: float, value: float | None = None,
+                 unit: str = "%", bp: tuple[int, int] | None = None) -> dict[str, Any]:  # fmt: skip
+    made: dict[str, Any] = {
+        "resourceType": "Observation", "id": rid, "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "subject": {"reference": f"Patient/{patient}"},
+        "effectiveDateTime": (NOW - timedelta(days=days_ago)).isoformat(),
+    }  # fmt: skip
+    if bp:
+        made["component"] = [
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+                "valueQuantity": _quantity(bp[0], "mm[Hg]"),
+            },
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
+                "valueQuantity": _quantity(bp[1], "mm[Hg]"),
+            },
+        ]
+    else:
+        made["valueQuantity"] = _quantity(float(value or 0), unit)
+    return made
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], scope="module")
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[World, TestClient]]:
+    from naer.api.app import create_app
+
+    with new_store(request.param, tmp_path_factory.mktemp("measurements")) as url:
+        made = build(url)
+        clock.set_clock(NOW)
+        for obs in [
+            _observation("o-spo2-ok", "p-home", "59408-5", 3, 95),
+            _observation("o-spo2-low", "p-home", "59408-5", 1, 86),
+            _observation("o-weight-1", "p-home", "29463-7", 4, 80.0, "kg"),
+            _observation("o-weight-2", "p-home", "29463-7", 2, 81.0, "kg"),
+            _observation("o-weight-3", "p-home", "29463-7", 1, 82.6, "kg"),
+            _observation("o-bp-high", "p-home", "85354-9", 2, bp=(190, 95)),
+            _observation("o-bp-ok", "p-home", "85354-9", 1, bp=(150, 85)),
+            _observation("o-old", "p-home", "59408-5", 40, 80),  # too old to check
+        ]:
+            store.update(made.db, SYSTEM, "Observation", obs["id"], obs)
+        try:
+            with TestClient(create_app(url, migrate=False)) as api:
+                yield made, api
+        finally:
+            clock.set_clock(None)
+
+
+@pytest.fixture(autouse=True)
+def monday_morning() -> Iterator[None]:
+    clock.set_clock(NOW)
+    yield
+    clock.set_clock(NOW)
+
+
+def _post(api: TestClient, w: World, person: str, path: str, **body: Any) -> Any:
+    return api.post(path, headers=w.headers(person), content=orjson.dumps(body))
+
+
+THRESHOLDS = [
+    {"measure": "spo2", "low": 90},
+    {"measure": "systolic", "low": 90, "high": 180},
+    {"measure": "weight", "rise": 2, "days": 3},
+]
+
+
+def test_measurements_outside_the_plans_thresholds_become_tasks(world: tuple[World, TestClient]) -> None:
+    w, api = world
+    # No thresholds yet: nothing to check.
+    assert _post(api, w, "nurse", "/workflow/measurements/check", patient="p-home").json()["entry"] == []
+    set_ = _post(api, w, "gp", "/workflow/care-plan/p-home/thresholds", thresholds=THRESHOLDS)
+    assert set_.status_code == 200, set_.text
+    made = _post(api, w, "nurse", "/workflow/measurements/check", patient="p-home")
+    assert made.status_code == 200, made.text
+    tasks = {t["focus"]["reference"]: t for t in (e["resource"] for e in made.json()["entry"])}
+    assert set(tasks) == {"Observation/o-spo2-low", "Observation/o-bp-high", "Observation/o-weight-3"}
+    assert tasks["Observation/o-spo2-low"]["description"] == "Iltmætning 86 % (grænse mindst 90 %)"
+    assert "steget 2,6 kg på 3 dage" in tasks["Observation/o-weight-3"]["description"]
+    assert "Systolisk blodtryk 190 mm[Hg] (grænse højst 180" in tasks["Observation/o-bp-high"]["description"]
+    assert {t["owner"]["reference"] for t in tasks.values()} == {
+        "Organization/gp-0741"
+    }  # no one else holds it
+    # Checked again (the server's rounds, the command): nothing doubled.
+    assert _post(api, w, "nurse", "/workflow/measurements/check", patient="p-home").json()["entry"] == []
+    assert measurements.check_all(w.db) == []
+    inbox = api.get("/workflow/inbox", headers=w.headers("gp")).json()
+    assert {t["id"] for t in tasks.values()} <= {t["id"] for t in inbox["lists"]["new"]["tasks"]}
+
+
+def test_the_holder_of_the_responsibility_at_home_gets_the_task(world: tuple[World, TestClient]) -> None:
+    w, api = world
+    assert _post(api, w, "phys", "/workflow/responsibility", patient="p-admitted", setting="home",
+                 start="2026-12-07").status_code == 201  # fmt: skip
+    assert _post(api, w, "phys", "/workflow/care-plan/p-admitted/thresholds",
+                 thresholds=[{"measure": "spo2", "low": 92}]).status_code == 200  # fmt: skip
+    store.update(
+        w.db, SYSTEM, "Observation", "o-adm", _observation("o-adm", "p-admitted", "59408-5", 0.01, 89)
+    )
+    made = measurements.check(w.db, "p-admitted")
+    assert [t["owner"]["reference"] for t in made] == ["Organization/dept-med"]
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "message"),
+    [
+        ([{"measure": "mood", "low": 1}], "unknown measure 'mood'"),
+        ([{"measure": "spo2"}], "give low, high or rise"),
+        ([{"measure": "spo2", "low": 95, "high": 90}], "low must lie below high"),
+        ([{"measure": "weight", "rise": 2, "days": 99}], "less than or equal to 30"),
+        ([{"measure": "spo2", "low": 1e300}], "less than or equal to 100000"),
+        ([], "at least 1 item"),
+    ],
+)
+def test_bad_thresholds_are_refused(world: tuple[World, TestClient], thresholds: Any, message: str) -> None:
+    w, api = world
+    before = api.get("/workflow/care-plan/p-home", headers=w.headers("gp")).headers["ETag"]
+    answer = _post(api, w, "gp", "/workflow/care-plan/p-home/thresholds", thresholds=thresholds)
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["issue"][0]["diagnostics"]
+    assert api.get("/workflow/care-plan/p-home", headers=w.headers("gp")).headers["ETag"] == before
+
+
+def test_a_citizen_one_may_not_know_is_not_checked(world: tuple[World, TestClient]) -> None:
+    w, api = world
+    assert _post(api, w, "nurse-other", "/workflow/measurements/check", patient="p-home").status_code == 404
