@@ -213,6 +213,16 @@ def relation_holds(relation: Relation, principal: Principal, patient: Any, at: A
 def blocked(blocks: Blocks, principal: Principal, patient: Any, at: Any) -> ColumnElement[bool]:
     """A block of the citizen names the asker: the person, the role, the organisation, or an
     organisation above it when the block reaches sub-units."""
+    found = _blocks(blocks, principal, at)
+    if found is None:
+        return false()
+    who, conditions = found
+    return exists().where(*conditions, who.c.target_id == patient)
+
+
+def _blocks(blocks: Blocks, principal: Principal, at: Any) -> tuple[Any, list[Any]] | None:
+    """The citizen reference of a block (``who``) and the conditions that make it a block naming the
+    asker; None when nothing could name the asker."""
     kind = blocks.resource
     who = REFERENCE.alias()
     direct = principal.parties()
@@ -228,7 +238,7 @@ def blocked(blocks: Blocks, principal: Principal, patient: Any, at: Any) -> Colu
             )
         )
     if not named:
-        return false()
+        return None
     names = exists().where(
         link.c.resource_type == kind, link.c.id == who.c.id, _among(link.c.param, blocks.party), or_(*named)
     )
@@ -243,13 +253,12 @@ def blocked(blocks: Blocks, principal: Principal, patient: Any, at: Any) -> Colu
             date.c.resource_type == kind, date.c.id == who.c.id, date.c.param == blocks.period
         )
         conditions.append(or_(not_(any_period), _in_period(kind, who.c.id, blocks.period, at, 0, None)))
-    return exists().where(
+    return who, [
         who.c.resource_type == kind,
         _among(who.c.param, blocks.patient),
         who.c.target_type == "Patient",
-        who.c.target_id == patient,
         *conditions,
-    )
+    ]
 
 
 def glass(principal: Principal, patient: Any, moment: Any) -> ColumnElement[bool]:
@@ -329,6 +338,103 @@ def _visible(
     if role.records in ("own", "none") or principal.scopes.patient_context:
         # Only the citizen's own records, or none; of the rest only what is nobody's record (directory).
         own = exists().where(belongs) if role.records != "none" else false()
+        condition = and_(condition, or_(own, type_column.not_in(compartment_types())))
+    return condition
+
+
+def permitted_ids(policy: Policy, principal: Principal, moment: datetime) -> Any:
+    """A query for the ids of the citizens the asker may see now: ``permitted`` turned round. Each care
+    relation is found from the asker's side (the resources that name the asker as a party, and the
+    citizens they are about), blocks and break-the-glass likewise, so the policy is decided once for the
+    whole set instead of once per row or per citizen. It may name ids of no Patient in the store (a
+    reference to nothing); it is only ever used to test a row's citizens against. The same citizens as
+    ``permitted`` decides one by one (tests/test_access_listed.py checks that, asker by asker)."""
+    at(moment)
+    return _kept("permitted-ids", policy, principal, lambda: _permitted_ids(policy, principal))
+
+
+def _related(relation: Relation, principal: Principal, at: Any) -> Any:
+    """The ids of the citizens with whom ``relation`` holds for the asker."""
+    kind = relation.resource
+    link = REFERENCE.alias()
+    named = or_(
+        false(), *(and_(link.c.target_type == t, link.c.target_id == i) for t, i in principal.parties())
+    )
+    found = [link.c.resource_type == kind, _among(link.c.param, relation.party), named]
+    if relation.status:
+        found.append(_tokens(kind, link.c.id, "status", relation.status))
+    for param, codes in relation.where:
+        found.append(_tokens(kind, link.c.id, param, codes))
+    if relation.period:
+        found.append(
+            _in_period(kind, link.c.id, relation.period, at, relation.after_end, relation.longer_than)
+        )
+    if relation.patient == (SELF,):
+        return select(link.c.id.label("patient")).where(*found)
+    who = REFERENCE.alias()
+    return select(who.c.target_id.label("patient")).where(
+        *found,
+        who.c.resource_type == kind,
+        who.c.id == link.c.id,
+        _among(who.c.param, relation.patient),
+        who.c.target_type == "Patient",
+    )
+
+
+def _permitted_ids(policy: Policy, principal: Principal) -> Any:
+    from sqlalchemy import literal, union
+
+    role = policy.roles[principal.role]
+    at, moment = _at_micros(), _at_moment()
+    patients = resources.alias()
+    nobody = select(patients.c.id.label("patient")).where(false())
+    if role.records == "all":
+        found: Any = select(patients.c.id.label("patient")).where(patients.c.resource_type == "Patient")
+    elif role.records == "own":
+        found = select(literal(principal.patient).label("patient")) if principal.patient else nobody
+    elif role.records == "none" or not principal.parties():
+        found = nobody
+    else:
+        related = union(*(_related(policy.relations[r], principal, at) for r in role.relations)).subquery()
+        found = select(related.c.patient)
+        blocks = _blocks(policy.blocks, principal, at)
+        if blocks is not None:
+            who, conditions = blocks
+            found = found.where(related.c.patient.not_in(select(who.c.target_id).where(*conditions)))
+    if role.break_glass and role.records == "relations":
+        running = select(grants.c.patient.label("patient")).where(
+            grants.c.account == principal.account, grants.c.starts <= moment, grants.c.ends > moment
+        )
+        found = union(found, running)
+    if principal.patient and principal.scopes.patient_context and role.records != "own":
+        inner = found.subquery()
+        found = select(inner.c.patient).where(inner.c.patient == principal.patient)
+    return found
+
+
+def among_listed(
+    type_column: Any, id_column: Any, citizens: tuple[str, ...], dialect: str, own_or_none: str | None
+) -> ColumnElement[bool]:
+    """A row is visible when every citizen it belongs to is in ``citizens`` (the asker's permitted ids,
+    found once for the request): one list, bound as one value, that the database hashes once per query.
+    ``own_or_none``: the asker's role reaches only the own records or none (or the token is for one
+    citizen), so of the rest only what is nobody's record (the directory) is visible, as in ``visible``."""
+    from sqlalchemy import column, func
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    rp = resource_patient.alias()
+    belongs = and_(rp.c.resource_type == type_column, rp.c.id == id_column)
+    if dialect == "postgresql":
+        values = bindparam(None, value=list(citizens), type_=ARRAY(rp.c.patient_id.type), unique=True)
+        listed: Any = select(func.unnest(values).column_valued("patient"))
+    else:  # SQLite: the list as one JSON text, its values read by json_each
+        import orjson
+
+        values = bindparam(None, value=orjson.dumps(list(citizens)).decode(), unique=True)
+        listed = select(column("value")).select_from(func.json_each(values))
+    condition: ColumnElement[bool] = not_(exists().where(belongs, rp.c.patient_id.not_in(listed)))
+    if own_or_none is not None:
+        own = exists().where(belongs) if own_or_none != "none" else false()
         condition = and_(condition, or_(own, type_column.not_in(compartment_types())))
     return condition
 
