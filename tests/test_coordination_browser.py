@@ -22,18 +22,19 @@ from tests.coordination_world import NOW, World, build
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]]:
     from naer.api.app import create_app
     from naer.store.migrate import upgrade
-    from naer.web.coordination import add_coordination_pages
+    from naer.web.coordination import add_coordination_pages, add_course_pages
     from naer.web.gate import SignInGate
     from naer.web.signin import add_access_pages
 
     url = f"sqlite:///{tmp_path_factory.mktemp('coordination-browser') / 'store.sqlite'}"
     upgrade(url)
     made = build(url)
-    for name in ("nurse", "phys", "planner"):
+    for name in ("nurse", "phys", "planner", "citizen", "gp"):
         accounts.set_password(made.db, name, PASSWORD)
     app = create_app(url, migrate=False)
     add_access_pages(app)
     add_coordination_pages(app)
+    add_course_pages(app)
     app.add_middleware(SignInGate)
     try:
         with served(app) as base:
@@ -148,3 +149,50 @@ def test_a_follow_up_shows_in_the_nurses_inbox(site: tuple[World, str], browser:
     assert "Daglig vægt" in page.inner_text("#new + div")
     page.screenshot(path=str(SCREENSHOTS / "inbox-home-care.png"), full_page=True)
     page.context.close()
+
+
+def test_the_course_page_and_the_citizens_own_plan(site: tuple[World, str], browser: Any) -> None:
+    import urllib.request
+
+    w, base = site
+    for section, body in (
+        ("goal", {"description": "Kan gå til købmanden selv", "area": "function"}),
+        ("activity", {"description": "Genoptræning to gange ugentligt", "organization": "rehab-0741",
+                      "area": "function"}),
+        ("palliative", {"place_of_care": "Hjemme", "contact": "Akutteamet, tlf. 7012 3456"}),
+    ):  # fmt: skip
+        request = urllib.request.Request(
+            f"{base}/workflow/care-plan/p-home/{section}",
+            data=orjson.dumps(body),
+            headers=w.headers("gp"),
+            method="POST",
+        )
+        with urllib.request.urlopen(request) as answer:
+            assert answer.status == 200
+    nurse = _page(browser)
+    sign_in(nurse, base, "nurse")
+    nurse.goto(f"{base}/citizen/p-home")
+    nurse.click("text=Borgerens forløb og fælles plan")
+    nurse.wait_for_selector("table.course")
+    text = nurse.inner_text("main")
+    assert (
+        "Hvem har ansvaret for hvad" in text and "Lægehuset Samsø" in text and "Genoptræning to gange" in text
+    )
+    assert "Hjemmepleje" in nurse.inner_text("table.course")
+    nurse.screenshot(path=str(SCREENSHOTS / "course-nurse.png"), full_page=True)
+    check(nurse, "course (da)")
+    nurse.goto(f"{base}/citizen/p-home/course?lang=en")
+    assert "Who is responsible for what" in nurse.inner_text("main")
+    check(nurse, "course (en)")
+    nurse.context.close()
+    citizen = _page(browser)
+    sign_in(citizen, base, "citizen")
+    citizen.goto(f"{base}/my-plan?lang=da")
+    assert "Min plan" in citizen.inner_text("h1") and "Kan gå til købmanden selv" in citizen.inner_text(
+        "main"
+    )
+    citizen.screenshot(path=str(SCREENSHOTS / "my-plan-citizen.png"), full_page=True)
+    check(citizen, "my plan (da)")
+    answer = citizen.goto(f"{base}/citizen/p-home/course")
+    assert answer is not None and answer.status == 403  # the clinicians' page
+    citizen.context.close()

@@ -157,3 +157,27 @@ def test_the_care_team_follows_the_tasks(world: tuple[World, TestClient]) -> Non
     assert "rehab-0741" in team["note"][0]["text"] and "2026-12-07" in team["note"][0]["text"]
     with pytest.raises(NotFound):  # its part done, the unit's access by the care team and the Tasks has ended
         store.read(w.db, rehab, "Patient", "p-admitted")
+
+
+def test_the_course_on_one_page(world: tuple[World, TestClient]) -> None:
+    from naer.access import accounts
+    from naer.access.context import AccessContext
+    from naer.coordination.course import course
+    from naer.store.errors import NotFound
+
+    w, _ = world
+
+    def as_(name: str) -> AccessContext:
+        account = accounts.get(w.db, name)
+        assert account is not None
+        return AccessContext(accounts.principal(w.db, account, None, "127.0.0.1"), w.db, None)
+
+    found = course(w.db, as_("nurse"), "p-home", 2026)
+    whats = {(r.what, r.who) for r in found.responsible}
+    assert ("gp", "Lægehuset Samsø") in whats and ("stay", "Hjemmesygeplejen, Samsø") in whats
+    assert any(i.code == "home-care" and i.sector == "municipality" for i in found.items)
+    assert found.years == {2026: 1} and found.plan is not None  # the plan written by the first test
+    assert course(w.db, as_("citizen"), "p-home", 2026).plan is not None  # the citizen's own
+    for stranger in ("nurse-other", "citizen"):
+        with pytest.raises(NotFound):
+            course(w.db, as_(stranger), "p-discharged" if stranger == "citizen" else "p-home", 2026)

@@ -91,6 +91,20 @@ class AccessContext(RequestContext):
         the write's own transaction, as before."""
         return replace(self, listed=True, _citizens=None)
 
+    def about(self, patient: str) -> AccessContext:
+        """This asker, reading one citizen's records: the policy decided once, for that citizen, and each
+        query's rows tested against that one decision (a row that also belongs to another citizen is left
+        out, never shown on this citizen's account). For a page of one citizen's whole course."""
+        if self.db is None:
+            raise RuntimeError("a listing context needs the database")
+        role = self.rules.roles[self.principal.role]
+        allowed = True
+        if not (role.records == "all" and not self.principal.scopes.patient_context):
+            condition = conditions.permitted(self.rules, self.principal, conditions.PATIENT, self.moment)
+            with resources_reader(self.db).connect() as con:
+                allowed = bool(con.execute(select(condition), {"naer_patient": patient}).scalar())
+        return replace(self, listed=True, _citizens=(patient,) if allowed else ())
+
     def citizens(self) -> tuple[str, ...]:
         """The ids of the citizens the asker may see at the request's moment (listed once)."""
         if self._citizens is None:

@@ -322,3 +322,150 @@ def add_coordination_pages(app: FastAPI) -> None:
             deadline=_when(((found.task.get("restriction") or {}).get("period") or {}).get("end"), lang),
             urgency=urgency, routed=routed, entries=entries, moves=moves, message=message,
         )  # fmt: skip
+
+
+# -- the citizen's course on one page, and the citizen's own plan ------------------------------------------
+
+CONTACTS = {
+    "gp-consultation": _("Consultation with the GP"),
+    "gp-phone": _("Telephone consultation"),
+    "gp-email": _("E-mail consultation"),
+    "gp": _("General practice"),
+    "out-of-hours": _("Out-of-hours service"),
+    "outpatient": _("Outpatient visit"),
+    "acute-admission": _("Acute admission"),
+    "planned-admission": _("Planned admission"),
+    "admission": _("Admission"),
+    "ed-visit": _("Emergency department"),
+    "home-care": _("Home care"),
+    "acute-bed": _("Acute bed"),
+    "rehabilitation": _("Rehabilitation"),
+    "advice": _("Advice request"),
+    "discharge-follow-up": _("Discharge follow-up"),
+    "delegated-treatment": _("Delegated treatment"),
+    "measurement-alert": _("Home measurement outside its threshold"),
+    "framework-delegation": _("Framework delegation"),
+}
+SECTOR_NAMES = {
+    "region": _("Hospital"),
+    "municipality": _("Municipality"),
+    "general-practice": _("General practice"),
+}
+RESPONSIBLE = {
+    "gp": _("The citizen's GP"),
+    "responsibility": _("Medical responsibility"),
+    "stay": _("Open contact"),
+    "team": _("The citizen's team"),
+}
+SETTINGS = {"home": _("treatment at home"), "acute-bed": _("acute bed")}
+STATUSES = {  # FHIR's statuses of contacts, tasks and requests, as the timeline shows them
+    "planned": _("planned"),
+    "arrived": _("arrived"),
+    "in-progress": _("in progress"),
+    "onleave": _("on leave"),
+    "finished": _("finished"),
+    "requested": _("requested"),
+    "received": _("received"),
+    "accepted": _("accepted"),
+    "completed": _("completed"),
+    "cancelled": _("cancelled"),
+    "rejected": _("refused"),
+    "active": _("active"),
+    "revoked": _("revoked"),
+}
+
+
+def add_course_pages(app: FastAPI) -> None:
+    from naer.coordination.course import course
+
+    @app.get("/citizen/{patient_id}/course", response_class=HTMLResponse, include_in_schema=False)
+    def course_page(request: Request, patient_id: str, year: str = "") -> Response:
+        context, refused = _clinician(request)
+        if context is None:
+            return refused  # type: ignore[return-value]
+        return _course(request, context, patient_id[:ID_LIMIT], year, "course.html")
+
+    @app.get("/my-plan", response_class=HTMLResponse, include_in_schema=False)
+    def my_plan(request: Request) -> Response:
+        context = _context(request)
+        if context is None:
+            return session.to_login(request)
+        if context.principal.role != "citizen" or not context.principal.patient:
+            t = i18n.gettext_for(session.language(request))
+            return refuse(request, 403, t("This page is the citizen's own."))
+        return _course(request, context, context.principal.patient, "", "my_plan.html")
+
+    def _course(
+        request: Request, context: AccessContext, patient_id: str, year: str, template: str
+    ) -> Response:
+        lang = session.language(request)
+        t = i18n.gettext_for(lang)
+        chosen = int(year) if year.isdigit() and 1900 <= int(year) <= 2100 else None
+        try:
+            found = course(request.app.state.db, context, patient_id, chosen)
+        except StoreError as error:
+            message = t("No such citizen, or you have no care relation with the citizen.")
+            return refuse(request, error.status, message)
+        plan = found.plan or {}
+        sections = _sections(plan)
+        return render(
+            request, template, principal=context.principal, patient_id=patient_id,
+            name=people.name_of(found.patient) or patient_id, cpr=people.cpr_of(found.patient),
+            year=found.year, years=found.years, rows=[_course_row(i, t, lang) for i in found.items],
+            responsible=[_responsible_row(r, t, lang) for r in found.responsible],
+            activities=[_activity_row(a) for a in plan.get("activity") or []],
+            goals=[(g.get("description") or {}).get("text", "") for g in found.goals],
+            palliative=sections.get("care-plan-palliative", {}),
+            psychiatry=sections.get("care-plan-psychiatry", {}),
+        )  # fmt: skip
+
+
+def _words(code: str, table: dict[str, str], t: Any) -> str:
+    return str(t(table[code])) if code in table else code
+
+
+def _course_row(item: Any, t: Any, lang: str) -> dict[str, str]:
+    return {
+        "when": _when(item.when, lang),
+        "sector": _words(item.sector, SECTOR_NAMES, t) if item.sector else "",
+        "sector_code": item.sector or "other",
+        "what": _words(item.code, CONTACTS, t),
+        "detail": item.detail,
+        "status": _words(item.status, STATUSES, t),
+        "link": item.link,
+    }
+
+
+def _responsible_row(r: Any, t: Any, lang: str) -> dict[str, str]:
+    what = str(t(RESPONSIBLE[r.what]))
+    if r.code in SETTINGS:
+        what += f": {t(SETTINGS[r.code])}"
+    elif r.what == "stay" and r.code in CONTACTS:
+        what += f": {t(CONTACTS[r.code])}"
+    return {
+        "what": what,
+        "who": r.who,
+        "since": i18n.day(r.since, lang) if r.since else "",
+        "detail": r.detail,
+    }
+
+
+def _activity_row(activity: dict[str, Any]) -> dict[str, str]:
+    detail = activity.get("detail") or {}
+    return {
+        "description": str(detail.get("description", "")),
+        "who": str(((detail.get("performer") or [{}])[0]).get("display", "")),
+        "area": str(((detail.get("code") or {}).get("coding") or [{}])[0].get("display", "")),
+    }
+
+
+def _sections(plan: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The plan's palliative and psychiatric sections as words: each part's text or organisation."""
+    found: dict[str, dict[str, str]] = {}
+    for section in plan.get("extension") or []:
+        parts = {}
+        for part in section.get("extension") or []:
+            value = part.get("valueString") or (part.get("valueReference") or {}).get("display", "")
+            parts[str(part.get("url"))] = str(value)
+        found[str(section.get("url", "")).rsplit("/", 1)[-1]] = parts
+    return found

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from naer.api.app import create_app
 from naer.settings import get_settings
-from naer.web.coordination import add_coordination_pages
+from naer.web.coordination import add_coordination_pages, add_course_pages
 from naer.web.dashboard import add_dashboard
 from naer.web.gate import SignInGate
 from naer.web.risk import add_risk_pages
@@ -15,6 +15,7 @@ from naer.web.signin import add_access_pages
 app = create_app(migrate=False)  # `naer serve` has applied the migrations before starting the workers
 add_access_pages(app)
 add_coordination_pages(app)
+add_course_pages(app)
 add_dashboard(app, get_settings().results_path())
 add_risk_pages(app, get_settings().risk_path())
 app.add_middleware(SignInGate)
