@@ -154,3 +154,18 @@ def test_bad_thresholds_are_refused(world: tuple[World, TestClient], thresholds:
 def test_a_citizen_one_may_not_know_is_not_checked(world: tuple[World, TestClient]) -> None:
     w, api = world
     assert _post(api, w, "nurse-other", "/workflow/measurements/check", patient="p-home").status_code == 404
+
+
+def test_the_course_shows_each_months_measurements(world: tuple[World, TestClient]) -> None:
+    from naer.access import accounts
+    from naer.access.context import AccessContext
+    from naer.coordination.course import course
+
+    w, _ = world
+    account = accounts.get(w.db, "nurse")
+    assert account is not None
+    context = AccessContext(accounts.principal(w.db, account, None, "127.0.0.1"), w.db, None)
+    months = [i for i in course(w.db, context, "p-home", 2026).items if i.kind == "measurement"]
+    assert [m.when for m in months] == ["2026-12-01", "2026-10-01"]  # o-old is 40 days old: October
+    assert months[0].detail.startswith("7: ") and "iltmætning 86–95 %" in months[0].detail
+    assert "vægt 80–82,6 kg" in months[0].detail

@@ -21,7 +21,7 @@ from naer import clock
 from naer.coordination import careplan, delegation
 from naer.coordination import values as v
 from naer.coordination.calendar import DANISH_TIME
-from naer.fhir.systems import CONTACT_TYPE
+from naer.fhir.systems import CONTACT_TYPE, LOINC
 from naer.store import resources as store
 from naer.store.context import RequestContext
 from naer.store.errors import NotFound
@@ -142,10 +142,50 @@ def course(db: Engine, context: RequestContext, patient_id: str, year: int | Non
             detail = f"{treatment} ({period.get('start')} – {period.get('end')})"
             when, status = str(request.get("authoredOn", "")), str(request.get("status", ""))
             items.append(Item(when, "", "delegation", "framework-delegation", detail, status))
+    items += _measurements(db, access, ref, span)
     items.sort(key=lambda i: i.when, reverse=True)
     plan, goals, team = _plan(db, access, patient_id)
     responsible = _responsible(db, access, patient, encounters, orgs, team)
     return Course(patient, year, dict(sorted(years.items())), items, responsible, plan, goals, team)
+
+
+def _measurements(db: Engine, context: RequestContext, ref: str, span: list[tuple[str, str]]) -> list[Item]:
+    """The year's home measurements, one line a month: how many, and each measure's lowest and highest
+    value (a telemonitored citizen measures daily: a line each would bury everything else)."""
+    from naer.coordination.measurements import measures, value_of
+
+    known = measures()
+    codes = ",".join(sorted({f"{LOINC}|{m.code}" for m in known.values()}))
+    found = _all(db, context, "Observation", [("patient", ref), ("code", codes), *span, ("_sort", "date")])
+    months: dict[str, dict[str, list[float]]] = {}
+    counts: dict[str, int] = {}
+    for observation in found:
+        month = str(observation.get("effectiveDateTime", ""))[:7]
+        if len(month) != 7:
+            continue
+        counts[month] = counts.get(month, 0) + 1
+        for name, measure in known.items():
+            value = value_of(observation, measure)
+            if value is not None:
+                months.setdefault(month, {}).setdefault(name, []).append(value)
+    made = []
+    for month, values in sorted(months.items()):
+        parts = []
+        for name, found_values in values.items():
+            low, high = min(found_values), max(found_values)
+            shown = f"{low:g}" if low == high else f"{low:g}–{high:g}"
+            parts.append(f"{known[name].title_da.lower()} {shown} {known[name].unit}".replace(".", ","))
+        made.append(
+            Item(
+                f"{month}-01",
+                "",
+                "measurement",
+                "home-measurements",
+                f"{counts[month]}: " + "; ".join(parts),
+                "",
+            )
+        )
+    return made
 
 
 def _kind(encounter: dict[str, Any]) -> str:

@@ -345,6 +345,7 @@ CONTACTS = {
     "delegated-treatment": _("Delegated treatment"),
     "measurement-alert": _("Home measurement outside its threshold"),
     "framework-delegation": _("Framework delegation"),
+    "home-measurements": _("Home measurements this month"),
 }
 SECTOR_NAMES = {
     "region": _("Hospital"),
