@@ -39,9 +39,11 @@ from naer.coordination import (
     delegation,
     followup,
     measurements,
+    referral,
 )
 from naer.coordination import values as v
 from naer.coordination.inbox import inbox
+from naer.coordination.tasks import Thread
 from naer.store import resources as store
 from naer.store.checks import whole
 from naer.store.context import RequestContext
@@ -227,6 +229,17 @@ SECTIONS: dict[careplan.Change, type[BaseModel]] = {
 }  # fmt: skip
 
 
+class ReferralIn(BaseModel):
+    """A GP's diagnostic referral: about whom, to which department, on which track (referrals.yaml), and
+    the suspicion the work-up is to confirm or rule out."""
+
+    model_config = ConfigDict(extra="forbid")
+    patient: Id
+    department: Id
+    track: Code
+    suspicion: Text
+
+
 class MoveIn(BaseModel):
     """A move of a request: the answer or further question, where the transition carries one."""
 
@@ -253,7 +266,7 @@ def _parsed(raw: bytes, model: type[BaseModel]) -> Any:
         raise Invalid(f"{where}: {first['msg']}", where=where) from None
 
 
-def _thread(found: advice.Thread, status: int = 200, location: str | None = None) -> Response:
+def _thread(found: Thread, status: int = 200, location: str | None = None) -> Response:
     headers = {"ETag": f'W/"{found.version}"'}
     if location:
         headers["Location"] = location
@@ -488,6 +501,31 @@ def add_workflow_routes(app: FastAPI, db: Engine, context_of: Callable[[Request]
         await run_in_threadpool(store.read, db, context, "Patient", body.patient)  # 404 for one not known
         made = await run_in_threadpool(measurements.check, db, body.patient)
         return FhirResponse(_collection(made))
+
+    @app.post("/workflow/referral", status_code=201, tags=["workflow"], openapi_extra=_schema(ReferralIn))
+    async def refer(request: Request) -> Response:
+        """Send a diagnostic referral from general practice (fast track or standard)."""
+        context = context_of(request)
+        body: ReferralIn = _parsed(await raw_body(request), ReferralIn)
+        found = await run_in_threadpool(
+            referral.refer, db, context, body.patient, body.department, body.track, body.suspicion
+        )
+        return _thread(found, 201, f"/workflow/referral/{found.task['id']}")
+
+    @app.get("/workflow/referral/{task_id}", tags=["workflow"])
+    def read_referral(request: Request, task_id: str) -> Response:
+        """A referral's thread: its Task, the ServiceRequest and the booking and answer."""
+        return _thread(referral.thread(db, context_of(request), task_id))
+
+    @app.post("/workflow/referral/{task_id}/{transition}", tags=["workflow"], openapi_extra=_schema(MoveIn))
+    async def move_referral(request: Request, task_id: str, transition: str) -> Response:
+        """Move a referral on (receive, book, answer, close, withdraw)."""
+        context = context_of(request)
+        body: MoveIn = _parsed(await raw_body(request), MoveIn)
+        found = await run_in_threadpool(
+            referral.move, db, context, task_id, transition, body.text, if_match(request)
+        )
+        return _thread(found)
 
     @app.get("/workflow/inbox", tags=["workflow"])
     def read_inbox(request: Request, whose: str = "organization", limit: str = "50") -> Response:

@@ -36,6 +36,7 @@ from naer.access.principal import Principal
 from naer.coordination import agreements, tasks
 from naer.coordination import values as v
 from naer.coordination.machine import Workflow, workflow
+from naer.coordination.tasks import Thread
 from naer.errors import UserError
 from naer.fhir.systems import (
     DISCHARGE_DISPOSITION,
@@ -64,31 +65,6 @@ class Question:
     urgency: str
     text: str
     department: str | None = None
-
-
-@dataclass
-class Thread:
-    """One request as the asker may see it: the Task (with its version for If-Match), the question and
-    the messages in the order they were written."""
-
-    task: dict[str, Any]
-    version: int
-    request: dict[str, Any]
-    messages: list[dict[str, Any]]
-
-    @property
-    def state(self) -> str:
-        return str(v.state_of(self.task, advice_workflow()))
-
-    def bundle(self) -> dict[str, Any]:
-        """The thread as a FHIR Bundle (collection): the Task first, then the CommunicationRequest, then
-        each Communication."""
-        items = [self.task, self.request, *self.messages]
-        return {
-            "resourceType": "Bundle",
-            "type": "collection",
-            "entry": [{"resource": r} for r in items],
-        }
 
 
 # -- small helpers -------------------------------------------------------------------------------------

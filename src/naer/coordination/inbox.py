@@ -19,6 +19,7 @@ from naer import clock
 from naer.access.context import AccessContext
 from naer.coordination import values as v
 from naer.coordination.advice import advice_workflow
+from naer.coordination.machine import workflow
 from naer.store.context import RequestContext
 from naer.store.errors import Forbidden
 from naer.store.resources import instant
@@ -86,9 +87,14 @@ def inbox(
     owner = _owner(context.principal, whose)
     flow = advice_workflow()
     states = v.state_system(flow)
-    advice = f"{v.WORKFLOW_CODES}|{flow.code}"
-    waiting_states = [name for name, s in flow.states.items() if s.waiting_for == "owner"]
+    # What one asked and waits for or may read now: advice requests and diagnostic referrals.
+    threads = [flow, workflow("referral")]
+    asking = ",".join(f"{v.WORKFLOW_CODES}|{f.code}" for f in threads)
+    answered = ",".join(f"{v.state_system(f)}|answered" for f in threads)
+    waiting = ",".join(f"{v.state_system(f)}|{name}" for f in threads for name, s in f.states.items()
+                       if s.waiting_for == "owner")  # fmt: skip
     mine = ("owner", owner)
+    # An organisation's advice requests are found by the unit that sent them; a person's by the requester.
     asked = ("focus:CommunicationRequest.sender", owner) if whose == "organization" else ("requester", owner)
     queries: dict[str, list[tuple[str, str]]] = {
         "overdue": [mine, ("status", v.OPEN_TASK), ("deadline", f"lt{instant(at)}")],
@@ -97,9 +103,8 @@ def inbox(
         "new": [mine, ("status", "requested")],
         "escalated": [("recipient", owner) if whose == "person" else mine, ("status", v.OPEN_TASK),
                       ("business-status", f"{states}|escalated")],
-        "answered": [asked, ("code", advice), ("business-status", f"{states}|answered")],
-        "waiting": [asked, ("code", advice),
-                    ("business-status", ",".join(f"{states}|{s}" for s in waiting_states))],
+        "answered": [asked, ("code", asking), ("business-status", answered)],
+        "waiting": [asked, ("code", asking), ("business-status", waiting)],
     }  # fmt: skip
     lists: dict[str, Listing] = {}
     patients: dict[str, dict[str, Any]] = {}

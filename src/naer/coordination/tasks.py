@@ -6,6 +6,7 @@ a new deadline) and write it in the same transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -65,3 +66,26 @@ def noted(task: dict[str, Any], author: dict[str, str], text: str, now: datetime
     """The Task with a note added (who wrote it, when)."""
     note = {"authorReference": author, "time": v.instant(now), "text": text}
     return {**task, "note": [*(task.get("note") or []), note]}
+
+
+@dataclass
+class Thread:
+    """One request as the asker may see it: its Task (with the version for If-Match), the request
+    resource (a CommunicationRequest for advice, a ServiceRequest for a referral) and the messages in the
+    order they were written."""
+
+    task: dict[str, Any]
+    version: int
+    request: dict[str, Any]
+    messages: list[dict[str, Any]]
+
+    @property
+    def state(self) -> str:
+        """The workflow state (the Task's businessStatus code)."""
+        codings = (self.task.get("businessStatus") or {}).get("coding") or [{}]
+        return str(codings[0].get("code", ""))
+
+    def bundle(self) -> dict[str, Any]:
+        """The thread as a FHIR Bundle (collection): the Task, the request, then each message."""
+        items = [self.task, self.request, *self.messages]
+        return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in items]}

@@ -18,6 +18,7 @@ from naer.access.context import AccessContext
 from naer.coordination import advice, agreements
 from naer.coordination import values as v
 from naer.coordination.inbox import LISTS, inbox
+from naer.coordination.tasks import Thread
 from naer.fhir.systems import ORG_KIND
 from naer.store import resources as store
 from naer.store.errors import StoreError
@@ -132,7 +133,7 @@ def _title(item: Any, lang: str) -> str:
     return str(item.title_da if lang == "da" else item.title)
 
 
-def _entries(found: advice.Thread, lang: str) -> list[dict[str, str]]:
+def _entries(found: Thread, lang: str) -> list[dict[str, str]]:
     """The thread as the page shows it: the question, then each message, with who wrote it and when."""
     first = found.request
     made = [
