@@ -137,6 +137,8 @@ def world_resources() -> list[dict[str, Any]]:
         _encounter("e-dis-hh", "p-discharged", "HH", "in-progress", "home-0741", NOW - 60 * 24 * h),
         _encounter("e-adm-hh", "p-admitted", "HH", "in-progress", "home-0741", NOW - 60 * 24 * h),
         _encounter("e-adm-imp", "p-admitted", "IMP", "in-progress", "dept-med", NOW - 96 * h),
+        _encounter("e-old-imp", "p-admitted", "IMP", "finished", "dept-med", NOW - 400 * h, NOW - 300 * h,
+                   "home"),
         _encounter("e-dis-imp", "p-discharged", "IMP", "finished", "dept-geri", NOW - 150 * h, NOW - 30 * h,
                    "home"),
     ]  # fmt: skip

@@ -119,7 +119,8 @@ def test_discharge_frees_the_bed(world: tuple[World, TestClient]) -> None:
         ("nurse", {"physician": "role-nobody"}, 422, "no active physician"),
         ("nurse", {"patient": "p-none"}, 404, "not known"),
         ("planner", {}, 403, "nurses or a physician"),
-        ("nurse", {"unit": "home-0741"}, 422, "has no beds registered"),
+        ("nurse", {"unit": "home-0741"}, 422, "is not an acute-bed unit"),
+        ("nurse", {"physician": "role-nurse2"}, 422, "no active physician"),  # a nurse's role
     ],
 )
 def test_bad_admissions_write_nothing(
@@ -172,6 +173,18 @@ def test_occupancy_over_time_and_who_may_see_it(world: tuple[World, TestClient])
     bad = api.get("/workflow/acute-beds/occupancy?unit=acute-0741&start=2020-01-01&end=2026-12-07",
                   headers=w.headers("nurse"))  # fmt: skip
     assert bad.status_code == 400
+    for query in (
+        "end=9999-12-31",
+        "start=9999-12-30&end=9999-12-31",
+        "start=0001-01-01",
+    ):  # the tester's 500
+        far = api.get(f"/workflow/acute-beds/occupancy?unit=acute-0741&{query}", headers=w.headers("nurse"))
+        assert far.status_code == 400 and "from 1900 to 2100" in far.text, query
+    for unit in ("home-0741", "nowhere"):
+        assert (
+            api.get(f"/workflow/acute-beds/occupancy?unit={unit}", headers=w.headers("nurse")).status_code
+            == 422
+        )
 
 
 def test_the_beds_command(world: tuple[World, TestClient], tmp_path: Path) -> None:

@@ -110,6 +110,7 @@ def test_a_refused_question_keeps_what_was_written(site: tuple[World, str], brow
     sign_in(nurse, base, "nurse")
     nurse.goto(f"{base}/advice/new?patient=p-home&lang=da")
     nurse.select_option("#department", "")  # no department and no recent discharge: refused
+    nurse.select_option("#urgency", "same-day")  # (no urgency is chosen for the nurse: acute is a choice)
     nurse.fill("#question", "<script>alert(1)</script> Hvad gør vi?")
     nurse.click("button[type=submit]:has-text('Send')")
     nurse.wait_for_selector("p.error")

@@ -117,6 +117,19 @@ def test_the_competence_register(world: tuple[World, TestClient]) -> None:
     bad = api.get("/workflow/competence/coverage?competence=iv-therapy&organization=muni-0741&day=tonight",
                   headers=w.headers("nurse"))  # fmt: skip
     assert bad.status_code == 400 and "day must be a date" in bad.text
+    for query in ("coverage?competence=iv-therapy&organization=nowhere", "expiring?organization=nowhere"):
+        unknown = api.get(f"/workflow/competence/{query}", headers=w.headers("nurse"))
+        assert unknown.status_code == 422 and "no Organization/nowhere" in unknown.text
+    for completed in (
+        "-0",
+        "86400",
+        "20250101",
+        "0001-01-01",
+        "2025-02-30",
+    ):  # only a date, from 1900 to 2100
+        body = {"practitioner": "pr-nurse", "competence": "iv-therapy", "completed": completed}
+        answer = _post(api, w, "admin", "/workflow/competence", **body)
+        assert answer.status_code == 400, (completed, answer.text)
 
 
 def test_medical_responsibility_is_registered_and_never_doubled(world: tuple[World, TestClient]) -> None:
@@ -146,6 +159,15 @@ def test_medical_responsibility_is_registered_and_never_doubled(world: tuple[Wor
     assert again.status_code == 201, again.text
     listed = api.get("/workflow/responsibility?patient=p-home", headers=w.headers("nurse")).json()
     assert len(listed["entry"]) == 2
+    assert (
+        api.get("/workflow/responsibility?patient=p-home", headers=w.headers("nurse-other")).status_code
+        == 404
+    )
+    # Ending can only bring the end forward, never lengthen a responsibility (the tester's fault 5).
+    longer = _post(api, w, "gp", f"/workflow/responsibility/{team['id']}/end", end="9999-12-31")
+    assert longer.status_code == 400  # outside 1900-2100
+    longer = _post(api, w, "gp", f"/workflow/responsibility/{team['id']}/end", end="2027-01-01")
+    assert longer.status_code == 409 and "can only bring that day forward" in longer.text
 
 
 def test_framework_delegation_and_its_assignment(world: tuple[World, TestClient]) -> None:

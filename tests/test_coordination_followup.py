@@ -63,6 +63,15 @@ def _move(api: TestClient, w: World, person: str, task: str, transition: str, **
     return api.post(f"/workflow/follow-up/{task}/{transition}", headers=headers, content=orjson.dumps(body))
 
 
+def test_anonymous_requests_are_told_to_sign_in_first(world: tuple[World, TestClient]) -> None:
+    _, api = world
+    for raw in (b'{"encounter": 5}', b"garbage", b""):
+        answer = api.post("/workflow/discharge", content=raw, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 401, raw
+    for query in ("whose=evil", "limit=abc"):
+        assert api.get(f"/workflow/inbox?{query}").status_code == 401
+
+
 def _tasks(w: World) -> int:
     with w.db.connect() as con:
         return int(
@@ -116,6 +125,8 @@ def test_a_hand_over_reaches_each_responsible_organisation(world: tuple[World, T
     assert accepted.json()["status"] == "accepted" and accepted.headers["ETag"] == 'W/"2"'
     assert _move(api, w, "nurse", tasks["gp"]["id"], "accept").status_code == 403
     assert _move(api, w, "nurse", home["id"], "cancel").status_code == 403
+    # The GP sees the citizen but owns not this Task: 403, before any question of versions (fault 11).
+    assert _move(api, w, "gp", home["id"], "done", if_match='W/"1"').status_code == 403
     # A stale If-Match changes nothing.
     assert _move(api, w, "nurse", home["id"], "done", if_match='W/"1"').status_code == 412
     done = _move(api, w, "nurse2", home["id"], "done", text="Vægt stabil, ingen ødemer")
@@ -153,6 +164,10 @@ def test_overdue_follow_up_is_in_the_organisations_inbox(world: tuple[World, Tes
         ("phys", {"encounter": "e-nowhere", "needs": NEEDS[:1]}, 404, "Encounter/e-nowhere is not known"),
         ("nurse", {"encounter": "e-adm-imp", "needs": NEEDS[:1]}, 403, "only the department that discharges"),
         ("phys", {"encounter": "e-adm-hh", "needs": NEEDS[:1]}, 422, "is not a hospital stay"),
+        ("phys", {"encounter": "e-old-imp", "needs": NEEDS[:1]}, 409, "a hand-over is made at discharge"),
+        ("phys", {"encounter": "e-adm-imp", "needs": [{**NEEDS[0], "due": "-0"}]}, 400, "YYYY-MM-DD"),
+        ("phys", {"encounter": "e-adm-imp", "needs": [{**NEEDS[0], "about_admission": 1}]}, 400,
+         "valid boolean"),
         ("phys", {"encounter": "e-adm-imp", "needs": []}, 400, "needs: List should have at least 1 item"),
         ("phys", {"encounter": "e-adm-imp", "needs": NEEDS[:1] * 31}, 400, "at most 30 items"),
         ("phys", {"encounter": "e-adm-imp", "needs": [{**NEEDS[0], "due": "2026-12-06"}]}, 400, "has passed"),

@@ -140,6 +140,11 @@ def test_the_holder_of_the_responsibility_at_home_gets_the_task(world: tuple[Wor
         ([{"measure": "weight", "rise": 2, "days": 99}], "less than or equal to 30"),
         ([{"measure": "spo2", "low": 1e300}], "less than or equal to 100000"),
         ([], "at least 1 item"),
+        ([{"measure": "spo2", "low": True}], "valid number"),
+        ([{"measure": "spo2", "low": "90"}], "valid number"),
+        ([{"measure": "weight", "rise": -2, "days": 3}], "a rise is more than 0"),
+        ([{"measure": "weight", "rise": 2}], "a rise goes with days"),
+        ([{"measure": "spo2", "low": 90}, {"measure": "spo2", "low": 80}], "give each measure once"),
     ],
 )
 def test_bad_thresholds_are_refused(world: tuple[World, TestClient], thresholds: Any, message: str) -> None:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import FastAPI, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
@@ -51,6 +52,23 @@ from naer.store.errors import Forbidden, Invalid, NotFound
 
 Text = Annotated[str, Field(max_length=v.MAX_TEXT)]
 Code = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_day(value: Any) -> date:
+    """A day written as FHIR and ISO 8601 write it (2026-12-07), from 1900 to 2100: not a timestamp, not
+    20261207, not the year 1."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not ISO_DAY.match(value):
+        raise ValueError("a date such as 2026-12-07 (YYYY-MM-DD)")
+    day = date.fromisoformat(value)
+    if not 1900 <= day.year <= 2100:
+        raise ValueError("a date from 1900 to 2100")
+    return day
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
 
 
@@ -72,7 +90,7 @@ class NeedIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sector: Annotated[str, Field(pattern=r"^[a-z][a-z-]{0,39}$")]
     need: Text
-    due: date
+    due: Day
     about_admission: bool = True
     organization: Id | None = None
 
@@ -91,8 +109,8 @@ class CompetenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     practitioner: Id
     competence: Code
-    completed: date
-    valid_until: date | None = None
+    completed: Day
+    valid_until: Day | None = None
     issuer: Id | None = None
 
 
@@ -103,13 +121,13 @@ class ResponsibilityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     patient: Id
     setting: Literal["home", "acute-bed"]
-    start: date
-    end: date | None = None
+    start: Day
+    end: Day | None = None
 
 
 class EndIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    end: date
+    end: Day
 
 
 class InstructionIn(BaseModel):
@@ -125,8 +143,8 @@ class DelegationIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     treatment: Code
-    start: date
-    end: date
+    start: Day
+    end: Day
     conditions: Text
     instruction: InstructionIn
     patient: Id | None = None
@@ -139,7 +157,7 @@ class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     patient: Id
     nurse: Id
-    day: date
+    day: Day
 
 
 class AdmitIn(BaseModel):
@@ -164,7 +182,7 @@ class GoalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: Text
     area: Code = "health"
-    due: date | None = None
+    due: Day | None = None
 
 
 class ActivityIn(BaseModel):
@@ -174,8 +192,8 @@ class ActivityIn(BaseModel):
     description: Text
     organization: Id
     area: Code = "health"
-    start: date | None = None
-    end: date | None = None
+    start: Day | None = None
+    end: Day | None = None
 
 
 class PalliativeIn(BaseModel):
@@ -258,8 +276,8 @@ def _parsed(raw: bytes, model: type[BaseModel]) -> Any:
         raise Invalid(f"the body is not JSON: {error}") from None
     if not isinstance(data, dict):
         raise Invalid("the body must be a JSON object")
-    try:
-        return model.model_validate(data)
+    try:  # strict: a number is not a boolean, "90" is not a number
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -316,11 +334,12 @@ def add_workflow_routes(app: FastAPI, db: Engine, context_of: Callable[[Request]
     async def hand_over(request: Request) -> Response:
         """Hand over the follow-up needs of a discharge: one Task per need, owned by the responsible
         organisation."""
+        context = context_of(request)  # sign-in first: an anonymous client learns nothing of the body
         body: HandOverIn = _parsed(await raw_body(request), HandOverIn)
         needs = [
             followup.Need(n.sector, n.need, n.due, n.about_admission, n.organization) for n in body.needs
         ]
-        made = await run_in_threadpool(followup.hand_over, db, context_of(request), body.encounter, needs)
+        made = await run_in_threadpool(followup.hand_over, db, context, body.encounter, needs)
         group = made[0]["groupIdentifier"]["value"]
         return FhirResponse(
             _collection(made), status_code=201, headers={"Location": f"/workflow/discharge/{group}"}
@@ -530,10 +549,11 @@ def add_workflow_routes(app: FastAPI, db: Engine, context_of: Callable[[Request]
     @app.get("/workflow/inbox", tags=["workflow"])
     def read_inbox(request: Request, whose: str = "organization", limit: str = "50") -> Response:
         """The asker's organisation's or own inbox: overdue, due, new, answered and waiting Tasks."""
+        context = context_of(request)
         if whose not in ("organization", "person"):
-            raise Invalid(f"whose must be organization or person, not {whose!r}", where="whose")
-        count = whole("limit", limit, 1, 200)
-        found = inbox(db, context_of(request), whose, count)  # type: ignore[arg-type]
+            raise Invalid(f"whose must be organization or person, not {whose[:40]!r}", where="whose")
+        count = whole("limit", limit[:20], 1, 200)
+        found = inbox(db, context, whose, count)  # type: ignore[arg-type]
         return JSONResponse(found.as_json())
 
     @app.get("/workflow/agreements", tags=["workflow"])

@@ -292,9 +292,11 @@ def move(
     flow = advice_workflow()
     with db.begin() as con:
         found, task = tasks.read(con, access, flow, task_id)
-        tasks.fresh(found, if_match)
         request = _request_of(con, access, task)
-        step, message = tasks.step(flow, task, transition, parties(access.principal, task, request), text)
+        who = parties(access.principal, task, request)
+        flow.may(transition, who)
+        tasks.fresh(found, if_match)
+        step, message = tasks.step(flow, task, transition, who, text)
         messages = _messages(con, access, request["id"])
         written = _apply(con, access, flow, task, found.version_id, request, step.to, message, transition)
     # What was written, not read again: a move may end the mover's own relation with the citizen (an

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from naer import clock
 from naer.coordination import values as v
 from naer.coordination.calendar import DANISH_TIME
-from naer.fhir.systems import ACT_CODE, CONTACT_TYPE, DISCHARGE_DISPOSITION
+from naer.fhir.systems import ACT_CODE, CONTACT_TYPE, DISCHARGE_DISPOSITION, ORG_KIND
 from naer.store import resources as store
 from naer.store.context import SYSTEM, RequestContext
 from naer.store.errors import Conflict, Forbidden, Invalid, Unprocessable
@@ -34,6 +34,7 @@ PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 OPEN = ("planned", "arrived", "triaged", "in-progress", "onleave")
 DISPOSITIONS = ("home", "alt-home", "other-hcf", "hosp", "snf", "long", "exp", "oth")
 NURSES = ("acute-bed-nurse", "home-care-nurse", "gp", "hospital-physician")
+PHYSICIAN_SECTORS = ("region", "general-practice")
 MAX_BEDS = 200
 MAX_DAYS = 3 * 366
 
@@ -126,9 +127,7 @@ def occupancy(db: Engine | Connection, unit: str) -> Occupancy:
     """The unit's beds now, each free or taken (no citizen named: this is what anyone planning a bed
     may know)."""
     unit = v.ident(unit, "unit")
-    org = v.directory(db, "Organization", unit)
-    if org is None:
-        raise Unprocessable(f"there is no Organization/{unit}", where="unit")
+    org = _acute_unit(db, unit)
     stays = _open_stays(db, unit)
     all_beds = _beds(db, unit)
     free = {b["id"] for b in _free(all_beds, stays)}
@@ -136,6 +135,17 @@ def occupancy(db: Engine | Connection, unit: str) -> Occupancy:
         {"id": b["id"], "name": b.get("name", b["id"]), "occupied": b["id"] not in free} for b in all_beds
     ]
     return Occupancy(unit, str(org.get("name", unit)), beds, len(stays))
+
+
+def _acute_unit(db: Engine | Connection, unit: str) -> dict[str, Any]:
+    """The acute unit ``unit`` (an Organization of kind municipal-acutebeds), or a clear refusal."""
+    org = v.directory(db, "Organization", unit)
+    if org is None or org.get("active") is False:
+        raise Unprocessable(f"there is no acute unit Organization/{unit}", where="unit")
+    if "municipal-acutebeds" not in v.codes(org.get("type"), ORG_KIND):
+        name = org.get("name", unit)
+        raise Unprocessable(f"Organization/{unit} ({name}) is not an acute-bed unit", where="unit")
+    return org
 
 
 def _free(beds: list[dict[str, Any]], stays: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -165,14 +175,8 @@ def admit(
     unit = v.ident(unit, "unit")
     note = v.text(reason, "reason", required=False)
     store.read(db, access, "Patient", patient_id)  # 404 for a citizen the asker may not know
-    physician = v.directory(db, "PractitionerRole", v.ident(physician_role, "physician"))
-    if physician is None or physician.get("active") is False:
-        raise Unprocessable(
-            f"there is no active physician with PractitionerRole/{physician_role}", where="physician"
-        )
-    org = v.directory(db, "Organization", unit)
-    if org is None:
-        raise Unprocessable(f"there is no acute unit Organization/{unit}", where="unit")
+    physician = _physician(db, v.ident(physician_role, "physician"))
+    org = _acute_unit(db, unit)
     now = clock.now()
     with db.begin() as con:
         _lock_unit(con, unit)
@@ -208,6 +212,19 @@ def admit(
         if note:
             encounter["reasonCode"] = [{"text": note}]
         return v.load(store.create(con, access, "Encounter", encounter))
+
+
+def _physician(db: Engine | Connection, role_id: str) -> dict[str, Any]:
+    """The responsible physician's PractitionerRole: active, and at a hospital or a GP clinic (the
+    sectors whose physicians hold medical responsibility; a municipal nurse's role is refused)."""
+    role = v.directory(db, "PractitionerRole", role_id)
+    org_id = v.ref_id((role or {}).get("organization"), "Organization")
+    org = v.directory(db, "Organization", org_id) if org_id else None
+    if role is None or role.get("active") is False or org is None or v.sector(org) not in PHYSICIAN_SECTORS:
+        raise Unprocessable(
+            f"there is no active physician with PractitionerRole/{role_id}", where="physician"
+        )
+    return role
 
 
 def _display(con: Connection, role: dict[str, Any]) -> str:
@@ -258,8 +275,10 @@ def discharge(
 def occupancy_by_day(db: Engine, unit: str, first: date, last: date) -> list[dict[str, Any]]:
     """For each day from ``first`` to ``last``: how many of the unit's stays were open at noon (Danish
     time) — the occupancy over time, from every stay at the unit (also those before Nær had its beds)."""
+    if not (1900 <= first.year <= 2100 and 1900 <= last.year <= 2100):
+        raise Invalid("the period lies from 1900 to 2100", where="start")
     if last < first or (last - first).days > MAX_DAYS:
-        raise Invalid(f"the period is 1 to {MAX_DAYS} days, first before last", where="from")
+        raise Invalid(f"the period is 1 to {MAX_DAYS} days, start before end", where="start")
     unit = v.ident(unit, "unit")
     start = datetime.combine(first, time(0), DANISH_TIME)
     finish = datetime.combine(last, time(23, 59, 59), DANISH_TIME)

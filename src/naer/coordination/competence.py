@@ -154,6 +154,8 @@ def register(
 
 def _units(db: Engine | Connection, context: RequestContext, organization: str) -> list[str]:
     """``organization`` and its sub-units (two levels: a municipality's home care, acute team, beds)."""
+    if v.directory(db, "Organization", organization) is None:
+        raise Unprocessable(f"there is no Organization/{organization}", where="organization")
     found = [organization]
     frontier = [organization]
     for _ in range(2):

@@ -97,7 +97,9 @@ def _day(value: Any) -> date | None:
 
 
 def responsibilities(db: Engine, context: RequestContext, patient_id: str) -> list[dict[str, Any]]:
-    """The citizen's registered medical responsibilities (every CareTeam of that category), newest first."""
+    """The citizen's registered medical responsibilities (every CareTeam of that category), newest first
+    (404 for a citizen the asker may not know)."""
+    store.read(db, context, "Patient", v.ident(patient_id, "patient"))
     found = search(
         db, context, "CareTeam",
         [("patient", f"Patient/{v.ident(patient_id, 'patient')}"),
@@ -169,6 +171,12 @@ def end_responsibility(db: Engine, context: RequestContext, team_id: str, end: d
     start = _day((team.get("period") or {}).get("start")) or date.min
     if end < start:
         raise Invalid("the responsibility cannot end before it started", where="end")
+    current = _day((team.get("period") or {}).get("end"))
+    if current is not None and end > current:
+        raise Conflict(
+            f"the responsibility ends on {current.isoformat()} already: ending it can only bring that day "
+            "forward (register a new responsibility to go on)"
+        )
     team.pop("meta", None)
     team["period"] = {**(team.get("period") or {}), "end": end.isoformat()}
     team["participant"][0]["period"] = team["period"]

@@ -33,7 +33,7 @@ from naer.errors import UserError
 from naer.fhir.systems import NAER, ORG_KIND
 from naer.store import resources as store
 from naer.store.context import SYSTEM, RequestContext
-from naer.store.errors import Forbidden, Invalid, Unprocessable
+from naer.store.errors import Conflict, Forbidden, Invalid, Unprocessable
 from naer.store.search.query import search
 
 SECTORS_FILE = Path(__file__).with_name("sectors.yaml")
@@ -43,6 +43,7 @@ MUNICIPALITY_IDS = "http://hl7.dk/fhir/core/CodeSystem/dk-core-municipality-code
 INPATIENT = {"IMP", "ACUTE", "NONAC"}
 MAX_NEEDS = 30
 LONGEST = timedelta(days=366)
+HAND_OVER_WINDOW = timedelta(hours=72)
 
 
 class Sector(BaseModel):
@@ -174,6 +175,7 @@ def hand_over(
         )
     if not asker.organization or department_id != asker.organization:
         raise Forbidden("only the department that discharges the citizen hands over the follow-up")
+    _at_discharge(encounter, encounter_id)
     patient_id = v.ref_id(encounter.get("subject"), "Patient")
     if patient_id is None:
         raise Unprocessable(f"Encounter/{encounter_id} names no citizen", where="encounter")
@@ -198,6 +200,23 @@ def hand_over(
             task = _task(flow, need, encounter, patient_id, requester, department_id, owner, group, now)
             made.append(v.load(store.create(con, access, "Task", task)))
     return made
+
+
+def _at_discharge(encounter: dict[str, Any], encounter_id: str) -> None:
+    """A hand-over belongs to a discharge: the stay is still open, or ended within the last 72 hours (the
+    discharging department's extended responsibility); a stay that ended long ago is refused."""
+    status = encounter.get("status")
+    if status in ("planned", "arrived", "triaged", "in-progress", "onleave"):
+        return
+    end = (encounter.get("period") or {}).get("end")
+    try:
+        ended = v.aware(str(end)) if end else None
+    except ValueError:
+        ended = None
+    if status == "finished" and ended is not None and clock.now() - ended <= HAND_OVER_WINDOW:
+        return
+    shown = f"ended {ended.date().isoformat()}" if ended else f"is {status}"
+    raise Conflict(f"Encounter/{encounter_id} {shown}: a hand-over is made at discharge (within 72 hours)")
 
 
 def _task(
@@ -262,8 +281,10 @@ def move(
     now = clock.now()
     with db.begin() as con:
         found, task = tasks.read(con, access, flow, task_id)
+        who = parties(access.principal, task)
+        flow.may(transition, who)
         tasks.fresh(found, if_match)
-        step, message = tasks.step(flow, task, transition, parties(access.principal, task), text)
+        step, message = tasks.step(flow, task, transition, who, text)
         changed = tasks.moved(flow, task, step.to, now)
         if message:
             changed = tasks.noted(changed, v.asker_ref(access.principal), message, now)

@@ -72,16 +72,23 @@ class Workflow(_Strict):
             raise Conflict(f"the {self.id} request is in a state this workflow does not know ({name!r})")
         return found
 
-    def step(self, current: str, transition: str, parties: set[str]) -> Transition:
-        """The transition ``transition`` from ``current``, if one of ``parties`` may take it; else a
-        clear refusal (409 for a move the state does not allow, 403 for the wrong party)."""
+    def may(self, transition: str, parties: set[str]) -> Transition:
+        """The transition, if one of ``parties`` may take it at all (404 for one the workflow does not
+        have, 403 for the wrong party): asked before anything else about the move, so that a party that
+        may not move the request never learns more (its version, its state)."""
         move = self.transitions.get(transition)
         if move is None:
             known = ", ".join(sorted(self.transitions))
-            raise UnknownTransition(f"{self.id} has no transition {transition!r} (it has: {known})")
+            raise UnknownTransition(f"{self.id} has no transition {transition[:40]!r} (it has: {known})")
         if move.by not in parties:
             who = {"requester": "the one who asked", "owner": "the department asked", "system": "Nær itself"}
             raise Forbidden(f"only {who[move.by]} may {transition} this {self.title.lower()}")
+        return move
+
+    def step(self, current: str, transition: str, parties: set[str]) -> Transition:
+        """The transition ``transition`` from ``current``, if one of ``parties`` may take it; else a
+        clear refusal (409 for a move the state does not allow, 403 for the wrong party)."""
+        move = self.may(transition, parties)
         if current not in move.from_:
             state = self.state(current)
             raise Conflict(

@@ -81,22 +81,31 @@ def checked(items: list[dict[str, Any]]) -> list[Threshold]:
     if not 1 <= len(items) <= 20:
         raise Invalid("give 1 to 20 thresholds", where="thresholds")
     found = []
+    seen: set[str] = set()
     for n, item in enumerate(items):
         where = f"thresholds.{n}"
         measure = str(item.get("measure", ""))
         if measure not in measures():
-            raise Invalid(
-                f"{where}: unknown measure {measure!r} (known: {', '.join(measures())})", where=where
-            )
-        low, high, rise = item.get("low"), item.get("high"), item.get("rise")
+            known = ", ".join(measures())
+            raise Invalid(f"{where}: unknown measure {measure!r} (known: {known})", where=where)
+        if measure in seen:
+            raise Invalid(f"{where}: {measure} has thresholds already: give each measure once", where=where)
+        seen.add(measure)
+        low, high, rise, days = item.get("low"), item.get("high"), item.get("rise"), item.get("days")
+        for name, value in (("low", low), ("high", high), ("rise", rise)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise Invalid(f"{where}: {name} must be a number", where=where)
         if low is None and high is None and rise is None:
             raise Invalid(f"{where}: give low, high or rise", where=where)
         if low is not None and high is not None and low >= high:
             raise Invalid(f"{where}: low must lie below high", where=where)
-        days = int(item.get("days") or 3)
-        if not 1 <= days <= 30:
-            raise Invalid(f"{where}: days must lie between 1 and 30", where=where)
-        found.append(Threshold(measure, _num(low), _num(high), _num(rise), days))
+        if rise is not None and rise <= 0:
+            raise Invalid(f"{where}: a rise is more than 0", where=where)
+        if (rise is None) != (days is None):
+            raise Invalid(f"{where}: a rise goes with days (over how many days it counts)", where=where)
+        if days is not None and (isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 30):
+            raise Invalid(f"{where}: days must be a whole number from 1 to 30", where=where)
+        found.append(Threshold(measure, _num(low), _num(high), _num(rise), int(days or 3)))
     return found
 
 

@@ -170,9 +170,11 @@ def move(
     now = clock.now()
     with db.begin() as con:
         found, task = tasks.read(con, access, flow, task_id)
-        tasks.fresh(found, if_match)
         request = _request(con, access, task)
-        step, message = tasks.step(flow, task, transition, parties(access.principal, task), text)
+        who = parties(access.principal, task)
+        flow.may(transition, who)
+        tasks.fresh(found, if_match)
+        step, message = tasks.step(flow, task, transition, who, text)
         messages = _messages(con, access, request["id"])
         changed = tasks.moved(flow, task, step.to, now)
         made: list[dict[str, Any]] = []

@@ -157,6 +157,20 @@ def _entries(found: Thread, lang: str) -> list[dict[str, str]]:
     return made
 
 
+def _urgency_label(task: dict[str, Any], lang: str) -> str:
+    """The request's urgency in the page's language, from the agreement it was sent under."""
+    found = v.inputs(task)
+    code = (found.get("urgency", {}).get("valueCoding") or {}).get("code", "")
+    shown = (found.get("urgency", {}).get("valueCoding") or {}).get("display", "")
+    agreement = agreements.by_id(str(found.get("agreement", {}).get("valueString", "")).split("|")[0])
+    if agreement is None:
+        return str(shown)
+    for urgency in agreement.urgencies:
+        if urgency.code == code:
+            return urgency.label_da if lang == "da" else urgency.label
+    return str(shown)
+
+
 def _departments(request: Request, context: AccessContext) -> list[tuple[str, str]]:
     """The hospital departments one may ask (the directory, as the asker reads it)."""
     found = search(request.app.state.db, context, "Organization", [("active", "true"), ("_count", "1000")])
@@ -184,7 +198,9 @@ def add_coordination_pages(app: FastAPI) -> None:
         if context is None:
             return refused  # type: ignore[return-value]
         lang = session.language(request)
-        whose = "person" if whose == "person" else "organization"
+        if whose not in ("organization", "person"):
+            t = i18n.gettext_for(lang)
+            return refuse(request, 400, t("There is an inbox of one's organisation and one's own, no other."))
         try:
             found = inbox(request.app.state.db, context, whose)  # type: ignore[arg-type]
         except StoreError as error:
@@ -307,10 +323,7 @@ def add_coordination_pages(app: FastAPI) -> None:
         except StoreError:
             patient = {}
         entries = _entries(found, lang)
-        urgency = next(
-            (i.get("valueCoding", {}).get("display", "") for i in found.task.get("input") or []
-             if v.codes(i.get("type"), v.INPUT_TYPE) == ["urgency"]), "",
-        )  # fmt: skip
+        urgency = _urgency_label(found.task, lang)
         routed = any(
             (i.get("valueCoding") or {}).get("code") == "discharge-72-hours"
             for i in found.task.get("input") or []
