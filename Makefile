@@ -37,13 +37,20 @@ demo: $(STAMP)
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer users demo
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer serve --port $(PORT)
 
-# The demo's named users on Samsø (naer users demo; passwords kept in this file, mode 0600), and the four
-# beds of Samsø Sundheds- og Akuthus' acute unit (the demo's number). Made again whenever the store is
-# loaded again.
+# The demo's clock, its named users on Samsø (naer users demo; passwords kept in this file, mode 0600),
+# the four beds of Samsø Sundheds- og Akuthus' acute unit (the demo's number) and its live workflows
+# (naer coordination demo: advice, follow-up, delegation, care plan, referral, acute beds, as the demo's
+# people). The demo's "today" is the last day of the synthetic data: data/today holds it, and every naer
+# command with NAER_DATA_DIR=data (the server, naer token) runs its clock from there. Made again whenever
+# the store is loaded again.
+DEMO_TODAY ?= 2024-12-31T10:00:00+01:00
 $(DATA)/demo-users.json: $(DATA)/store.sqlite
 	rm -f $@
+	echo $(DEMO_TODAY) > $(DATA)/today
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer users demo > /dev/null
-	$(BIN)/naer coordination beds muni-0741-acutebeds --beds 4 --url sqlite:///$(abspath $(DATA))/store.sqlite
+	NAER_DATA_DIR=$(DATA) $(BIN)/naer coordination beds muni-0741-acutebeds --beds 4 \
+		--url sqlite:///$(abspath $(DATA))/store.sqlite
+	NAER_DATA_DIR=$(DATA) $(BIN)/naer coordination demo --url sqlite:///$(abspath $(DATA))/store.sqlite
 
 $(DEMO)/manifest.json: | $(STAMP)
 	$(BIN)/naer synth --area region-midt --scale $(DEMO_SCALE) --at-least $(DEMO_AT_LEAST) --full 741 --start 2015-01-01 --end 2024-12-31 \
@@ -69,8 +76,9 @@ $(DATA)/risk/worklist.parquet: $(DATA)/risk/report/metrics.json
 	$(BIN)/naer risk worklist --warehouse $(DATA)/warehouse.duckdb --model $(DATA)/risk/model.json \
 		--organization 0741 --organization gp-0741-001 --living-in 741 --top 50 --out $@ --tasks $(DATA)/risk/tasks.ndjson
 
-# The worklists' Tasks in the store, so that the FHIR API (Task?owner=...) and the GP's inbox show them.
-$(DATA)/risk/tasks.loaded: $(DATA)/risk/worklist.parquet $(DATA)/store.sqlite
+# The worklists' Tasks in the store, so that the FHIR API (Task?owner=...) and the GP's inbox show them
+# (after the demo's users and workflows: one writer of the SQLite store at a time).
+$(DATA)/risk/tasks.loaded: $(DATA)/risk/worklist.parquet $(DATA)/store.sqlite $(DATA)/demo-users.json
 	$(BIN)/naer load $(DATA)/risk/tasks.ndjson --url sqlite:///$(abspath $(DATA))/store.sqlite
 	touch $@
 

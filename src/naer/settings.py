@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,6 +18,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NAER_", extra="ignore", frozen=True)
 
     data_dir: Path = Field(default=Path("data"), description="Where data sets and embedded stores live.")
+    today_text: str | None = Field(
+        default=None,
+        alias="NAER_TODAY",
+        description="The demo's today: the clock starts there and runs on (a date, or a date-time with its "
+        "zone); unset: the data folder's `today` file if there is one, else real time.",
+    )
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
@@ -101,6 +108,22 @@ class Settings(BaseSettings):
 
     def risk_path(self) -> Path:
         return self.risk_results or self.data_dir / "risk"
+
+    def today(self) -> datetime | None:
+        """The demo's "today" (NAER_TODAY, else the data folder's ``today`` file), or None: real time."""
+        from naer import clock
+        from naer.errors import UserError
+
+        text = self.today_text
+        if text is None:
+            found = self.data_dir / "today"
+            if not found.is_file():
+                return None
+            text = found.read_text(encoding="utf-8")[:100]
+        try:
+            return clock.parse_today(text)
+        except ValueError as error:
+            raise UserError(f"NAER_TODAY / {self.data_dir / 'today'}: {error}") from None
 
     def key_path(self) -> Path:
         """Nær's own signing key (made on first start, readable by its owner only)."""

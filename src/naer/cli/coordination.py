@@ -68,3 +68,19 @@ def check_measurements(
     upgrade(resolved)
     made = check_all(engine(resolved))
     console.print(f"{len(made)} home measurement{'s' if len(made) != 1 else ''} outside their thresholds")
+
+
+@coordination_app.command("demo")
+def demo(
+    url: Annotated[str | None, typer.Option("--url", help="Database URL (default: settings).")] = None,
+) -> None:
+    """Write the demo's live workflows on the demo's today, as the demo's people (`make demo` runs it once
+    after `naer users demo`): advice, follow-up, responsibility, delegation, care plan, referral, beds."""
+    from naer.coordination.demo import make_demo
+    from naer.store.db import engine
+    from naer.store.migrate import upgrade
+
+    resolved = database_url(url)
+    upgrade(resolved)
+    made = make_demo(engine(resolved))
+    console.print("demo workflows: " + ", ".join(f"{n} {what}" for what, n in made.items()))

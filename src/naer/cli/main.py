@@ -182,6 +182,11 @@ app.add_typer(coordination_app, name="coordination")
 def main() -> None:
     """Entry point: user mistakes become one clear line on stderr and exit code 2."""
     try:
+        today = get_settings().today()
+        if today is not None:  # the demo's clock (NAER_TODAY, or the data folder's today file)
+            from naer import clock
+
+            clock.start_at(today)
         app()
     except UserError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)

@@ -18,6 +18,7 @@ from naer.access.context import AccessContext
 from naer.coordination import advice, agreements
 from naer.coordination import values as v
 from naer.coordination.inbox import LISTS, inbox
+from naer.coordination.machine import workflow
 from naer.coordination.tasks import Thread
 from naer.fhir.systems import ORG_KIND
 from naer.store import resources as store
@@ -97,10 +98,13 @@ def _patient_label(patients: dict[str, dict[str, Any]], ref: str) -> tuple[str, 
 def _row(
     task: dict[str, Any], patients: dict[str, dict[str, Any]], lang: str, now: datetime
 ) -> dict[str, Any]:
-    flow = advice.advice_workflow()
-    is_advice = v.codes(task.get("code"), v.WORKFLOW_CODES) == [flow.code]
-    state_code = v.state_of(task, flow)
-    state = flow.states.get(state_code or "") if is_advice else None
+    """One Task of an inbox as its row: the citizen, what (the workflow's name and the Task's own words),
+    the state in the workflow's words (or the Task's status), the deadline and whether it has passed."""
+    t = i18n.gettext_for(lang)
+    flows = {f.code: f for f in (advice.advice_workflow(), workflow("referral"), workflow("follow-up"))}
+    code = (v.codes(task.get("code"), v.WORKFLOW_CODES) or [""])[0]
+    flow = flows.get(code)
+    state = flow.states.get(v.state_of(task, flow) or "") if flow else None
     ref = (task.get("for") or {}).get("reference", "")
     name, cpr = _patient_label(patients, ref)
     deadline = ((task.get("restriction") or {}).get("period") or {}).get("end")
@@ -110,20 +114,26 @@ def _row(
             overdue = datetime.fromisoformat(deadline.replace("Z", "+00:00")) < now
         except ValueError:
             overdue = False
-    code = task.get("code") or {}
-    what = f"{_title(flow, lang)}: {task.get('description', '')}".rstrip(": ") if is_advice else (
-        task.get("description") or code.get("text") or ((code.get("coding") or [{}])[0].get("display")) or "–"
-    )  # fmt: skip
+    concept = task.get("code") or {}
+    description = str(task.get("description") or "")
+    if flow is not None:
+        what = f"{_title(flow, lang)}: {description}".rstrip(": ")
+    elif code in CONTACTS:
+        what = f"{t(CONTACTS[code])}: {description}".rstrip(": ")
+    else:
+        what = (
+            description or concept.get("text") or ((concept.get("coding") or [{}])[0].get("display")) or "–"
+        )
     return {
         "id": task.get("id", ""),
-        "advice": is_advice,
+        "advice": code == "advice",
         "patient": ref.split("/", 1)[1] if ref.startswith("Patient/") else "",
         "name": name,
         "cpr": cpr,
         "what": what,
-        "state": _title(state, lang) if state else task.get("status", ""),
+        "state": _title(state, lang) if state else _words(str(task.get("status", "")), STATUSES, t),
         "deadline": _when(deadline, lang),
-        "overdue": overdue and task.get("status") not in ("completed", "cancelled"),
+        "overdue": overdue and task.get("status") not in ("completed", "cancelled", "rejected"),
         "owner": (task.get("owner") or {}).get("display") or (task.get("owner") or {}).get("reference", ""),
     }
 

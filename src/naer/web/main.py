@@ -4,6 +4,7 @@ together (inboxes, advice requests), every page behind sign-in."""
 
 from __future__ import annotations
 
+from naer import clock
 from naer.api.app import create_app
 from naer.settings import get_settings
 from naer.web.coordination import add_coordination_pages, add_course_pages
@@ -12,6 +13,9 @@ from naer.web.gate import SignInGate
 from naer.web.risk import add_risk_pages
 from naer.web.signin import add_access_pages
 
+_today = get_settings().today()
+if _today is not None:  # the demo's clock, in every worker process (NAER_TODAY or the data folder's today)
+    clock.start_at(_today)
 app = create_app(migrate=False)  # `naer serve` has applied the migrations before starting the workers
 add_access_pages(app)
 add_coordination_pages(app)
