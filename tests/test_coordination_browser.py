@@ -22,7 +22,7 @@ from tests.coordination_world import NOW, World, build
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]]:
     from naer.api.app import create_app
     from naer.store.migrate import upgrade
-    from naer.web.coordination import add_coordination_pages, add_course_pages
+    from naer.web.coordination import add_coordination_pages, add_course_pages, add_task_pages
     from naer.web.gate import SignInGate
     from naer.web.signin import add_access_pages
 
@@ -35,6 +35,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]
     add_access_pages(app)
     add_coordination_pages(app)
     add_course_pages(app)
+    add_task_pages(app)
     app.add_middleware(SignInGate)
     try:
         with served(app) as base:
@@ -149,6 +150,20 @@ def test_a_follow_up_shows_in_the_nurses_inbox(site: tuple[World, str], browser:
     page.goto(f"{base}/inbox")
     assert "Daglig vægt" in page.inner_text("#new + div")
     page.screenshot(path=str(SCREENSHOTS / "inbox-home-care.png"), full_page=True)
+    page.click("#new + div >> text=Opfølgning efter udskrivelse: Daglig vægt")
+    page.wait_for_selector("dl.facts")
+    assert "Overdraget" in page.inner_text("dl.facts")
+    check(page, "follow-up task (da)")
+    page.click("button:has-text('Modtag')")
+    page.wait_for_selector("text=Modtaget")
+    page.fill("#text-done", "Vægt 71,2 kg, stabil")
+    page.click("button:has-text('Markér som udført')")
+    page.wait_for_selector("text=Udført")
+    assert "Vægt 71,2 kg, stabil" in page.inner_text("ol.thread")
+    page.screenshot(path=str(SCREENSHOTS / "follow-up-done.png"), full_page=True)
+    page.goto(page.url + "?lang=en")
+    assert "Done" in page.inner_text("dl.facts")
+    check(page, "follow-up task (en)")
     page.context.close()
 
 
@@ -197,3 +212,30 @@ def test_the_course_page_and_the_citizens_own_plan(site: tuple[World, str], brow
     answer = citizen.goto(f"{base}/citizen/p-home/course")
     assert answer is not None and answer.status == 403  # the clinicians' page
     citizen.context.close()
+
+
+def test_the_department_books_a_referral(site: tuple[World, str], browser: Any) -> None:
+    import urllib.request
+
+    w, base = site
+    body = {
+        "patient": "p-home",
+        "department": "dept-med",
+        "track": "fast-track",
+        "suspicion": "Vægttab og anæmi",
+    }
+    request = urllib.request.Request(
+        f"{base}/workflow/referral", data=orjson.dumps(body), headers=w.headers("gp"), method="POST"
+    )
+    with urllib.request.urlopen(request) as answer:
+        task = orjson.loads(answer.read())["entry"][0]["resource"]
+    page = _page(browser)
+    sign_in(page, base, "phys")
+    page.goto(f"{base}/task/{task['id']}")
+    assert "Henvisning til udredning" in page.inner_text("h1")
+    page.fill("#text-book", "CT-skanning torsdag kl. 9")
+    page.click("button:has-text('Book første undersøgelse')")
+    page.wait_for_selector("text=Undersøgelse booket")
+    assert "CT-skanning torsdag kl. 9" in page.inner_text("ol.thread")
+    check(page, "referral task (da)")
+    page.context.close()

@@ -22,12 +22,13 @@ from naer.coordination.machine import workflow
 from naer.coordination.tasks import Thread
 from naer.fhir.systems import ORG_KIND
 from naer.store import resources as store
-from naer.store.errors import StoreError
+from naer.store.errors import NotFound, StoreError
 from naer.store.search.query import search
 from naer.web import i18n, people, session
 from naer.web.i18n import mark as _
 from naer.web.signin import DANISH_TIME, refuse, render
 
+TASK_PAGES = ("discharge-follow-up", "diagnostic-referral")  # Tasks the generic page moves on (/task/ID)
 LIST_TITLES = {
     "overdue": _("Overdue"),
     "due": _("Due within 24 hours"),
@@ -126,7 +127,9 @@ def _row(
         )
     return {
         "id": task.get("id", ""),
-        "advice": code == "advice",
+        "link": f"/advice/{task.get('id', '')}"
+        if code == "advice"
+        else (f"/task/{task.get('id', '')}" if code in TASK_PAGES else ""),
         "patient": ref.split("/", 1)[1] if ref.startswith("Patient/") else "",
         "name": name,
         "cpr": cpr,
@@ -494,3 +497,95 @@ def _sections(plan: dict[str, Any]) -> dict[str, dict[str, str]]:
             parts[str(part.get("url"))] = str(value)
         found[str(section.get("url", "")).rsplit("/", 1)[-1]] = parts
     return found
+
+
+# -- one page for the Tasks of the other workflows (follow-up, referral): moves from their definitions --
+
+
+def add_task_pages(app: FastAPI) -> None:
+    from naer.coordination import followup, referral
+
+    def module_of(task: dict[str, Any]) -> Any:
+        code = (v.codes(task.get("code"), v.WORKFLOW_CODES) or [""])[0]
+        return {"discharge-follow-up": followup, "diagnostic-referral": referral}.get(code)
+
+    @app.get("/task/{task_id}", response_class=HTMLResponse, include_in_schema=False)
+    def task_page(request: Request, task_id: str) -> Response:
+        context, refused = _clinician(request)
+        if context is None:
+            return refused  # type: ignore[return-value]
+        return _task_page(request, context, task_id[:ID_LIMIT], None, 200)
+
+    @app.post("/task/{task_id}/{transition}", response_class=HTMLResponse, include_in_schema=False)
+    async def task_move(request: Request, task_id: str, transition: str) -> Response:
+        context, refused = _clinician(request)
+        if context is None:
+            return refused  # type: ignore[return-value]
+        values = await session.form(request)
+        if values is None:
+            return refuse(request)
+        lang = session.language(request)
+        version = values.get("version", "")
+        try:
+            found = store.read(request.app.state.db, context, "Task", v.ident(task_id[:ID_LIMIT], "task"))
+            module = module_of(v.load(found))
+            if module is None:
+                raise NotFound(f"Task/{task_id[:ID_LIMIT]} is not moved on here")
+            await run_in_threadpool(
+                module.move, request.app.state.db, context, task_id[:ID_LIMIT], transition[:40],
+                values.get("text") or None, int(version) if version.isdigit() and len(version) < 10 else None,
+            )  # fmt: skip
+        except StoreError as error:
+            return _task_page(request, context, task_id[:ID_LIMIT], problem(error, lang), error.status)
+        try:  # the move may have ended the mover's relation: then back to the inbox
+            store.read(request.app.state.db, context, "Task", task_id[:ID_LIMIT])
+        except StoreError:
+            return RedirectResponse("/inbox", status_code=303)
+        return RedirectResponse(f"/task/{task_id[:ID_LIMIT]}", status_code=303)
+
+    def _task_page(
+        request: Request, context: AccessContext, task_id: str, message: dict[str, str] | None, status: int
+    ) -> Response:
+        lang = session.language(request)
+        t = i18n.gettext_for(lang)
+        db = request.app.state.db
+        try:
+            found = store.read(db, context, "Task", v.ident(task_id, "task"))
+        except StoreError:
+            return refuse(request, 404, t("No such task, or you may not see it."))
+        task = v.load(found)
+        module = module_of(task)
+        if module is None:
+            return refuse(request, 404, t("No such task, or you may not see it."))
+        flow = module.follow_up_workflow() if module is followup else module.referral_workflow()
+        state_code = v.state_of(task, flow) or flow.start
+        mine = module.parties(context.principal, task)
+        moves = [
+            {"name": name, "title": _title(move, lang), "text": move.text}
+            for name, move in flow.transitions.items()
+            if move.by in mine and state_code in move.from_
+        ]
+        messages: list[dict[str, str]] = []
+        if module is referral:
+            thread = referral.thread(db, context, task_id)
+            messages = _entries(thread, lang)
+        for note in task.get("note") or []:
+            messages.append({"who": (note.get("authorReference") or {}).get("display", ""),
+                             "when": _when(note.get("time"), lang), "text": str(note.get("text", "")),
+                             "kind": "answer"})  # fmt: skip
+        patient_ref = (task.get("for") or {}).get("reference", "")
+        try:
+            patient = v.load(store.read(db, context, "Patient", patient_ref.split("/", 1)[-1]))
+        except StoreError:
+            patient = {}
+        state = flow.states.get(state_code)
+        return render(
+            request, "task.html", status, principal=context.principal, task=task, version=found.version_id,
+            title=_title(flow, lang), state=_title(state, lang) if state else state_code,
+            name=people.name_of(patient) or patient_ref, cpr=people.cpr_of(patient),
+            patient=patient_ref.split("/", 1)[-1], description=str(task.get("description", "")),
+            owner=(task.get("owner") or {}).get("display") or (task.get("owner") or {}).get("reference", ""),
+            requester=(task.get("requester") or {}).get("display", ""),
+            deadline=_when(((task.get("restriction") or {}).get("period") or {}).get("end"), lang),
+            entries=messages, moves=moves, message=message, action=f"/task/{task['id']}",
+        )  # fmt: skip
