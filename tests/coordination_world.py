@@ -14,10 +14,12 @@ account and a token for each person and the clock fixed on a Monday morning.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 
 from naer import clock
@@ -186,3 +188,43 @@ def build(url: str) -> World:
         )  # fmt: skip
         issued[person] = tokens.issue(person, scopes, 7 * 24 * 60)  # the tests move the clock days ahead
     return World(url, db, issued)
+
+
+def worlds(
+    request: Any, tmp_path_factory: Any, name: str, prepare: Any = None
+) -> Iterator[tuple[World, Any]]:
+    """The world on the store kind the fixture's parameter names (sqlite, postgresql), with the API over
+    it as a test client; ``prepare(world)`` adds what one test module needs. For a module's ``world``
+    fixture: ``yield from worlds(request, tmp_path_factory, "beds")``."""
+    from fastapi.testclient import TestClient
+
+    from naer.api.app import create_app
+    from tests.conftest import new_store
+
+    with new_store(request.param, tmp_path_factory.mktemp(name)) as url:
+        made = build(url)
+        if prepare is not None:
+            prepare(made)
+        try:
+            with TestClient(create_app(url, migrate=False)) as api:
+                yield made, api
+        finally:
+            clock.set_clock(None)
+
+
+@pytest.fixture(autouse=True)
+def monday_morning() -> Iterator[None]:
+    """Every test starts on the world's Monday morning (import it into a test module to use it)."""
+    clock.set_clock(NOW)
+    yield
+    clock.set_clock(NOW)
+
+
+def post(api: Any, w: World, person: str, path: str, if_match: str | None = None, **body: Any) -> Any:
+    """POST a JSON body to the API as ``person`` (with If-Match when given)."""
+    import orjson
+
+    headers = w.headers(person)
+    if if_match is not None:
+        headers["If-Match"] = if_match
+    return api.post(path, headers=headers, content=orjson.dumps(body))

@@ -12,31 +12,14 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from naer import clock
-from tests.conftest import new_store
-from tests.coordination_world import NOW, World, build
+from tests.coordination_world import World, monday_morning, worlds  # noqa: F401 (monday_morning: autouse)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"], scope="module")
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[World, TestClient]]:
-    from naer.api.app import create_app
-
-    with new_store(request.param, tmp_path_factory.mktemp("careplan")) as url:
-        made = build(url)
-        try:
-            with TestClient(create_app(url, migrate=False)) as api:
-                yield made, api
-        finally:
-            clock.set_clock(None)
-
-
-@pytest.fixture(autouse=True)
-def monday_morning() -> Iterator[None]:
-    clock.set_clock(NOW)
-    yield
-    clock.set_clock(NOW)
+    yield from worlds(request, tmp_path_factory, "careplan")
 
 
 def _post(api: TestClient, w: World, person: str, path: str, if_match: str | None = None, **body: Any) -> Any:

@@ -16,8 +16,7 @@ from naer import clock
 from naer.coordination import measurements
 from naer.store import resources as store
 from naer.store.context import SYSTEM
-from tests.conftest import new_store
-from tests.coordination_world import NOW, World, build
+from tests.coordination_world import NOW, World, monday_morning, worlds  # noqa: F401 (monday_morning: autouse)
 
 LOINC = "http://loinc.org"
 
@@ -50,38 +49,26 @@ def _observation(rid: str, patient: str, code: str, days_ago: float, value: floa
     return made
 
 
+def _prepare(made: World) -> None:
+    clock.set_clock(NOW)
+    for obs in [
+        _observation("o-spo2-ok", "p-home", "59408-5", 3, 95),
+        _observation("o-spo2-low", "p-home", "59408-5", 1, 86),
+        _observation("o-weight-1", "p-home", "29463-7", 4, 80.0, "kg"),
+        _observation("o-weight-2", "p-home", "29463-7", 2, 81.0, "kg"),
+        _observation("o-weight-3", "p-home", "29463-7", 1, 82.6, "kg"),
+        _observation("o-bp-high", "p-home", "85354-9", 2, bp=(190, 95)),
+        _observation("o-bp-ok", "p-home", "85354-9", 1, bp=(150, 85)),
+        _observation("o-old", "p-home", "59408-5", 40, 80),  # too old to check
+    ]:
+        store.update(made.db, SYSTEM, "Observation", obs["id"], obs)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"], scope="module")
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[World, TestClient]]:
-    from naer.api.app import create_app
-
-    with new_store(request.param, tmp_path_factory.mktemp("measurements")) as url:
-        made = build(url)
-        clock.set_clock(NOW)
-        for obs in [
-            _observation("o-spo2-ok", "p-home", "59408-5", 3, 95),
-            _observation("o-spo2-low", "p-home", "59408-5", 1, 86),
-            _observation("o-weight-1", "p-home", "29463-7", 4, 80.0, "kg"),
-            _observation("o-weight-2", "p-home", "29463-7", 2, 81.0, "kg"),
-            _observation("o-weight-3", "p-home", "29463-7", 1, 82.6, "kg"),
-            _observation("o-bp-high", "p-home", "85354-9", 2, bp=(190, 95)),
-            _observation("o-bp-ok", "p-home", "85354-9", 1, bp=(150, 85)),
-            _observation("o-old", "p-home", "59408-5", 40, 80),  # too old to check
-        ]:
-            store.update(made.db, SYSTEM, "Observation", obs["id"], obs)
-        try:
-            with TestClient(create_app(url, migrate=False)) as api:
-                yield made, api
-        finally:
-            clock.set_clock(None)
-
-
-@pytest.fixture(autouse=True)
-def monday_morning() -> Iterator[None]:
-    clock.set_clock(NOW)
-    yield
-    clock.set_clock(NOW)
+    yield from worlds(request, tmp_path_factory, "measurements", _prepare)
 
 
 def _post(api: TestClient, w: World, person: str, path: str, **body: Any) -> Any:
