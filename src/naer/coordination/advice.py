@@ -266,15 +266,7 @@ def thread(db: Engine | Connection, context: RequestContext, task_id: str) -> Th
     """The request, its question and every message, as far as the asker may see them."""
     found, task = tasks.read(db, context, advice_workflow(), task_id)
     request = _request_of(db, context, task)
-    return Thread(task, found.version_id, request, _messages(db, context, request["id"]))
-
-
-def _messages(db: Engine | Connection, context: RequestContext, request_id: str) -> list[dict[str, Any]]:
-    found = search(
-        db, context, "Communication",
-        [("based-on", f"CommunicationRequest/{request_id}"), ("_sort", "sent"), ("_count", "1000")],
-    )  # fmt: skip
-    return [v.load(m) for m in found.matches]
+    return Thread(task, found.version_id, request, tasks.messages(db, context, request))
 
 
 def move(
@@ -297,7 +289,7 @@ def move(
         flow.may(transition, who)
         tasks.fresh(found, if_match)
         step, message = tasks.step(flow, task, transition, who, text)
-        messages = _messages(con, access, request["id"])
+        messages = tasks.messages(con, access, request)
         written = _apply(con, access, flow, task, found.version_id, request, step.to, message, transition)
     # What was written, not read again: a move may end the mover's own relation with the citizen (an
     # on-call physician's answer completes the Task that gave the access), and must not fail for that.
@@ -329,7 +321,8 @@ def _apply(
         task["restriction"] = restriction
     messages = []
     if message is not None and isinstance(context, AccessContext):
-        made = _message(con, context, request, task, message, transition)
+        addressed = [task.get("requester")] if transition == "answer" else [task.get("owner")]
+        made = tasks.write_message(con, context, request, addressed, message, transition)
         messages.append(made)
         if transition == "answer":
             answer = {"reference": f"Communication/{made['id']}"}
@@ -367,33 +360,6 @@ def _new_deadline(task: dict[str, Any], now: datetime) -> datetime:
     if agreement is None or not isinstance(urgency, str):
         raise Unprocessable(f"Task/{task.get('id')} names no agreement and urgency Nær knows")
     return agreement.urgency(urgency).deadline(now, agreement.calendar)
-
-
-def _message(
-    con: Connection,
-    context: AccessContext,
-    request: dict[str, Any],
-    task: dict[str, Any],
-    text: str,
-    transition: str,
-) -> dict[str, Any]:
-    asker = context.principal
-    sender = v.asker_ref(asker)
-    answering = transition == "answer"
-    recipients = [task.get("requester")] if answering else [task.get("owner")]
-    communication = {
-        "resourceType": "Communication",
-        "status": "completed",
-        "basedOn": [{"reference": f"CommunicationRequest/{request['id']}"}],
-        "category": request.get("category"),
-        "subject": request.get("subject"),
-        "sent": v.instant(clock.now()),
-        "sender": sender,
-        "recipient": [r for r in recipients if r],
-        "payload": [{"contentString": text}],
-        "note": [{"text": transition}],
-    }
-    return v.load(store.create(con, context, "Communication", communication))
 
 
 # -- the clock: escalation ------------------------------------------------------------------------------

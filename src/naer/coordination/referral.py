@@ -23,7 +23,6 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from naer import clock
-from naer.access.context import AccessContext
 from naer.access.principal import Principal
 from naer.coordination import advice, tasks
 from naer.coordination import values as v
@@ -36,7 +35,6 @@ from naer.fhir.systems import NAER
 from naer.store import resources as store
 from naer.store.context import RequestContext
 from naer.store.errors import Forbidden, Invalid, Unprocessable
-from naer.store.search.query import search
 
 TRACKS_FILE = Path(__file__).with_name("referrals.yaml")
 CATEGORY = f"{NAER}/CodeSystem/request-category"
@@ -140,19 +138,11 @@ def _request(db: Engine | Connection, context: RequestContext, task: dict[str, A
     return v.load(store.read(db, context, "ServiceRequest", rid))
 
 
-def _messages(db: Engine | Connection, context: RequestContext, request_id: str) -> list[dict[str, Any]]:
-    found = search(
-        db, context, "Communication",
-        [("based-on", f"ServiceRequest/{request_id}"), ("_sort", "sent"), ("_count", "1000")],
-    )  # fmt: skip
-    return [v.load(m) for m in found.matches]
-
-
 def thread(db: Engine | Connection, context: RequestContext, task_id: str) -> Thread:
     """The referral, its Task and every message, as far as the asker may see them."""
     found, task = tasks.read(db, context, referral_workflow(), task_id)
     request = _request(db, context, task)
-    return Thread(task, found.version_id, request, _messages(db, context, request["id"]))
+    return Thread(task, found.version_id, request, tasks.messages(db, context, request))
 
 
 def move(
@@ -175,11 +165,12 @@ def move(
         flow.may(transition, who)
         tasks.fresh(found, if_match)
         step, message = tasks.step(flow, task, transition, who, text)
-        messages = _messages(con, access, request["id"])
+        messages = tasks.messages(con, access, request)
         changed = tasks.moved(flow, task, step.to, now)
         made: list[dict[str, Any]] = []
         if message is not None:
-            made.append(_message(con, access, request, task, message, transition))
+            addressed = [task.get("requester")] if transition in ("book", "answer") else [task.get("owner")]
+            made.append(tasks.write_message(con, access, request, addressed, message, transition))
         written = store.update(con, access, "Task", task["id"], changed, if_match=found.version_id)
         state = flow.state(step.to)
         if state.request and request.get("status") != state.request:
@@ -187,23 +178,3 @@ def move(
             request["status"] = state.request
             request = v.load(store.update(con, access, "ServiceRequest", request["id"], request))
     return Thread(v.load(written), written.version_id, request, messages + made)
-
-
-def _message(
-    con: Connection, context: AccessContext, request: dict[str, Any], task: dict[str, Any], text: str,
-    transition: str,
-) -> dict[str, Any]:  # fmt: skip
-    to_gp = transition in ("book", "answer")
-    communication = {
-        "resourceType": "Communication",
-        "status": "completed",
-        "basedOn": [{"reference": f"ServiceRequest/{request['id']}"}],
-        "category": request.get("category"),
-        "subject": request.get("subject"),
-        "sent": v.instant(clock.now()),
-        "sender": v.asker_ref(context.principal),
-        "recipient": [r for r in [task.get("requester") if to_gp else task.get("owner")] if r],
-        "payload": [{"contentString": text}],
-        "note": [{"text": transition}],
-    }
-    return v.load(store.create(con, context, "Communication", communication))

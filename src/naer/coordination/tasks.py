@@ -89,3 +89,38 @@ class Thread:
         """The thread as a FHIR Bundle (collection): the Task, the request, then each message."""
         items = [self.task, self.request, *self.messages]
         return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in items]}
+
+
+def messages(
+    db: Engine | Connection, context: RequestContext, request: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The thread's messages (Communications ``basedOn`` the request), oldest first, as the asker may see."""
+    from naer.store.search.query import search
+
+    based_on = f"{request['resourceType']}/{request['id']}"
+    found = search(
+        db, context, "Communication", [("based-on", based_on), ("_sort", "sent"), ("_count", "1000")]
+    )
+    return [v.load(m) for m in found.matches]
+
+
+def write_message(
+    con: Connection, context: Any, request: dict[str, Any], recipients: list[Any], text: str, transition: str
+) -> dict[str, Any]:
+    """A message of the thread from the signed-in person (a Communication ``basedOn`` the request, its
+    transition kept as a note), written in the move's transaction."""
+    from naer import clock
+
+    communication = {
+        "resourceType": "Communication",
+        "status": "completed",
+        "basedOn": [{"reference": f"{request['resourceType']}/{request['id']}"}],
+        "category": request.get("category"),
+        "subject": request.get("subject"),
+        "sent": v.instant(clock.now()),
+        "sender": v.asker_ref(context.principal),
+        "recipient": [r for r in recipients if r],
+        "payload": [{"contentString": text}],
+        "note": [{"text": transition}],
+    }
+    return v.load(store.create(con, context, "Communication", communication))

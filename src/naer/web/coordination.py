@@ -5,6 +5,7 @@ the CSRF token, and every refusal is shown on the page in the reader's language 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -139,6 +140,40 @@ def _row(
         "overdue": overdue and task.get("status") not in ("completed", "cancelled", "rejected"),
         "owner": (task.get("owner") or {}).get("display") or (task.get("owner") or {}).get("reference", ""),
     }
+
+
+async def _form_move(
+    request: Request,
+    task_id: str,
+    transition: str,
+    move: Callable[..., Any],
+    page: Callable[..., Response],
+    base: str,
+    gone: str,
+) -> Response:
+    """A move from a page's form (its CSRF token checked): done, then back to the page (``base``/ID), or
+    to ``gone`` when the move ended the mover's own access (an on-call physician's answer); refused, the
+    page again with the reason and nothing written."""
+    context, refused = _clinician(request)
+    if context is None:
+        return refused  # type: ignore[return-value]
+    values = await session.form(request)
+    if values is None:
+        return refuse(request)
+    rid, version = task_id[:ID_LIMIT], values.get("version", "")
+    db = request.app.state.db
+    try:
+        await run_in_threadpool(
+            move, db, context, rid, transition[:40], values.get("text") or None,
+            int(version) if version.isdigit() and len(version) < 10 else None,
+        )  # fmt: skip
+    except StoreError as error:
+        return page(request, context, rid, problem(error, session.language(request)), error.status)
+    try:
+        store.read(db, context, "Task", rid)
+    except StoreError:
+        return RedirectResponse(gone, status_code=303)
+    return RedirectResponse(f"{base}/{rid}", status_code=303)
 
 
 def _title(item: Any, lang: str) -> str:
@@ -287,27 +322,9 @@ def add_coordination_pages(app: FastAPI) -> None:
 
     @app.post("/advice/{task_id}/{transition}", response_class=HTMLResponse, include_in_schema=False)
     async def advice_move(request: Request, task_id: str, transition: str) -> Response:
-        context, refused = _clinician(request)
-        if context is None:
-            return refused  # type: ignore[return-value]
-        values = await session.form(request)
-        if values is None:
-            return refuse(request)
-        version = values.get("version", "")
-        try:
-            await run_in_threadpool(
-                advice.move, request.app.state.db, context, task_id[:ID_LIMIT], transition[:40],
-                values.get("text") or None, int(version) if version.isdigit() and len(version) < 10 else None,
-            )  # fmt: skip
-        except StoreError as error:
-            return _thread(
-                request, context, task_id[:ID_LIMIT], problem(error, session.language(request)), error.status
-            )
-        try:  # the move may have ended the mover's relation (an on-call answer): then back to the inbox
-            advice.thread(request.app.state.db, context, task_id[:ID_LIMIT])
-        except StoreError:
-            return RedirectResponse("/inbox?whose=person", status_code=303)
-        return RedirectResponse(f"/advice/{task_id[:ID_LIMIT]}", status_code=303)
+        return await _form_move(
+            request, task_id, transition, advice.move, _thread, "/advice", "/inbox?whose=person"
+        )
 
     def _thread(
         request: Request, context: AccessContext, task_id: str, message: dict[str, str] | None, status: int
@@ -518,30 +535,15 @@ def add_task_pages(app: FastAPI) -> None:
 
     @app.post("/task/{task_id}/{transition}", response_class=HTMLResponse, include_in_schema=False)
     async def task_move(request: Request, task_id: str, transition: str) -> Response:
-        context, refused = _clinician(request)
-        if context is None:
-            return refused  # type: ignore[return-value]
-        values = await session.form(request)
-        if values is None:
-            return refuse(request)
-        lang = session.language(request)
-        version = values.get("version", "")
-        try:
-            found = store.read(request.app.state.db, context, "Task", v.ident(task_id[:ID_LIMIT], "task"))
-            module = module_of(v.load(found))
+        def move(
+            db: Any, context: AccessContext, rid: str, name: str, text: str | None, version: int | None
+        ) -> Any:
+            module = module_of(v.load(store.read(db, context, "Task", v.ident(rid, "task"))))
             if module is None:
-                raise NotFound(f"Task/{task_id[:ID_LIMIT]} is not moved on here")
-            await run_in_threadpool(
-                module.move, request.app.state.db, context, task_id[:ID_LIMIT], transition[:40],
-                values.get("text") or None, int(version) if version.isdigit() and len(version) < 10 else None,
-            )  # fmt: skip
-        except StoreError as error:
-            return _task_page(request, context, task_id[:ID_LIMIT], problem(error, lang), error.status)
-        try:  # the move may have ended the mover's relation: then back to the inbox
-            store.read(request.app.state.db, context, "Task", task_id[:ID_LIMIT])
-        except StoreError:
-            return RedirectResponse("/inbox", status_code=303)
-        return RedirectResponse(f"/task/{task_id[:ID_LIMIT]}", status_code=303)
+                raise NotFound(f"Task/{rid} is not moved on here")
+            return module.move(db, context, rid, name, text, version)
+
+        return await _form_move(request, task_id, transition, move, _task_page, "/task", "/inbox")
 
     def _task_page(
         request: Request, context: AccessContext, task_id: str, message: dict[str, str] | None, status: int
