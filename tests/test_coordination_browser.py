@@ -22,7 +22,12 @@ from tests.coordination_world import NOW, World, build
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]]:
     from naer.api.app import create_app
     from naer.store.migrate import upgrade
-    from naer.web.coordination import add_coordination_pages, add_course_pages, add_task_pages
+    from naer.web.coordination import (
+        add_coordination_pages,
+        add_course_pages,
+        add_figures_pages,
+        add_task_pages,
+    )
     from naer.web.gate import SignInGate
     from naer.web.signin import add_access_pages
 
@@ -36,6 +41,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]
     add_coordination_pages(app)
     add_course_pages(app)
     add_task_pages(app)
+    add_figures_pages(app)
     app.add_middleware(SignInGate)
     try:
         with served(app) as base:
@@ -239,3 +245,32 @@ def test_the_department_books_a_referral(site: tuple[World, str], browser: Any) 
     assert "CT-skanning torsdag kl. 9" in page.inner_text("ol.thread")
     check(page, "referral task (da)")
     page.context.close()
+
+
+def test_the_collaborations_figures(site: tuple[World, str], browser: Any) -> None:
+    import urllib.request
+
+    w, base = site
+    body = {"patient": "p-home", "department": "dept-med", "urgency": "same-day", "question": "Til tallene"}
+    asked = urllib.request.Request(
+        f"{base}/workflow/advice", data=orjson.dumps(body), headers=w.headers("nurse"), method="POST"
+    )
+    with urllib.request.urlopen(asked) as answer:
+        assert answer.status == 201
+    physician = _page(browser)
+    sign_in(physician, base, "phys")
+    physician.click("text=Samarbejdet")
+    physician.wait_for_selector("h1")
+    text = physician.inner_text("main")
+    assert "Rådgivning besvaret inden for den aftalte svartid" in text and "Medicinsk afdeling" in text
+    physician.screenshot(path=str(SCREENSHOTS / "figures-physician.png"), full_page=True)
+    check(physician, "figures (da)")
+    physician.goto(f"{base}/figures?lang=en")
+    assert "Advice answered within the agreed time" in physician.inner_text("main")
+    check(physician, "figures (en)")
+    physician.context.close()
+    planner = _page(browser)
+    sign_in(planner, base, "planner")
+    planner.goto(f"{base}/figures?lang=da")
+    assert "færre end 5" in planner.inner_text("main")  # a handful of requests: not shown to planners
+    planner.context.close()

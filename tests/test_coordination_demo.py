@@ -52,6 +52,16 @@ def test_the_demo_has_work_in_hand(samsoe: Path, tmp_path: Path, naer: Callable[
             nurse = {"Authorization": f"Bearer {tokens.issue('hjemmesygeplejerske', 'user/*.cruds')}"}
             answered = api.get("/workflow/inbox?whose=person", headers=nurse).json()["lists"]["answered"]
             assert answered["count"] == 1
+            from naer.coordination.figures import figures
+            from naer.store.db import engine
+
+            found = figures(engine(url))
+            advice = {(s.total, s.within, s.open, s.open_overdue) for s in found.advice}
+            assert (1, 1, 2, 1) in advice  # answered in time; two open, one of them overdue (escalated)
+            assert sum(s.open for s in found.follow_up) == 4 and found.delegations_in_force == 1
+            assert found.beds == [
+                {"unit": "Samsø Sundheds- og Akuthus, akutpladser", "beds": 4, "occupied": 2}
+            ]
             citizen = orjson.loads((tmp_path / "demo-users.json").read_text())
             assert any(u["name"] == "borger" for u in citizen)
     finally:

@@ -591,3 +591,56 @@ def add_task_pages(app: FastAPI) -> None:
             deadline=_when(((task.get("restriction") or {}).get("period") or {}).get("end"), lang),
             entries=messages, moves=moves, message=message, action=f"/task/{task['id']}",
         )  # fmt: skip
+
+
+# -- the collaboration's figures ----------------------------------------------------------------------------
+
+
+def _share_row(share: Any, below: int | None) -> dict[str, Any]:
+    """A row of figures; counts from 1 to below-1 hidden (with what could work them back) when asked."""
+    counts = (share.total, share.within, share.open, share.open_overdue)
+    hidden = below is not None and any(0 < n < below for n in counts)
+    percent = round(100 * share.within / share.total) if share.total and not hidden else None
+    return {
+        "group": share.group, "detail": share.detail, "hidden": hidden,
+        "total": None if hidden else share.total, "within": None if hidden else share.within,
+        "percent": percent, "open": None if hidden else share.open,
+        "overdue": None if hidden else share.open_overdue,
+    }  # fmt: skip
+
+
+def _agreement_title(agreement_id: str, lang: str) -> str:
+    found = agreements.by_id(agreement_id)
+    if found is None:
+        return agreement_id
+    return found.title_da if lang == "da" else found.title
+
+
+def add_figures_pages(app: FastAPI) -> None:
+    from naer.access.policy import policy
+    from naer.coordination.figures import figures
+
+    @app.get("/figures", response_class=HTMLResponse, include_in_schema=False)
+    def figures_page(request: Request) -> Response:
+        context = _context(request)
+        if context is None:
+            return session.to_login(request)
+        role = context.rules.roles[context.principal.role]
+        t = i18n.gettext_for(session.language(request))
+        if not role.dashboard:
+            return refuse(
+                request, 403, t("The figures are for planners, administrators and health professionals.")
+            )
+        below = policy().suppress_below if role.records == "none" else None
+        found = figures(request.app.state.db)
+        lang = session.language(request)
+        return render(
+            request, "figures.html", principal=context.principal,
+            at=_when(v.instant(found.at), lang),
+            advice=[
+                {**_share_row(a, below), "detail": _agreement_title(a.detail, lang)} for a in found.advice
+            ],
+            follow_up=[_share_row(s, below) for s in found.follow_up],
+            beds=found.beds, in_force=found.delegations_in_force, expiring=found.delegations_expiring,
+            suppressed=below is not None,
+        )  # fmt: skip

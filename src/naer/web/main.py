@@ -7,7 +7,7 @@ from __future__ import annotations
 from naer import clock
 from naer.api.app import create_app
 from naer.settings import get_settings
-from naer.web.coordination import add_coordination_pages, add_course_pages, add_task_pages
+from naer.web.coordination import add_coordination_pages, add_course_pages, add_figures_pages, add_task_pages
 from naer.web.dashboard import add_dashboard
 from naer.web.gate import SignInGate
 from naer.web.risk import add_risk_pages
@@ -21,6 +21,7 @@ add_access_pages(app)
 add_coordination_pages(app)
 add_course_pages(app)
 add_task_pages(app)
+add_figures_pages(app)
 add_dashboard(app, get_settings().results_path())
 add_risk_pages(app, get_settings().risk_path())
 app.add_middleware(SignInGate)

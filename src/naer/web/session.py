@@ -111,6 +111,7 @@ def who(p: Principal | None) -> dict[str, Any] | None:
         return None
     from naer.access.policy import policy
 
-    clinician = policy().roles[p.role].records == "relations"  # the roles that work with citizens
+    role = policy().roles[p.role]
+    clinician = role.records == "relations"  # the roles that work with citizens
     return {"name": p.display, "role": p.role, "organization": p.organization, "account": p.account,
-            "inbox": clinician}  # fmt: skip
+            "inbox": clinician, "figures": role.dashboard}  # fmt: skip
