@@ -167,6 +167,9 @@ def test_occupancy_over_time_and_who_may_see_it(world: tuple[World, TestClient])
     ):  # the tester's 500
         far = api.get(f"/workflow/acute-beds/occupancy?unit=acute-0741&{query}", headers=w.headers("nurse"))
         assert far.status_code == 400 and "from 1900 to 2100" in far.text, query
+    for query in ("start=20241228", "start=2024-W52-1", "end=2024-1-1"):
+        odd = api.get(f"/workflow/acute-beds/occupancy?unit=acute-0741&{query}", headers=w.headers("nurse"))
+        assert odd.status_code == 400 and "YYYY-MM-DD" in odd.text, query
     for unit in ("home-0741", "nowhere"):
         assert (
             api.get(f"/workflow/acute-beds/occupancy?unit={unit}", headers=w.headers("nurse")).status_code

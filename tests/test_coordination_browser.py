@@ -160,7 +160,13 @@ def test_a_follow_up_shows_in_the_nurses_inbox(site: tuple[World, str], browser:
     page.wait_for_selector("dl.facts")
     assert "Overdraget" in page.inner_text("dl.facts")
     check(page, "follow-up task (da)")
-    page.click("button:has-text('Modtag')")
+    page.eval_on_selector("form[action$='/accept'] input[name=version]", "e => e.value = 'abc'")
+    refused = page.expect_response(lambda r: r.url.endswith("/accept"))
+    with refused as answer:
+        page.click("button:has-text('Acceptér')")
+    assert answer.value.status == 400  # a form without a version of the Task moves nothing
+    assert "Overdraget" in page.inner_text("dl.facts")
+    page.click("button:has-text('Acceptér')")
     page.wait_for_selector("text=Modtaget")
     page.fill("#text-done", "Vægt 71,2 kg, stabil")
     page.click("button:has-text('Markér som udført')")
@@ -203,6 +209,9 @@ def test_the_course_page_and_the_citizens_own_plan(site: tuple[World, str], brow
     assert "Hjemmepleje" in nurse.inner_text("table.course")
     nurse.screenshot(path=str(SCREENSHOTS / "course-nurse.png"), full_page=True)
     check(nurse, "course (da)")
+    for year in ("abc", "2100", "-1"):
+        bad = nurse.goto(f"{base}/citizen/p-home/course?year={year}")
+        assert bad is not None and bad.status == 400, year
     nurse.goto(f"{base}/citizen/p-home/course?lang=en")
     assert "Who is responsible for what" in nurse.inner_text("main")
     check(nurse, "course (en)")

@@ -62,6 +62,18 @@ def test_the_demo_has_work_in_hand(samsoe: Path, tmp_path: Path, naer: Callable[
             assert found.beds == [
                 {"unit": "Samsø Sundheds- og Akuthus, akutpladser", "beds": 4, "occupied": 2}
             ]
+            from naer.access import accounts
+            from naer.access.context import AccessContext
+            from naer.coordination.course import course
+
+            account = accounts.get(engine(url), "laege")
+            borger = accounts.get(engine(url), "borger")
+            assert account is not None and borger is not None
+            gp = AccessContext(accounts.principal(engine(url), account, None, "x"), engine(url), None)
+            found_course = course(engine(url), gp, str(borger.patient), 2024)
+            team = {r.who for r in found_course.responsible if r.what == "team"}
+            assert team == {"Hjemmepleje og sygepleje, Samsø Kommune"}  # who accepted the follow-up
+            assert all(i.when <= "2024-12-31T10:05" for i in found_course.items if i.kind == "contact")
             citizen = orjson.loads((tmp_path / "demo-users.json").read_text())
             assert any(u["name"] == "borger" for u in citizen)
     finally:

@@ -146,6 +146,8 @@ def test_bad_thresholds_are_refused(world: tuple[World, TestClient], thresholds:
 def test_a_citizen_one_may_not_know_is_not_checked(world: tuple[World, TestClient]) -> None:
     w, api = world
     assert _post(api, w, "nurse-other", "/workflow/measurements/check", patient="p-home").status_code == 404
+    for person in ("citizen", "planner"):  # checking makes clinical Tasks: the clinicians' to do
+        assert _post(api, w, person, "/workflow/measurements/check", patient="p-home").status_code == 403
 
 
 def test_the_course_shows_each_months_measurements(world: tuple[World, TestClient]) -> None:

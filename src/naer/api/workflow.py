@@ -61,7 +61,7 @@ def _iso_day(value: Any) -> date:
     if isinstance(value, date):
         return value
     if not isinstance(value, str) or not ISO_DAY.match(value):
-        raise ValueError("a date such as 2026-12-07 (YYYY-MM-DD)")
+        raise ValueError("a date such as 2024-12-31 (YYYY-MM-DD)")
     day = date.fromisoformat(value)
     if not 1900 <= day.year <= 2100:
         raise ValueError("a date from 1900 to 2100")
@@ -515,7 +515,9 @@ def add_workflow_routes(app: FastAPI, db: Engine, context_of: Callable[[Request]
     async def check_measurements(request: Request) -> Response:
         """Check a citizen's home measurements of the last 14 days against the care plan's thresholds now:
         the Tasks made for those outside (each measurement gets one, however often it is checked)."""
-        context = context_of(request)
+        context = v.require_person(context_of(request))
+        if context.rules.roles[context.principal.role].records != "relations":
+            raise Forbidden("home measurements are checked by the health professionals around the citizen")
         body: CheckIn = _parsed(await raw_body(request), CheckIn)
         await run_in_threadpool(store.read, db, context, "Patient", body.patient)  # 404 for one not known
         made = await run_in_threadpool(measurements.check, db, body.patient)

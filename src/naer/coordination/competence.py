@@ -8,6 +8,7 @@ competence on the day (delegation.py)."""
 from __future__ import annotations
 
 import calendar as months
+import re
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -223,9 +224,17 @@ def expiring(
 
 
 def parse_day(value: str | None, what: str) -> date | None:
+    """A day from a query (YYYY-MM-DD only, from 1900 to 2100), or None when not given."""
     if value is None or value == "":
         return None
     try:
-        return date.fromisoformat(value)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError
+        day = date.fromisoformat(value)
     except ValueError:
-        raise Invalid(f"{what} must be a date such as 2026-12-07, not {value[:40]!r}", where=what) from None
+        raise Invalid(
+            f"{what} must be a date such as 2024-12-31 (YYYY-MM-DD), not {value[:40]!r}", where=what
+        ) from None
+    if not 1900 <= day.year <= 2100:
+        raise Invalid(f"{what} lies from 1900 to 2100, not {value!r}", where=what)
+    return day

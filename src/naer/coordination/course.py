@@ -143,6 +143,8 @@ def course(db: Engine, context: RequestContext, patient_id: str, year: int | Non
             when, status = str(request.get("authoredOn", "")), str(request.get("status", ""))
             items.append(Item(when, "", "delegation", "framework-delegation", detail, status))
     items += _measurements(db, access, ref, span)
+    moment = v.instant(clock.now())  # nothing after now (the demo's clock stands inside its data)
+    items = [i for i in items if _before(i.when, moment)]
     items.sort(key=lambda i: i.when, reverse=True)
     plan, goals, team = _plan(db, access, patient_id)
     responsible = _responsible(db, access, patient, encounters, orgs, team)
@@ -188,6 +190,28 @@ def _measurements(db: Engine, context: RequestContext, ref: str, span: list[tupl
     return made
 
 
+TASK_PAGES = ("discharge-follow-up", "diagnostic-referral")
+
+
+def _state(task: dict[str, Any], code: str) -> str | None:
+    """The Task's state in its workflow's words (Danish: the definitions' title_da), if it has one."""
+    from naer.coordination.machine import workflow
+
+    names = {"advice": "advice", "diagnostic-referral": "referral", "discharge-follow-up": "follow-up"}
+    if code not in names:
+        return None
+    flow = workflow(names[code])
+    state = flow.states.get(v.state_of(task, flow) or "")
+    return f"state:{v.state_of(task, flow)}:{names[code]}" if state else None
+
+
+def _before(when: str, moment: str) -> bool:
+    try:
+        return v.aware(when) <= v.aware(moment)
+    except ValueError:
+        return True
+
+
 def _kind(encounter: dict[str, Any]) -> str:
     """The contact's type (Nær's contact types), else what its class says."""
     found = v.codes(encounter.get("type"), CONTACT_TYPE)
@@ -221,13 +245,13 @@ def _responsible(
         org = v.directory(db, "Organization", rid) if rid else None
         found.append(Responsible("gp", "", str((org or {}).get("name", rid or "")), ""))
     today = clock.now().astimezone(DANISH_TIME).date().isoformat()
-    for team in delegation.responsibilities(db, context, str(patient["id"])):
-        period = team.get("period") or {}
+    for holder in delegation.responsibilities(db, context, str(patient["id"])):
+        period = holder.get("period") or {}
         running = str(period.get("start", "")) <= today <= str(period.get("end") or "9999")
-        if team.get("status") != "active" or not running:
+        if holder.get("status") != "active" or not running:
             continue
-        setting = (v.codes(team.get("reasonCode"), delegation.SETTING) or [""])[0]
-        member = ((team.get("participant") or [{}])[0].get("member") or {}).get("display", "")
+        setting = (v.codes(holder.get("reasonCode"), delegation.SETTING) or [""])[0]
+        member = ((holder.get("participant") or [{}])[0].get("member") or {}).get("display", "")
         found.append(Responsible("responsibility", setting, member, str(period.get("start", ""))))
     for e in encounters:
         if e.get("status") in OPEN:

@@ -39,7 +39,7 @@ from naer.store.errors import Forbidden, Invalid, Unprocessable
 TRACKS_FILE = Path(__file__).with_name("referrals.yaml")
 CATEGORY = f"{NAER}/CodeSystem/request-category"
 TRACK = f"{NAER}/CodeSystem/referral-track"
-CALENDAR = WorkingCalendar()
+CALENDAR = WorkingCalendar(also_closed=frozenset({(6, 5), (12, 24), (12, 31)}))  # as the agreements close
 
 
 def referral_workflow() -> Workflow:

@@ -27,7 +27,8 @@ def read(
     found = store.read(db, context, "Task", v.ident(task_id, "task"))
     task = v.load(found)
     if not v.is_workflow(task, flow):
-        raise NotFound(f"Task/{task_id} is not a {flow.title.lower()}")
+        title = flow.title.lower()
+        raise NotFound(f"Task/{task_id} is not {'an' if title[:1] in 'aeiou' else 'a'} {title}")
     return found, task
 
 

@@ -5,6 +5,7 @@ the CSRF token, and every refusal is shown on the page in the reader's language 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from naer.coordination.machine import workflow
 from naer.coordination.tasks import Thread
 from naer.fhir.systems import ORG_KIND
 from naer.store import resources as store
-from naer.store.errors import NotFound, StoreError
+from naer.store.errors import Invalid, NotFound, StoreError
 from naer.store.search.query import search
 from naer.web import i18n, people, session
 from naer.web.i18n import mark as _
@@ -46,12 +47,13 @@ LEADS = {
     "urgency": _("Choose an urgency that the agreement has."),
     "question": _("Write a question."),
     "patient": _("No such citizen, or you have no care relation with the citizen."),
-    "text": _("Write a text."),
+    "text": _("Check the text."),
+    "version": _("Someone else changed the request meanwhile: read it again."),
     "If-Match": _("Someone else changed the request meanwhile: read it again."),
 }
 BY_STATUS = {
     403: _("You may not do that."),
-    404: _("No such citizen, or you have no care relation with the citizen."),
+    404: _("Not found, or you may not see it."),
     409: _("The request has moved on meanwhile."),
     412: _("Someone else changed the request meanwhile: read it again."),
 }
@@ -76,7 +78,9 @@ def _clinician(request: Request) -> tuple[AccessContext | None, Response | None]
         return None, session.to_login(request)
     if context.rules.roles[context.principal.role].records != "relations":
         t = i18n.gettext_for(session.language(request))
-        return None, refuse(request, 403, t("Inboxes and advice requests are for health professionals."))
+        return None, refuse(
+            request, 403, t("These pages are for the health professionals around the citizen.")
+        )
     return context, None
 
 
@@ -163,10 +167,11 @@ async def _form_move(
     rid, version = task_id[:ID_LIMIT], values.get("version", "")
     db = request.app.state.db
     try:
+        if not (version.isascii() and version.isdigit() and len(version) < 10):
+            raise Invalid("the form names no version of the request: reload the page", where="version")
         await run_in_threadpool(
-            move, db, context, rid, transition[:40], values.get("text") or None,
-            int(version) if version.isdigit() and len(version) < 10 else None,
-        )  # fmt: skip
+            move, db, context, rid, transition[:40], values.get("text") or None, int(version)
+        )
     except StoreError as error:
         return page(request, context, rid, problem(error, session.language(request)), error.status)
     try:
@@ -188,7 +193,8 @@ def _entries(found: Thread, lang: str) -> list[dict[str, str]]:
         {
             "who": (first.get("requester") or {}).get("display", ""),
             "when": _when(first.get("authoredOn"), lang),
-            "text": (first.get("payload") or [{}])[0].get("contentString", ""),
+            "text": (first.get("payload") or [{}])[0].get("contentString", "")
+            or "; ".join(str(r.get("text", "")) for r in first.get("reasonCode") or []),
             "kind": "question",
         }
     ]
@@ -396,6 +402,12 @@ SECTOR_NAMES = {
     "municipality": _("Municipality"),
     "general-practice": _("General practice"),
 }
+OWN = {  # the same, as the citizen's own page says it
+    "gp": _("Your GP"),
+    "responsibility": _("Medical responsibility"),
+    "stay": _("Open contact"),
+    "team": _("Your team"),
+}
 RESPONSIBLE = {
     "gp": _("The citizen's GP"),
     "responsibility": _("Medical responsibility"),
@@ -445,7 +457,10 @@ def add_course_pages(app: FastAPI) -> None:
     ) -> Response:
         lang = session.language(request)
         t = i18n.gettext_for(lang)
-        chosen = int(year) if year.isdigit() and 1900 <= int(year) <= 2100 else None
+        this_year = clock.now().astimezone(DANISH_TIME).year
+        if year and not (year.isascii() and year.isdigit() and 1900 <= int(year) <= this_year):
+            return refuse(request, 400, t("Choose a year from the list."))
+        chosen = int(year) if year else None
         try:
             found = course(request.app.state.db, context, patient_id, chosen)
         except StoreError as error:
@@ -457,7 +472,7 @@ def add_course_pages(app: FastAPI) -> None:
             request, template, principal=context.principal, patient_id=patient_id,
             name=people.name_of(found.patient) or patient_id, cpr=people.cpr_of(found.patient),
             year=found.year, years=found.years, rows=[_course_row(i, t, lang) for i in found.items],
-            responsible=[_responsible_row(r, t, lang) for r in found.responsible],
+            responsible=[_responsible_row(r, t, lang, template == "my_plan.html") for r in found.responsible],
             activities=[_activity_row(a) for a in plan.get("activity") or []],
             goals=[(g.get("description") or {}).get("text", "") for g in found.goals],
             palliative=sections.get("care-plan-palliative", {}),
@@ -470,19 +485,32 @@ def _words(code: str, table: dict[str, str], t: Any) -> str:
 
 
 def _course_row(item: Any, t: Any, lang: str) -> dict[str, str]:
+    detail = item.detail
+    if item.kind == "delegation":  # its period in the page's words
+        detail = re.sub(r"\d{4}-\d{2}-\d{2}", lambda m: i18n.day(m.group(0), lang), detail)
     return {
         "when": _when(item.when, lang),
         "sector": _words(item.sector, SECTOR_NAMES, t) if item.sector else "",
         "sector_code": item.sector or "other",
         "what": _words(item.code, CONTACTS, t),
-        "detail": item.detail,
-        "status": _words(item.status, STATUSES, t),
+        "detail": detail,
+        "status": _status(item.status, t, lang),
         "link": item.link,
     }
 
 
-def _responsible_row(r: Any, t: Any, lang: str) -> dict[str, str]:
-    what = str(t(RESPONSIBLE[r.what]))
+def _status(status: str, t: Any, lang: str) -> str:
+    """A status in the page's words: a workflow's state by its definition, else FHIR's status."""
+    if status.startswith("state:"):
+        _, code, name = [*status.split(":"), "", ""][:3]
+        state = workflow(name).states.get(code)
+        return _title(state, lang) if state else code
+    words = _words(status, STATUSES, t)
+    return words[:1].upper() + words[1:]
+
+
+def _responsible_row(r: Any, t: Any, lang: str, own: bool = False) -> dict[str, str]:
+    what = str(t((OWN if own else RESPONSIBLE)[r.what]))
     if r.code in SETTINGS:
         what += f": {t(SETTINGS[r.code])}"
     elif r.what == "stay" and r.code in CONTACTS:
