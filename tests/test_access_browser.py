@@ -56,10 +56,12 @@ def test_the_citizen_sees_the_gps_look_in_min_log(site: tuple[World, str], brows
     page.wait_for_selector("table.log tbody tr")
     text = page.inner_text("table.log")
     assert "Test gp-a" in text and "borgerens egen læge" in text and "Lægehuset A" in text
+    assert "læste dine oplysninger" in text and "Patient" not in text  # words, not FHIR's type names
     page.screenshot(path=str(SCREENSHOTS / "min-log.png"), full_page=True)
     check(page, "min log (da)")
     page.goto(f"{base}/min-log?lang=en")
     assert "the citizen's GP" in page.inner_text("table.log")
+    assert "read your details" in page.inner_text("table.log")
     check(page, "min log (en)")
     page.context.close()
 

@@ -31,7 +31,7 @@ from naer.store.errors import StoreError
 from naer.store.search.query import search
 from naer.store.tables import resources
 from naer.web import i18n, people, session
-from naer.web.words import ACTIONS, RELATIONS, REVIEWS, ROLES
+from naer.web.words import ACTIONS, RECORDS, RELATIONS, REVIEWS, ROLES
 
 HERE = Path(__file__).parent
 DANISH_TIME = ZoneInfo("Europe/Copenhagen")
@@ -108,7 +108,7 @@ def log_rows(events: list[dict[str, Any]], db: Any, lang: str) -> list[dict[str,
             for ent in e.get("entity", [])
             if "what" in ent and not ent["what"]["reference"].startswith("Patient/")
         ]
-        kinds = ", ".join(sorted(set(things))) or "Patient"
+        kinds = ", ".join(t(RECORDS[k]) if k in RECORDS else k for k in sorted(set(things) or {"Patient"}))
         glassed = relation == "break-the-glass" or action == "break-glass"
         why = t(RELATIONS.get(relation, relation)) if relation else ""
         if action == "break-glass":

@@ -51,3 +51,22 @@ ACTIONS = {
 }
 # Decisions of the break-the-glass review.
 REVIEWS = {"accepted": _("accepted"), "rejected": _("rejected")}
+# Kinds of record as the citizen's log names them ("... read your care plan"); a kind not here shows as
+# its FHIR type.
+RECORDS = {
+    "Patient": _("your details"),
+    "Encounter": _("your contacts"),
+    "Condition": _("your diagnoses"),
+    "Observation": _("your measurements and observations"),
+    "Task": _("a task about you"),
+    "CommunicationRequest": _("an advice request about you"),
+    "Communication": _("a message about you"),
+    "ServiceRequest": _("a referral or delegation about you"),
+    "CarePlan": _("your care plan"),
+    "CareTeam": _("your care team"),
+    "Goal": _("a goal in your plan"),
+    "DocumentReference": _("a document about you"),
+    "Consent": _("your consent and blocks"),
+    "EpisodeOfCare": _("your course of care"),
+    "Group": _("a group you are in"),
+}
