@@ -98,16 +98,11 @@ def parties(p: Principal, task: dict[str, Any], request: dict[str, Any]) -> set[
 def _region_of(db: Engine | Connection, org: dict[str, Any]) -> str | None:
     """The region (DK-8x) an organisation belongs to: the ``address.state`` of the first organisation up
     its ``partOf`` chain that has one (the region itself)."""
-    seen: set[str] = set()
-    current: dict[str, Any] | None = org
-    while current is not None and current.get("id") not in seen:
-        seen.add(str(current.get("id")))
-        for address in current.get("address") or []:
+    for found in v.chain(db, org):
+        for address in found.get("address") or []:
             state = address.get("state")
             if isinstance(state, str) and re.match(r"^DK-8[1-5]$", state):
                 return state
-        parent = v.ref_id(current.get("partOf"), "Organization")
-        current = v.directory(db, "Organization", parent) if parent else None
     return None
 
 
@@ -255,17 +250,10 @@ def _headline(text: str, most: int = 120) -> str:
     return first if len(first) <= most else first[: most - 1].rstrip() + "…"
 
 
-def _request_of(db: Engine | Connection, context: RequestContext, task: dict[str, Any]) -> dict[str, Any]:
-    rid = v.ref_id(task.get("focus"), "CommunicationRequest")
-    if rid is None:
-        raise Unprocessable(f"Task/{task.get('id')} names no CommunicationRequest as its focus")
-    return v.load(store.read(db, context, "CommunicationRequest", rid))
-
-
 def thread(db: Engine | Connection, context: RequestContext, task_id: str) -> Thread:
     """The request, its question and every message, as far as the asker may see them."""
     found, task = tasks.read(db, context, advice_workflow(), task_id)
-    request = _request_of(db, context, task)
+    request = tasks.focus(db, context, task, "CommunicationRequest")
     return Thread(task, found.version_id, request, tasks.messages(db, context, request))
 
 
@@ -284,7 +272,7 @@ def move(
     flow = advice_workflow()
     with db.begin() as con:
         found, task = tasks.read(con, access, flow, task_id)
-        request = _request_of(con, access, task)
+        request = tasks.focus(con, access, task, "CommunicationRequest")
         who = parties(access.principal, task, request)
         flow.may(transition, who)
         tasks.fresh(found, if_match)
@@ -331,12 +319,7 @@ def _apply(
                 {"type": v.input_type("answer"), "valueReference": answer},
             ]
     stored = store.update(con, context, "Task", task["id"], task, if_match=version)
-    if state.request and request.get("status") != state.request:
-        changed = dict(request)
-        changed.pop("meta", None)
-        changed["status"] = state.request
-        request = v.load(store.update(con, context, "CommunicationRequest", request["id"], changed))
-    return Written(stored, request, messages)
+    return Written(stored, tasks.follow(con, context, request, state.request), messages)
 
 
 @dataclass
@@ -348,16 +331,18 @@ class Written:
     messages: list[dict[str, Any]]
 
 
+def sent_under(task: dict[str, Any]) -> tuple[str, str]:
+    """The agreement (its id) and the urgency (its code) an advice request was sent under (its inputs)."""
+    found = v.inputs(task)
+    agreement = str((found.get("agreement") or {}).get("valueString", "")).split("|")[0]
+    urgency = str(((found.get("urgency") or {}).get("valueCoding") or {}).get("code", ""))
+    return agreement, urgency
+
+
 def _new_deadline(task: dict[str, Any], now: datetime) -> datetime:
-    agreement_id, urgency = None, None
-    for item in task.get("input") or []:
-        codes = v.codes(item.get("type"), v.INPUT_TYPE)
-        if codes == ["agreement"]:
-            agreement_id = str(item.get("valueString", "")).split("|")[0]
-        elif codes == ["urgency"]:
-            urgency = (item.get("valueCoding") or {}).get("code")
-    agreement = agreements.by_id(agreement_id or "")
-    if agreement is None or not isinstance(urgency, str):
+    agreement_id, urgency = sent_under(task)
+    agreement = agreements.by_id(agreement_id)
+    if agreement is None or not urgency:
         raise Unprocessable(f"Task/{task.get('id')} names no agreement and urgency Nær knows")
     return agreement.urgency(urgency).deadline(now, agreement.calendar)
 
@@ -400,10 +385,10 @@ def escalate_overdue(db: Engine, at: datetime | None = None) -> list[str]:
         task = v.load(match)
         try:
             with db.begin() as con:
-                request = _request_of(con, context, task)
+                request = tasks.focus(con, context, task, "CommunicationRequest")
                 flow.step(v.state_of(task, advice_workflow()) or flow.start, "escalate", {"system"})
                 owner = v.ref_id(task.get("owner"), "Organization")
-                agreement = agreements.by_id(_agreement_id(task))
+                agreement = agreements.by_id(sent_under(task)[0])
                 role = on_call_role(con, owner, agreement.escalate_to) if owner and agreement else None
                 _apply(
                     con, context, flow, task, match.version_id, request, "escalated", None, "escalate", role
@@ -412,10 +397,3 @@ def escalate_overdue(db: Engine, at: datetime | None = None) -> list[str]:
         except (Conflict, PreconditionFailed):
             continue
     return done
-
-
-def _agreement_id(task: dict[str, Any]) -> str:
-    for item in task.get("input") or []:
-        if v.codes(item.get("type"), v.INPUT_TYPE) == ["agreement"]:
-            return str(item.get("valueString", "")).split("|")[0]
-    return ""

@@ -21,6 +21,7 @@ from naer import clock
 from naer.coordination import careplan, delegation
 from naer.coordination import values as v
 from naer.coordination.calendar import DANISH_TIME
+from naer.coordination.machine import by_code
 from naer.fhir.systems import CONTACT_TYPE, LOINC
 from naer.store import resources as store
 from naer.store.context import RequestContext
@@ -42,7 +43,7 @@ PAGE = 500
 class Item:
     """One line of the timeline: when, in which sector, what kind of thing (``kind``: contact, task or
     delegation; ``code``: its contact type, workflow or treatment), with the words the data give
-    (``detail``: the place, the task's description, the delegation's period), its status, and a page."""
+    (``detail``: the place, the task's description, the delegation's period), its status, and its Task."""
 
     when: str
     sector: str  # region, municipality, general-practice, or "" when not known
@@ -50,7 +51,7 @@ class Item:
     code: str
     detail: str
     status: str
-    link: str = ""
+    task: str = ""  # the Task's id, for a Task (its page is the web's to name)
 
 
 @dataclass
@@ -130,10 +131,9 @@ def course(db: Engine, context: RequestContext, patient_id: str, year: int | Non
         code = (v.codes(task.get("code"), v.WORKFLOW_CODES) or [""])[0]
         owner = (task.get("owner") or {}).get("display") or (task.get("owner") or {}).get("reference", "")
         detail = " · ".join(x for x in (str(task.get("description") or ""), owner) if x)
-        link = f"/advice/{task['id']}" if code == "advice" else ""
-        items.append(
-            Item(str(task.get("authoredOn", "")), "", "task", code, detail, str(task.get("status", "")), link)
-        )
+        sector = _sector_of(_organisation(db, orgs, v.ref_id(task.get("owner"), "Organization")))
+        state = _state(task, code) or str(task.get("status", ""))
+        items.append(Item(str(task.get("authoredOn", "")), sector, "task", code, detail, state, task["id"]))
     requested = [("patient", ref), ("authored", span[0][1]), ("authored", span[1][1])]
     for request in _all(db, access, "ServiceRequest", requested):
         if v.codes(request.get("category"), delegation.REQUEST_CATEGORY) == ["framework-delegation"]:
@@ -190,19 +190,12 @@ def _measurements(db: Engine, context: RequestContext, ref: str, span: list[tupl
     return made
 
 
-TASK_PAGES = ("discharge-follow-up", "diagnostic-referral")
-
-
 def _state(task: dict[str, Any], code: str) -> str | None:
-    """The Task's state in its workflow's words (Danish: the definitions' title_da), if it has one."""
-    from naer.coordination.machine import workflow
-
-    names = {"advice": "advice", "diagnostic-referral": "referral", "discharge-follow-up": "follow-up"}
-    if code not in names:
-        return None
-    flow = workflow(names[code])
-    state = flow.states.get(v.state_of(task, flow) or "")
-    return f"state:{v.state_of(task, flow)}:{names[code]}" if state else None
+    """The Task's state in its workflow as ``state:CODE:STATE`` (the page names it from the workflow's
+    definition, in its own language), or None for a Task of no workflow here."""
+    flow = by_code(code)
+    state = v.state_of(task, flow) if flow else None
+    return f"state:{code}:{state}" if flow and state in flow.states else None
 
 
 def _before(when: str, moment: str) -> bool:
@@ -221,15 +214,23 @@ def _kind(encounter: dict[str, Any]) -> str:
     return CLASSES.get(klass, klass)
 
 
+def _organisation(db: Engine, known: dict[str, dict[str, Any]], rid: str | None) -> dict[str, Any] | None:
+    """An organisation from the directory, each read once per page (``known`` keeps them)."""
+    if not rid:
+        return None
+    if rid not in known:
+        org = v.directory(db, "Organization", rid)
+        if org is None:
+            return None
+        known[rid] = org
+    return known[rid]
+
+
 def _organisations(db: Engine, encounters: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The organisations the contacts were with (the directory, read once each)."""
     found: dict[str, dict[str, Any]] = {}
     for e in encounters:
-        rid = v.ref_id(e.get("serviceProvider"), "Organization")
-        if rid and rid not in found:
-            org = v.directory(db, "Organization", rid)
-            if org is not None:
-                found[rid] = org
+        _organisation(db, found, v.ref_id(e.get("serviceProvider"), "Organization"))
     return found
 
 

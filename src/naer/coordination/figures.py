@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from naer import clock
 from naer.coordination import beds, delegation
 from naer.coordination import values as v
-from naer.coordination.advice import advice_workflow
+from naer.coordination.advice import advice_workflow, sent_under
 from naer.coordination.calendar import DANISH_TIME
 from naer.coordination.followup import follow_up_workflow
 from naer.fhir.systems import ORG_KIND
@@ -100,7 +100,7 @@ def figures(db: Engine) -> Figures:
         department = (task.get("owner") or {}).get("display") or (task.get("owner") or {}).get(
             "reference", ""
         )
-        agreement = str((v.inputs(task).get("agreement") or {}).get("valueString", "")).split("|")[0]
+        agreement = sent_under(task)[0]
         share = shares.setdefault((department, agreement), Share(department, agreement))
         state, deadline = v.state_of(task, flow), _deadline(task)
         if state in ("answered", "closed"):

@@ -95,18 +95,6 @@ def _unit(db: Engine | Connection, pairs: list[tuple[str, str]]) -> dict[str, An
     return v.load(found.matches[0]) if found.matches else None
 
 
-def _top(db: Engine | Connection, org: dict[str, Any]) -> dict[str, Any]:
-    """The organisation at the top of ``org``'s partOf chain (a hospital department's region)."""
-    seen = {str(org.get("id"))}
-    while (parent := v.ref_id(org.get("partOf"), "Organization")) and parent not in seen:
-        above = v.directory(db, "Organization", parent)
-        if above is None:
-            break
-        seen.add(parent)
-        org = above
-    return org
-
-
 def responsible(
     db: Engine | Connection, name: str, patient: dict[str, Any], department: dict[str, Any]
 ) -> dict[str, Any]:
@@ -131,7 +119,7 @@ def responsible(
         else:
             found = municipality
     elif sector.find == "region-unit":
-        region = _top(db, department)
+        region = v.chain(db, department)[-1]  # the department's region: the top of its chain
         found = _unit(db, [("partof", f"Organization/{region['id']}"), ("type", f"{ORG_KIND}|{sector.kind}")])
     if found is None:
         raise Unprocessable(
@@ -252,18 +240,7 @@ def _task(
 def parties(p: Principal, task: dict[str, Any]) -> set[str]:
     """``requester`` (the person who handed over, or a colleague in the discharging department) and/or
     ``owner`` (anyone in the responsible organisation)."""
-    found: set[str] = set()
-    unit = v.ref_id(v.inputs(task).get("requesting-unit", {}).get("valueReference"), "Organization")
-    if (task.get("requester") or {}).get("reference") in v.mine(p) or (
-        p.organization and unit == p.organization
-    ):
-        found.add("requester")
-    owner = task.get("owner") or {}
-    if owner.get("reference") in v.mine(p) or (
-        p.organization and v.ref_id(owner, "Organization") == p.organization
-    ):
-        found.add("owner")
-    return found
+    return tasks.unit_parties(p, task)
 
 
 def move(

@@ -119,3 +119,10 @@ def workflow(name: str) -> Workflow:
     if not path.is_file():
         raise UserError(f"no workflow definition {name!r} in {FOLDER}")
     return load(path)
+
+
+@cache
+def by_code(code: str) -> Workflow | None:
+    """The workflow whose Tasks carry ``code`` (Task.code), or None for a Task of no workflow here."""
+    found = (workflow(path.stem) for path in sorted(FOLDER.glob("*.yaml")))
+    return next((flow for flow in found if flow.code == code), None)

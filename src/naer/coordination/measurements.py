@@ -217,16 +217,14 @@ def check(db: Engine, patient_id: str, since: datetime | None = None) -> list[di
     )  # fmt: skip
     observations = [v.load(m) for m in found.matches]
     patient = v.load(store.read(db, context, "Patient", patient_id, audit=False))
+    owner = responsible(db, context, patient)
     made = []
     for n, observation in enumerate(observations):
         at = _when(observation)
         if at is None or at < since:
             continue
         reasons = [r for t in limits if (r := outside(t, observation, observations[:n]))]
-        if not reasons or _alerted(db, context, observation["id"]):
-            continue
-        owner = responsible(db, context, patient)
-        if owner is None:
+        if owner is None or not reasons or _alerted(db, context, observation["id"]):
             continue
         task = {
             "resourceType": "Task", "status": "requested", "intent": "order", "priority": "urgent",

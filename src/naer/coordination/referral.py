@@ -34,7 +34,7 @@ from naer.errors import UserError
 from naer.fhir.systems import NAER
 from naer.store import resources as store
 from naer.store.context import RequestContext
-from naer.store.errors import Forbidden, Invalid, Unprocessable
+from naer.store.errors import Forbidden, Invalid
 
 TRACKS_FILE = Path(__file__).with_name("referrals.yaml")
 CATEGORY = f"{NAER}/CodeSystem/request-category"
@@ -120,28 +120,13 @@ def refer(
 
 def parties(p: Principal, task: dict[str, Any]) -> set[str]:
     """``requester``: the GP who referred, or a colleague at the clinic; ``owner``: the department."""
-    found: set[str] = set()
-    unit = v.ref_id(v.inputs(task).get("requesting-unit", {}).get("valueReference"), "Organization")
-    if (task.get("requester") or {}).get("reference") in v.mine(p) or (
-        p.organization and unit == p.organization
-    ):
-        found.add("requester")
-    if p.organization and v.ref_id(task.get("owner"), "Organization") == p.organization:
-        found.add("owner")
-    return found
-
-
-def _request(db: Engine | Connection, context: RequestContext, task: dict[str, Any]) -> dict[str, Any]:
-    rid = v.ref_id(task.get("focus"), "ServiceRequest")
-    if rid is None:
-        raise Unprocessable(f"Task/{task.get('id')} names no ServiceRequest as its focus")
-    return v.load(store.read(db, context, "ServiceRequest", rid))
+    return tasks.unit_parties(p, task)
 
 
 def thread(db: Engine | Connection, context: RequestContext, task_id: str) -> Thread:
     """The referral, its Task and every message, as far as the asker may see them."""
     found, task = tasks.read(db, context, referral_workflow(), task_id)
-    request = _request(db, context, task)
+    request = tasks.focus(db, context, task, "ServiceRequest")
     return Thread(task, found.version_id, request, tasks.messages(db, context, request))
 
 
@@ -160,7 +145,7 @@ def move(
     now = clock.now()
     with db.begin() as con:
         found, task = tasks.read(con, access, flow, task_id)
-        request = _request(con, access, task)
+        request = tasks.focus(con, access, task, "ServiceRequest")
         who = parties(access.principal, task)
         flow.may(transition, who)
         tasks.fresh(found, if_match)
@@ -172,9 +157,5 @@ def move(
             addressed = [task.get("requester")] if transition in ("book", "answer") else [task.get("owner")]
             made.append(tasks.write_message(con, access, request, addressed, message, transition))
         written = store.update(con, access, "Task", task["id"], changed, if_match=found.version_id)
-        state = flow.state(step.to)
-        if state.request and request.get("status") != state.request:
-            request = {k: val for k, val in request.items() if k != "meta"}
-            request["status"] = state.request
-            request = v.load(store.update(con, access, "ServiceRequest", request["id"], request))
+        request = tasks.follow(con, access, request, flow.state(step.to).request)
     return Thread(v.load(written), written.version_id, request, messages + made)

@@ -17,7 +17,7 @@ from naer.coordination import values as v
 from naer.coordination.machine import Transition, Workflow
 from naer.store import resources as store
 from naer.store.context import RequestContext
-from naer.store.errors import Invalid, NotFound, PreconditionFailed
+from naer.store.errors import Invalid, NotFound, PreconditionFailed, Unprocessable
 
 
 def read(
@@ -125,3 +125,39 @@ def write_message(
         "note": [{"text": transition}],
     }
     return v.load(store.create(con, context, "Communication", communication))
+
+
+def focus(
+    db: Engine | Connection, context: RequestContext, task: dict[str, Any], kind: str
+) -> dict[str, Any]:
+    """The request a workflow's Task is about (its ``focus``: a CommunicationRequest, a ServiceRequest)."""
+    rid = v.ref_id(task.get("focus"), kind)
+    if rid is None:
+        raise Unprocessable(f"Task/{task.get('id')} names no {kind} as its focus")
+    return v.load(store.read(db, context, kind, rid))
+
+
+def follow(con: Connection, context: Any, request: dict[str, Any], status: str | None) -> dict[str, Any]:
+    """The request with the status its Task's new state gives it (written only when it changes)."""
+    if not status or request.get("status") == status:
+        return request
+    changed = {k: val for k, val in request.items() if k != "meta"}
+    changed["status"] = status
+    return v.load(store.update(con, context, str(request["resourceType"]), str(request["id"]), changed))
+
+
+def unit_parties(p: Any, task: dict[str, Any]) -> set[str]:
+    """``requester`` (the person who sent the Task, or a colleague in the unit named as its
+    requesting-unit input) and/or ``owner`` (the owner itself, or anyone in the owning organisation)."""
+    found: set[str] = set()
+    unit = v.ref_id(v.inputs(task).get("requesting-unit", {}).get("valueReference"), "Organization")
+    if (task.get("requester") or {}).get("reference") in v.mine(p) or (
+        p.organization and unit == p.organization
+    ):
+        found.add("requester")
+    owner = task.get("owner") or {}
+    if owner.get("reference") in v.mine(p) or (
+        p.organization and v.ref_id(owner, "Organization") == p.organization
+    ):
+        found.add("owner")
+    return found

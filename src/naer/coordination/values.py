@@ -135,6 +135,16 @@ def directory(db: Engine | Connection, kind: str, rid: str) -> dict[str, Any] | 
         return None
 
 
+def chain(db: Engine | Connection, org: dict[str, Any]) -> list[dict[str, Any]]:
+    """``org`` and the organisations above it (Organization.partOf upwards, as accounts.ancestors walks
+    it for the access policy's blocks), each read from the directory."""
+    from naer.access.accounts import ancestors
+
+    engine = db.engine if isinstance(db, Connection) else db
+    above = (directory(db, "Organization", rid) for rid in ancestors(engine, str(org.get("id", ""))))
+    return [org, *(found for found in above if found is not None)]
+
+
 def asker_ref(p: Principal) -> dict[str, str]:
     """The signed-in health professional as a reference (their PractitionerRole, else Practitioner)."""
     if p.practitioner_role:

@@ -20,7 +20,7 @@ from naer.access.context import AccessContext
 from naer.coordination import advice, agreements
 from naer.coordination import values as v
 from naer.coordination.inbox import LISTS, inbox
-from naer.coordination.machine import workflow
+from naer.coordination.machine import by_code
 from naer.coordination.tasks import Thread
 from naer.fhir.systems import ORG_KIND
 from naer.store import resources as store
@@ -107,9 +107,8 @@ def _row(
     """One Task of an inbox as its row: the citizen, what (the workflow's name and the Task's own words),
     the state in the workflow's words (or the Task's status), the deadline and whether it has passed."""
     t = i18n.gettext_for(lang)
-    flows = {f.code: f for f in (advice.advice_workflow(), workflow("referral"), workflow("follow-up"))}
     code = (v.codes(task.get("code"), v.WORKFLOW_CODES) or [""])[0]
-    flow = flows.get(code)
+    flow = by_code(code)
     state = flow.states.get(v.state_of(task, flow) or "") if flow else None
     ref = (task.get("for") or {}).get("reference", "")
     name, cpr = _patient_label(patients, ref)
@@ -132,9 +131,7 @@ def _row(
         )
     return {
         "id": task.get("id", ""),
-        "link": f"/advice/{task.get('id', '')}"
-        if code == "advice"
-        else (f"/task/{task.get('id', '')}" if code in TASK_PAGES else ""),
+        "link": _task_link(code, str(task.get("id", ""))),
         "patient": ref.split("/", 1)[1] if ref.startswith("Patient/") else "",
         "name": name,
         "cpr": cpr,
@@ -181,6 +178,13 @@ async def _form_move(
     return RedirectResponse(f"{base}/{rid}", status_code=303)
 
 
+def _task_link(code: str, rid: str) -> str:
+    """The page a Task of a workflow is moved on from ("" for a Task no page moves)."""
+    if code == "advice":
+        return f"/advice/{rid}"
+    return f"/task/{rid}" if code in TASK_PAGES else ""
+
+
 def _title(item: Any, lang: str) -> str:
     """A state's or transition's name from the workflow definition, in the page's language."""
     return str(item.title_da if lang == "da" else item.title)
@@ -213,16 +217,12 @@ def _entries(found: Thread, lang: str) -> list[dict[str, str]]:
 
 def _urgency_label(task: dict[str, Any], lang: str) -> str:
     """The request's urgency in the page's language, from the agreement it was sent under."""
-    found = v.inputs(task)
-    code = (found.get("urgency", {}).get("valueCoding") or {}).get("code", "")
-    shown = (found.get("urgency", {}).get("valueCoding") or {}).get("display", "")
-    agreement = agreements.by_id(str(found.get("agreement", {}).get("valueString", "")).split("|")[0])
-    if agreement is None:
-        return str(shown)
-    for urgency in agreement.urgencies:
+    agreement_id, code = advice.sent_under(task)
+    agreement = agreements.by_id(agreement_id)
+    for urgency in agreement.urgencies if agreement else []:
         if urgency.code == code:
             return urgency.label_da if lang == "da" else urgency.label
-    return str(shown)
+    return str(((v.inputs(task).get("urgency") or {}).get("valueCoding") or {}).get("display", ""))
 
 
 def _departments(request: Request, context: AccessContext) -> list[tuple[str, str]]:
@@ -495,7 +495,7 @@ def _course_row(item: Any, t: Any, lang: str) -> dict[str, str]:
         "what": _words(item.code, CONTACTS, t),
         "detail": detail,
         "status": _status(item.status, t, lang),
-        "link": item.link,
+        "link": _task_link(item.code, item.task) if item.task else "",
     }
 
 
@@ -503,8 +503,9 @@ def _status(status: str, t: Any, lang: str) -> str:
     """A status in the page's words: a workflow's state by its definition, else FHIR's status."""
     if status.startswith("state:"):
         _, code, name = [*status.split(":"), "", ""][:3]
-        state = workflow(name).states.get(code)
-        return _title(state, lang) if state else code
+        flow = by_code(code)
+        state = flow.states.get(name) if flow else None
+        return _title(state, lang) if state else name
     words = _words(status, STATUSES, t)
     return words[:1].upper() + words[1:]
 
@@ -587,7 +588,9 @@ def add_task_pages(app: FastAPI) -> None:
         module = module_of(task)
         if module is None:
             return refuse(request, 404, t("No such task, or you may not see it."))
-        flow = module.follow_up_workflow() if module is followup else module.referral_workflow()
+        flow = by_code((v.codes(task.get("code"), v.WORKFLOW_CODES) or [""])[0])
+        if flow is None:
+            return refuse(request, 404, t("No such task, or you may not see it."))
         state_code = v.state_of(task, flow) or flow.start
         mine = module.parties(context.principal, task)
         moves = [
