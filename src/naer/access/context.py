@@ -20,6 +20,7 @@ from naer.store import citizens
 from naer.store.compartment import compartment_types
 from naer.store.context import Action, RequestContext
 from naer.store.errors import Forbidden
+from naer.store.resources import planned_each_time
 from naer.store.resources import reader as resources_reader
 from naer.store.tables import resources
 
@@ -111,7 +112,7 @@ class AccessContext(RequestContext):
             if self.db is None:
                 raise RuntimeError("a listing context needs the database")
             query = conditions.permitted_ids(self.rules, self.principal, self.moment)
-            with resources_reader(self.db).connect() as con:
+            with resources_reader(self.db).connect() as con, planned_each_time(con):
                 self._citizens = tuple(
                     sorted({str(r) for r in con.execute(query).scalars() if r is not None})
                 )

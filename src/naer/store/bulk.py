@@ -440,7 +440,12 @@ def analyse(db: Engine) -> None:
     """Refresh the planner's statistics after a bulk change: without them a query planner (SQLite's
     above all) does not know which index narrows a search most."""
     with db.begin() as con:
-        for table in ("resources", "resource_history", *(f"search_{kind}" for kind in COLUMNS)):
+        for table in (
+            "resources",
+            "resource_history",
+            "resource_patient",
+            *(f"search_{kind}" for kind in COLUMNS),
+        ):
             con.exec_driver_sql(f"ANALYZE {table}")
 
 
