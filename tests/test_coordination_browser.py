@@ -21,6 +21,7 @@ from tests.coordination_world import NOW, World, build
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]]:
     from naer.api.app import create_app
+    from naer.coordination import beds
     from naer.store.migrate import upgrade
     from naer.web.coordination import (
         add_coordination_pages,
@@ -30,18 +31,21 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]
     )
     from naer.web.gate import SignInGate
     from naer.web.signin import add_access_pages
+    from naer.web.teamwork import add_teamwork_pages
 
     url = f"sqlite:///{tmp_path_factory.mktemp('coordination-browser') / 'store.sqlite'}"
     upgrade(url)
     made = build(url)
-    for name in ("nurse", "phys", "planner", "citizen", "gp"):
+    for name in ("nurse", "phys", "planner", "citizen", "gp", "admin"):
         accounts.set_password(made.db, name, PASSWORD)
+    beds.provide_beds(made.db, "acute-0741", 4)
     app = create_app(url, migrate=False)
     add_access_pages(app)
     add_coordination_pages(app)
     add_course_pages(app)
     add_task_pages(app)
     add_figures_pages(app)
+    add_teamwork_pages(app)
     app.add_middleware(SignInGate)
     try:
         with served(app) as base:
@@ -283,3 +287,79 @@ def test_the_collaborations_figures(site: tuple[World, str], browser: Any) -> No
     planner.goto(f"{base}/figures?lang=da")
     assert "færre end 5" in planner.inner_text("main")  # a handful of requests: not shown to planners
     planner.context.close()
+
+
+def test_the_registers_beds_responsibility_and_the_plans_forms(site: tuple[World, str], browser: Any) -> None:
+    """The administrator registers a course; the GP takes the medical responsibility and delegates IV
+    antibiotics; the nurse admits the citizen to an acute bed, assigns the treatment to herself (she
+    holds the competence), and adds a goal to the care plan from the course page."""
+    _, base = site
+    clock.set_clock(NOW)
+    admin = _page(browser)
+    sign_in(admin, base, "admin")
+    admin.goto(f"{base}/competence?organization=muni-0741&competence=iv-therapy")
+    admin.fill("#practitioner", "pr-nurse")
+    admin.select_option("#reg-competence", "iv-therapy")
+    admin.fill("#completed", "2026-11-02")
+    admin.click("button:has-text('Registrér')")
+    admin.wait_for_selector("p.notice")
+    assert "1 af" in admin.inner_text("p.figure")
+    admin.screenshot(path=str(SCREENSHOTS / "competence-admin.png"), full_page=True)
+    check(admin, "competence register (da)")
+    admin.goto(f"{base}/competence?organization=muni-0741&competence=iv-therapy&lang=en")
+    assert "Who can do it" in admin.inner_text("main")
+    check(admin, "competence register (en)")
+    admin.context.close()
+
+    gp = _page(browser)
+    sign_in(gp, base, "gp")
+    gp.goto(f"{base}/citizen/p-home/responsibility?lang=da")
+    gp.click("summary:has-text('Påtag dig behandlingsansvaret')")
+    gp.select_option("#setting", "acute-bed")
+    gp.click("button:has-text('Påtag ansvaret')")
+    gp.wait_for_selector("p.notice")
+    gp.click("summary:has-text('Delegér en behandling')")
+    gp.select_option("#treatment", "iv-antibiotics")
+    gp.fill("#d-end", "2027-01-06")
+    gp.fill("#conditions", "Ved feber over 38,5 og CRP over 100")
+    gp.fill("#instruction_title", "IV antibiotika på akutpladsen")
+    gp.fill(
+        "#instruction", "1. Kontrollér identitet.\n2. Anlæg PVK.\n3. Giv piperacillin/tazobactam 4 g x 3."
+    )
+    gp.click("button:has-text('Delegér')")
+    gp.wait_for_selector("p.notice")
+    assert "Intravenøs antibiotika" in gp.inner_text("#delegations + div")
+    gp.screenshot(path=str(SCREENSHOTS / "responsibility-gp.png"), full_page=True)
+    check(gp, "responsibility and delegation (da)")
+    gp.context.close()
+
+    nurse = _page(browser)
+    sign_in(nurse, base, "nurse")
+    nurse.goto(f"{base}/beds?unit=acute-0741")
+    nurse.fill("#patient", "p-home")
+    nurse.select_option("#physician", "role-gp")
+    nurse.fill("#reason", "Pneumoni, IV antibiotika")
+    nurse.click("button:has-text('Indlæg')")
+    nurse.wait_for_selector("p.notice")
+    assert "Test P-Home" in nurse.inner_text("#stays + p + div")
+    nurse.wait_for_selector("#chart-occupancy svg")
+    nurse.screenshot(path=str(SCREENSHOTS / "beds-nurse.png"), full_page=True)
+    check(nurse, "acute beds (da)")
+    nurse.goto(f"{base}/beds?unit=acute-0741&lang=en")
+    assert "Occupancy over the last 30 days" in nurse.inner_text("main")
+    check(nurse, "acute beds (en)")
+    nurse.goto(f"{base}/citizen/p-home/responsibility?lang=da")
+    nurse.select_option("form[action$='/assign'] select", "role-nurse")
+    nurse.click("form[action$='/assign'] button")
+    nurse.wait_for_selector("p.notice")
+    check(nurse, "responsibility, the nurse (da)")
+    nurse.goto(f"{base}/citizen/p-home/course?lang=da")
+    nurse.click("summary:has-text('Et mål')")
+    nurse.fill("#goal-description", "Kan gå <b>til</b> købmanden igen")
+    nurse.select_option("#goal-area", "function")
+    nurse.click("button:has-text('Tilføj målet')")
+    nurse.wait_for_selector("p.notice")
+    assert "Kan gå <b>til</b> købmanden igen" in nurse.inner_text("main")  # shown as the text it is
+    nurse.screenshot(path=str(SCREENSHOTS / "course-plan-forms-nurse.png"), full_page=True)
+    check(nurse, "course with the plan's forms (da)")
+    nurse.context.close()

@@ -153,7 +153,7 @@ def register(
     return v.load(written)
 
 
-def _units(db: Engine | Connection, context: RequestContext, organization: str) -> list[str]:
+def units(db: Engine | Connection, context: RequestContext, organization: str) -> list[str]:
     """``organization`` and its sub-units (two levels: a municipality's home care, acute team, beds)."""
     if v.directory(db, "Organization", organization) is None:
         raise Unprocessable(f"there is no Organization/{organization}", where="organization")
@@ -171,10 +171,21 @@ def _units(db: Engine | Connection, context: RequestContext, organization: str) 
 
 def _people(db: Engine, context: RequestContext, organization: str) -> dict[str, dict[str, Any]]:
     """The Practitioners with an active role in ``organization`` or its units, by id."""
-    units = ",".join(f"Organization/{u}" for u in _units(db, context, v.ident(organization, "organization")))
-    pairs = [("organization", units), ("active", "true"), ("_count", "1000")]
+    listed = ",".join(f"Organization/{u}" for u in units(db, context, v.ident(organization, "organization")))
+    pairs = [("organization", listed), ("active", "true"), ("_count", "1000")]
     roles = search(db, context, "PractitionerRole", [*pairs, ("_include", "PractitionerRole:practitioner")])
     return {p.id: v.load(p) for p in roles.included if p.resource_type == "Practitioner"}
+
+
+def names(db: Engine, context: RequestContext, organization: str) -> dict[str, str]:
+    """The names of the people working in ``organization`` and its units, by Practitioner id."""
+    return {pid: name_of(p) for pid, p in _people(db, context, organization).items()}
+
+
+def name_of(practitioner: dict[str, Any]) -> str:
+    """A person's name as written (given names, family name), else their id."""
+    name = (practitioner.get("name") or [{}])[0]
+    return " ".join([*name.get("given", []), name.get("family", "")]).strip() or str(practitioner.get("id"))
 
 
 @dataclass
@@ -194,10 +205,12 @@ def coverage(db: Engine, context: RequestContext, code: str, organization: str, 
     for pid, practitioner in sorted(people.items()):
         spans = [h for h in held(practitioner) if h.code == code and h.covers(day)]
         if spans:
-            name = (practitioner.get("name") or [{}])[0]
-            shown = " ".join([*name.get("given", []), name.get("family", "")]).strip() or pid
             holders.append(
-                {"practitioner": pid, "name": shown, "until": max(h.end for h in spans).isoformat()}
+                {
+                    "practitioner": pid,
+                    "name": name_of(practitioner),
+                    "until": max(h.end for h in spans).isoformat(),
+                }
             )
     return Coverage(code, organization, day, holders, len(people))
 

@@ -346,7 +346,7 @@ def assign(
         "authoredOn": v.instant(clock.now()),
         "requester": v.asker_ref(access.principal),
         "owner": {"reference": f"PractitionerRole/{nurse_role}",
-                  "display": _name(practitioner)},
+                  "display": competence.name_of(practitioner)},
         "restriction": {"period": {"start": begin.isoformat(), "end": finish.isoformat()}},
     }  # fmt: skip
     return v.load(store.create(db, context, "Task", task))
@@ -354,8 +354,3 @@ def assign(
 
 def _base64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
-
-
-def _name(practitioner: dict[str, Any]) -> str:
-    name = (practitioner.get("name") or [{}])[0]
-    return " ".join([*name.get("given", []), name.get("family", "")]).strip() or str(practitioner.get("id"))

@@ -58,6 +58,11 @@ BY_STATUS = {
     412: _("Someone else changed the request meanwhile: read it again."),
 }
 NOTHING_SAVED = _("Nothing was saved.")
+AREA_WORDS = {
+    "health": _("Health"), "function": _("Function and training"), "social": _("Social circumstances"),
+    "housing": _("Housing"), "employment": _("Employment and education"),
+    "network": _("Network and relatives"), "mental-health": _("Mental health"),
+}  # fmt: skip
 
 
 def problem(error: StoreError, lang: str) -> dict[str, str]:
@@ -433,14 +438,12 @@ STATUSES = {  # FHIR's statuses of contacts, tasks and requests, as the timeline
 
 
 def add_course_pages(app: FastAPI) -> None:
-    from naer.coordination.course import course
-
     @app.get("/citizen/{patient_id}/course", response_class=HTMLResponse, include_in_schema=False)
     def course_page(request: Request, patient_id: str, year: str = "") -> Response:
         context, refused = _clinician(request)
         if context is None:
             return refused  # type: ignore[return-value]
-        return _course(request, context, patient_id[:ID_LIMIT], year, "course.html")
+        return course_page_for(request, context, patient_id[:ID_LIMIT], year, "course.html")
 
     @app.get("/my-plan", response_class=HTMLResponse, include_in_schema=False)
     def my_plan(request: Request) -> Response:
@@ -450,34 +453,57 @@ def add_course_pages(app: FastAPI) -> None:
         if context.principal.role != "citizen" or not context.principal.patient:
             t = i18n.gettext_for(session.language(request))
             return refuse(request, 403, t("This page is the citizen's own."))
-        return _course(request, context, context.principal.patient, "", "my_plan.html")
+        return course_page_for(request, context, context.principal.patient, "", "my_plan.html")
 
-    def _course(
-        request: Request, context: AccessContext, patient_id: str, year: str, template: str
-    ) -> Response:
-        lang = session.language(request)
-        t = i18n.gettext_for(lang)
-        this_year = clock.now().astimezone(DANISH_TIME).year
-        if year and not (year.isascii() and year.isdigit() and 1900 <= int(year) <= this_year):
-            return refuse(request, 400, t("Choose a year from the list."))
-        chosen = int(year) if year else None
-        try:
-            found = course(request.app.state.db, context, patient_id, chosen)
-        except StoreError as error:
-            message = t("No such citizen, or you have no care relation with the citizen.")
-            return refuse(request, error.status, message)
-        plan = found.plan or {}
-        sections = _sections(plan)
-        return render(
-            request, template, principal=context.principal, patient_id=patient_id,
-            name=people.name_of(found.patient) or patient_id, cpr=people.cpr_of(found.patient),
-            year=found.year, years=found.years, rows=[_course_row(i, t, lang) for i in found.items],
-            responsible=[_responsible_row(r, t, lang, template == "my_plan.html") for r in found.responsible],
-            activities=[_activity_row(a) for a in plan.get("activity") or []],
-            goals=[(g.get("description") or {}).get("text", "") for g in found.goals],
-            palliative=sections.get("care-plan-palliative", {}),
-            psychiatry=sections.get("care-plan-psychiatry", {}),
-        )  # fmt: skip
+
+def course_page_for(
+    request: Request, context: AccessContext, patient_id: str, year: str = "", template: str = "course.html",
+    section: str = "", values: dict[str, str] | None = None, message: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:  # fmt: skip
+    """The citizen's course (``course.html``) or the citizen's own plan (``my_plan.html``); ``section``,
+    ``values`` and ``message``: a change to the care plan that was refused, shown again on its form."""
+    from naer.coordination.course import course
+
+    lang = session.language(request)
+    t = i18n.gettext_for(lang)
+    this_year = clock.now().astimezone(DANISH_TIME).year
+    if year and not (year.isascii() and year.isdigit() and 1900 <= int(year) <= this_year):
+        return refuse(request, 400, t("Choose a year from the list."))
+    chosen = int(year) if year else None
+    try:
+        found = course(request.app.state.db, context, patient_id, chosen)
+    except StoreError as error:
+        return refuse(
+            request, error.status, t("No such citizen, or you have no care relation with the citizen.")
+        )
+    plan = found.plan or {}
+    sections = _sections(plan)
+    version = (plan.get("meta") or {}).get("versionId") if plan else "0"
+    return render(
+        request, template, status, principal=context.principal, patient_id=patient_id,
+        name=people.name_of(found.patient) or patient_id, cpr=people.cpr_of(found.patient),
+        year=found.year, years=found.years, rows=[_course_row(i, t, lang) for i in found.items],
+        responsible=[_responsible_row(r, t, lang, template == "my_plan.html") for r in found.responsible],
+        activities=[_activity_row(a) for a in plan.get("activity") or []],
+        goals=[(g.get("description") or {}).get("text", "") for g in found.goals],
+        palliative=sections.get("care-plan-palliative", {}),
+        psychiatry=sections.get("care-plan-psychiatry", {}),
+        editable=template == "course.html", plan_version=version or "",
+        areas=[(code, t(word)) for code, word in AREA_WORDS.items()],
+        organisations=_directory_organisations(request) if template == "course.html" else [],
+        section=section, values=values or {}, message=message,
+        changed=request.query_params.get("changed", "")[:20],
+    )  # fmt: skip
+
+
+def _directory_organisations(request: Request) -> list[tuple[str, str]]:
+    """The organisations of every sector a plan's activity or section may name, by name (the directory)."""
+    from naer.store.context import SYSTEM
+
+    found = search(request.app.state.db, SYSTEM, "Organization",
+                   [("active", "true"), ("_sort", "name"), ("_count", "1000")])  # fmt: skip
+    return [(m.id, str(orjson.loads(m.content or "{}").get("name", m.id))) for m in found.matches]
 
 
 def _words(code: str, table: dict[str, str], t: Any) -> str:

@@ -1,6 +1,7 @@
 """The application ``naer serve`` runs: the FHIR API under /fhir, the population dashboard at /, the
 worklists at /risk, the pages of access (sign-in, a citizen's overview, Min log, review) and of working
-together (inboxes, advice requests), every page behind sign-in."""
+together (inboxes, advice requests, the citizen's course and plan, the competence register, acute beds,
+responsibility and delegation), every page behind sign-in."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from naer.web.dashboard import add_dashboard
 from naer.web.gate import SignInGate
 from naer.web.risk import add_risk_pages
 from naer.web.signin import add_access_pages
+from naer.web.teamwork import add_teamwork_pages
 
 _today = get_settings().today()
 if _today is not None:  # the demo's clock, in every worker process (NAER_TODAY or the data folder's today)
@@ -22,6 +24,7 @@ add_coordination_pages(app)
 add_course_pages(app)
 add_task_pages(app)
 add_figures_pages(app)
+add_teamwork_pages(app)
 add_dashboard(app, get_settings().results_path())
 add_risk_pages(app, get_settings().risk_path())
 app.add_middleware(SignInGate)

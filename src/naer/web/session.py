@@ -114,4 +114,5 @@ def who(p: Principal | None) -> dict[str, Any] | None:
     role = policy().roles[p.role]
     clinician = role.records == "relations"  # the roles that work with citizens
     return {"name": p.display, "role": p.role, "organization": p.organization, "account": p.account,
-            "inbox": clinician, "figures": role.dashboard}  # fmt: skip
+            "inbox": clinician, "figures": role.dashboard,
+            "competences": clinician or bool(role.competences)}  # fmt: skip
