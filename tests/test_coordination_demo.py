@@ -58,6 +58,9 @@ def test_the_demo_has_work_in_hand(samsoe: Path, tmp_path: Path, naer: Callable[
             found = figures(engine(url))
             advice = {(s.total, s.within, s.open, s.open_overdue) for s in found.advice}
             assert (1, 1, 2, 1) in advice  # answered in time; two open, one of them overdue (escalated)
+            months = [m for m in found.advice_by_month if m.total]  # by the month it was answered
+            assert len(found.advice_by_month) == 12 and [(m.total, m.within) for m in months] == [(1, 1)]
+            assert (round(months[0].low or 0, 4), months[0].high) == (0.2065, 1.0)  # Wilson 95 %, 1 of 1
             assert sum(s.open for s in found.follow_up) == 4 and found.delegations_in_force == 1
             assert found.beds == [
                 {"unit": "Samsø Sundheds- og Akuthus, akutpladser", "beds": 4, "occupied": 2}

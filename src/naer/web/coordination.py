@@ -5,6 +5,7 @@ the CSRF token, and every refusal is shown on the page in the reader's language 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -23,6 +24,8 @@ from naer.coordination.inbox import LISTS, inbox
 from naer.coordination.machine import by_code
 from naer.coordination.tasks import Thread
 from naer.fhir.systems import ORG_KIND
+from naer.indicators.charts import DANISH_LOCALE
+from naer.indicators.definition import catalogue
 from naer.store import resources as store
 from naer.store.errors import Invalid, NotFound, StoreError
 from naer.store.search.query import search
@@ -666,6 +669,43 @@ def _share_row(share: Any, below: int | None) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _month_rows(months: Any, below: int | None, lang: str) -> list[dict[str, Any]]:
+    """A series' months as the page shows them: a month with 1 to below-1 finished is hidden (planners)."""
+    rows = []
+    for m in months:
+        hidden = below is not None and 0 < m.total < below
+        first = datetime.strptime(m.month, "%Y-%m").date()
+        rows.append({
+            "month": m.month, "shown": i18n.month(first, lang), "total": None if hidden else m.total,
+            "hidden": hidden, "share": None if hidden or not m.total else m.share,
+            "low": None if hidden else m.low, "high": None if hidden else m.high,
+        })  # fmt: skip
+    return rows
+
+
+def _month_chart(rows: list[dict[str, Any]], title: str, t: Callable[[str], str]) -> dict[str, Any]:
+    """The share in time by month with its 95 % interval (a band), as Vega-Lite; months without a share
+    (none finished, or hidden) are left out of the marks."""
+    values = [r for r in rows if r["share"] is not None]
+    x = {"field": "month", "type": "temporal", "timeUnit": "yearmonth", "title": t("Month")}
+    y = {"type": "quantitative", "scale": {"domain": [0, 1]}, "axis": {"format": ".0%"}}
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
+        "title": title, "width": "container", "height": 220, "data": {"values": values},
+        "layer": [
+            {"mark": {"type": "area", "opacity": 0.25, "color": "#2a6f97", "aria": False},
+             "encoding": {"x": x, "y": {"field": "low", **y, "title": t("Share in time (95 percent interval)")},
+                          "y2": {"field": "high"}}},
+            {"mark": {"type": "line", "point": {"aria": False, "color": "#2a6f97"}, "color": "#2a6f97", "aria": False},
+             "encoding": {"x": x, "y": {"field": "share", **y},
+                          "tooltip": [{"field": "month", "type": "temporal", "timeUnit": "yearmonth",
+                                       "title": t("Month")},
+                                      {"field": "share", "format": ".0%", "title": t("In time")},
+                                      {"field": "total", "title": t("Finished")}]}},
+        ],
+    }  # fmt: skip
+
+
 def _agreement_title(agreement_id: str, lang: str) -> str:
     found = agreements.by_id(agreement_id)
     if found is None:
@@ -691,6 +731,14 @@ def add_figures_pages(app: FastAPI) -> None:
         below = policy().suppress_below if role.records == "none" else None
         found = figures(request.app.state.db)
         lang = session.language(request)
+        series = {
+            "advice": _month_rows(found.advice_by_month, below, lang),
+            "follow_up": _month_rows(found.follow_up_by_month, below, lang),
+        }
+        specs = {
+            "advice": _month_chart(series["advice"], t("Advice answered within the agreed time"), t),
+            "follow_up": _month_chart(series["follow_up"], t("Follow-up after discharge done on time"), t),
+        }
         return render(
             request, "figures.html", principal=context.principal,
             at=_when(v.instant(found.at), lang),
@@ -699,5 +747,7 @@ def add_figures_pages(app: FastAPI) -> None:
             ],
             follow_up=[_share_row(s, below) for s in found.follow_up],
             beds=found.beds, in_force=found.delegations_in_force, expiring=found.delegations_expiring,
-            suppressed=below is not None,
+            suppressed=below is not None, series=series, specs=specs,
+            locale=json.dumps(DANISH_LOCALE) if lang == "da" else "null",
+            indicators=list(catalogue().values()), figures_page=True,
         )  # fmt: skip

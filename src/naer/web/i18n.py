@@ -80,6 +80,11 @@ def day(value: date | datetime | str | None, lang: str = DEFAULT) -> str:
     return str(format_date(value, "long", locale=BABEL_LOCALE[lang]))
 
 
+def month(value: date, lang: str = DEFAULT) -> str:
+    """A month in words (december 2026 / December 2026)."""
+    return str(format_date(value, "LLLL y", locale=BABEL_LOCALE[lang]))
+
+
 def switch_query(request: Request | None, lang: str) -> str:
     """The link to the same page in the other language: the page's query (the filters) kept. A fragment's
     request (HTMX, ``/panel``) links to the page it is part of."""

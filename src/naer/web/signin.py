@@ -37,6 +37,8 @@ HERE = Path(__file__).parent
 DANISH_TIME = ZoneInfo("Europe/Copenhagen")
 
 env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+env.filters["num"] = i18n.number_filter  # (the dashboard's layout, base.html, which the figures page uses)
+env.filters["day"] = i18n.day_filter
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
