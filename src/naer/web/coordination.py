@@ -694,9 +694,10 @@ def _month_chart(rows: list[dict[str, Any]], title: str, t: Callable[[str], str]
         "title": title, "width": "container", "height": 220, "data": {"values": values},
         "layer": [
             {"mark": {"type": "area", "opacity": 0.25, "color": "#2a6f97", "aria": False},
-             "encoding": {"x": x, "y": {"field": "low", **y, "title": t("Share in time (95 percent interval)")},
-                          "y2": {"field": "high"}}},
-            {"mark": {"type": "line", "point": {"aria": False, "color": "#2a6f97"}, "color": "#2a6f97", "aria": False},
+             "encoding": {"x": x, "y2": {"field": "high"},
+                          "y": {"field": "low", **y, "title": t("Share in time (95 percent interval)")}}},
+            {"mark": {"type": "line", "point": {"aria": False, "color": "#2a6f97"}, "color": "#2a6f97",
+                      "aria": False},
              "encoding": {"x": x, "y": {"field": "share", **y},
                           "tooltip": [{"field": "month", "type": "temporal", "timeUnit": "yearmonth",
                                        "title": t("Month")},
