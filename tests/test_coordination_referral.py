@@ -67,6 +67,10 @@ def test_a_fast_track_referral_and_its_answer(world: tuple[World, TestClient]) -
     ]
     inbox = api.get("/workflow/inbox?whose=person", headers=w.headers("gp")).json()
     assert task["id"] in [t["id"] for t in inbox["lists"]["answered"]["tasks"]]
+    clinic = api.get("/workflow/inbox", headers=w.headers("gp")).json()  # the clinic's inbox has it too
+    assert task["id"] in [t["id"] for t in clinic["lists"]["answered"]["tasks"]]
+    elsewhere = api.get("/workflow/inbox", headers=w.headers("nurse")).json()
+    assert task["id"] not in [t["id"] for lst in elsewhere["lists"].values() for t in lst["tasks"]]
     closed = _post(api, w, "gp", f"{path}/close")
     assert closed.status_code == 200 and closed.json()["entry"][1]["resource"]["status"] == "completed"
     assert api.get(path, headers=w.headers("phys")).status_code == 404  # the department's part is over

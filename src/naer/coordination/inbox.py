@@ -81,8 +81,9 @@ def _owner(principal: Any, whose: Whose) -> str:
 def _candidates(owner: str, whose: Whose, asking: list[str]) -> Any:
     """The ids of the Tasks an inbox may list, each with where it came from: ``mine`` (owned by the
     inbox's owner), ``called`` (the owner is its named recipient, an on-call role after escalation) and
-    ``asked`` (what the owner asked: by the requesting unit for an organisation, by the requester for a
-    person), the last limited to the workflows one waits on an answer in."""
+    ``asked`` (what the owner asked: for an organisation the requests its unit sent and what its people
+    asked, such as a clinic's referrals; for a person what they asked), the last limited to the workflows
+    one waits on an answer in."""
     kind, _, rid = owner.partition("/")
     ref, code = INDEX_TABLES["reference"], INDEX_TABLES["token"]
 
@@ -92,18 +93,26 @@ def _candidates(owner: str, whose: Whose, asking: list[str]) -> Any:
 
     mine = select(ref.c.id, literal("mine").label("source")).where(*naming(ref, "owner"))
     called = select(ref.c.id, literal("called").label("source")).where(*naming(ref, "recipient"))
-    if whose == "organization":  # the Tasks whose focus is a request the unit sent
+    if whose == "organization":  # requests the unit sent, and what its people asked (their referrals)
         focus, sender = ref.alias(), ref.alias()
-        asked = select(focus.c.id, literal("asked").label("source")).where(
+        sent = select(focus.c.id).where(
             focus.c.resource_type == "Task", focus.c.param == "focus",
             focus.c.target_type == "CommunicationRequest",
             sender.c.resource_type == "CommunicationRequest", sender.c.id == focus.c.target_id,
             sender.c.param == "sender", sender.c.target_type == kind, sender.c.target_id == rid,
         )  # fmt: skip
+        requester, staff = ref.alias(), ref.alias()
+        by_staff = select(requester.c.id).where(
+            requester.c.resource_type == "Task", requester.c.param == "requester",
+            requester.c.target_type == "PractitionerRole",
+            staff.c.resource_type == "PractitionerRole", staff.c.id == requester.c.target_id,
+            staff.c.param == "organization", staff.c.target_type == kind, staff.c.target_id == rid,
+        )  # fmt: skip
+        asking_ids: Any = union_all(sent, by_staff).subquery()
     else:
-        asked = select(ref.c.id, literal("asked").label("source")).where(*naming(ref, "requester"))
-    asked = asked.where(
-        asked.selected_columns.id.in_(
+        asking_ids = select(ref.c.id).where(*naming(ref, "requester")).subquery()
+    asked = select(asking_ids.c.id, literal("asked").label("source")).where(
+        asking_ids.c.id.in_(
             select(code.c.id).where(
                 code.c.resource_type == "Task", code.c.param == "code",
                 code.c.system == v.WORKFLOW_CODES, code.c.code.in_(asking),
