@@ -16,7 +16,7 @@ from naer import clock
 from naer.access import audit, conditions
 from naer.access.policy import Policy, policy
 from naer.access.principal import Principal
-from naer.store import citizens
+from naer.store import citizens, relations
 from naer.store.compartment import compartment_types
 from naer.store.context import Action, RequestContext
 from naer.store.errors import Forbidden
@@ -111,8 +111,10 @@ class AccessContext(RequestContext):
         if self._citizens is None:
             if self.db is None:
                 raise RuntimeError("a listing context needs the database")
-            query = conditions.permitted_ids(self.rules, self.principal, self.moment)
             with resources_reader(self.db).connect() as con, planned_each_time(con):
+                # From the kept care relations when they are this policy's (store/relations.py).
+                kept = relations.current(con, self.rules)
+                query = conditions.permitted_ids(self.rules, self.principal, self.moment, kept)
                 self._citizens = tuple(
                     sorted({str(r) for r in con.execute(query).scalars() if r is not None})
                 )

@@ -13,7 +13,6 @@ is both new and overdue, as a clinician would want to see it in both places.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -122,7 +121,7 @@ def _candidates(owner: str, whose: Whose, asking: list[str]) -> Any:
     return union_all(mine, called, asked).subquery()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Row:
     """What an inbox decides a Task's lists on."""
 
@@ -152,14 +151,15 @@ def _rows(db: Engine, context: AccessContext, owner: str, whose: Whose, asking: 
         )
         .where(*([] if visible is None else [visible]))
     )
-    sources: dict[str, set[str]] = {}
     with connection(db, write=False) as con, planned_each_time(con):
         found_rows = con.execute(query).all()
     rows: dict[str, _Row] = {}
     for rid, source, state, system, code, low in found_rows:
-        sources.setdefault(rid, set()).add(source)
-        if rid not in rows:
-            rows[rid] = _Row(sources[rid], state, None if code is None else (system, code), low)
+        row = rows.get(rid)
+        if row is None:
+            rows[rid] = _Row({source}, state, None if code is None else (system, code), low)
+        else:  # one Task from two sources (owned by the unit and asked by it)
+            row.sources.add(source)
     return rows
 
 
@@ -187,25 +187,36 @@ def inbox(
                if s.waiting_for == "owner"}  # fmt: skip
     rows = _rows(db, context, owner, whose, [f.code for f in threads])
     now, soon = micros(at), micros(at + DUE_WITHIN)
-    is_open = set(v.OPEN_TASK.split(",")).__contains__
-    rules: dict[str, Callable[[_Row], bool]] = {
-        "overdue": lambda r: "mine" in r.sources and is_open(r.status) and r.deadline is not None
-        and r.deadline < now,
-        "due": lambda r: "mine" in r.sources and is_open(r.status) and r.deadline is not None
-        and now <= r.deadline < soon,
-        "new": lambda r: "mine" in r.sources and r.status == "requested",
-        "escalated": lambda r: ("called" if whose == "person" else "mine") in r.sources
-        and is_open(r.status) and r.business == escalated,
-        "answered": lambda r: "asked" in r.sources and r.business in answered,
-        "waiting": lambda r: "asked" in r.sources and r.business in waiting,
-    }  # fmt: skip
-    chosen: dict[str, list[str]] = {}
-    counts: dict[str, int] = {}
+    open_states = set(v.OPEN_TASK.split(","))
+    addressed = "called" if whose == "person" else "mine"  # escalated to the person, or in the unit
+
+    def lists_of(r: _Row) -> list[str]:
+        """The lists a Task is on (they overlap on purpose: new and overdue, say)."""
+        found = []
+        mine, opened = "mine" in r.sources, r.status in open_states
+        if mine and opened and r.deadline is not None:
+            if r.deadline < now:
+                found.append("overdue")
+            elif r.deadline < soon:
+                found.append("due")
+        if mine and r.status == "requested":
+            found.append("new")
+        if opened and r.business == escalated and addressed in r.sources:
+            found.append("escalated")
+        if "asked" in r.sources and r.business in answered:
+            found.append("answered")
+        if "asked" in r.sources and r.business in waiting:
+            found.append("waiting")
+        return found
+
     # The search's order by deadline: earliest first, those without one last, then by id.
     order = sorted(rows, key=lambda rid: (rows[rid].deadline is None, rows[rid].deadline or 0, rid))
-    for name, rule in rules.items():
-        ids = [rid for rid in order if rule(rows[rid])]
-        counts[name], chosen[name] = len(ids), ids[:limit]
+    every: dict[str, list[str]] = {name: [] for name in LISTS}
+    for rid in order:
+        for name in lists_of(rows[rid]):
+            every[name].append(rid)
+    counts = {name: len(ids) for name, ids in every.items()}
+    chosen = {name: ids[:limit] for name, ids in every.items()}
     shown = sorted({rid for ids in chosen.values() for rid in ids})
     tasks: dict[str, dict[str, Any]] = {}
     patients: dict[str, dict[str, Any]] = {}
@@ -217,6 +228,6 @@ def inbox(
             if p.resource_type == "Patient" and p.content:
                 patients[f"Patient/{p.id}"] = orjson.loads(p.content)
     lists = {
-        name: Listing(counts[name], [tasks[rid] for rid in chosen[name] if rid in tasks]) for name in rules
+        name: Listing(counts[name], [tasks[rid] for rid in chosen[name] if rid in tasks]) for name in LISTS
     }
     return Inbox(whose, owner, at, lists, patients)

@@ -35,7 +35,7 @@ from naer.fhir import jsontext
 from naer.fhir.ndjson import json_object, open_ndjson
 from naer.fhir.validate import is_resource_type, validation_errors
 from naer.settings import get_settings
-from naer.store import citizens
+from naer.store import citizens, relations
 from naer.store.checks import shape
 from naer.store.citizens import patients_of
 from naer.store.compartment import compartment_types, in_compartment
@@ -122,6 +122,7 @@ class Prepared:
     index: list[tuple[str, str, Rows]]
     index_copy: dict[str, bytes]
     citizens: list[tuple[str, str, set[str]]]  # the Patients each resource belongs to (citizens.py)
+    relations: list[tuple[object, ...]]  # the care relations the resources make (relations.py)
 
 
 def _text(value: str | None) -> str:
@@ -211,9 +212,10 @@ def prepare(where: str, numbers: list[int], lines: list[bytes], copy: bool = Fal
         index[(kind, rid)] = indexed
     rows = [(kind, rid, found) for (kind, rid), found in index.items()]
     belongs = [(kind, rid, patients_of(kind, rid, found)) for kind, rid, found in rows]
+    kept = [row for kind, rid, found in rows for row in relations.made(kind, rid, found)]
     if copy:
-        return Prepared(keys, contents, moment, [], _copy_text(rows), belongs)
-    return Prepared(keys, contents, moment, rows, {}, belongs)
+        return Prepared(keys, contents, moment, [], _copy_text(rows), belongs, kept)
+    return Prepared(keys, contents, moment, rows, {}, belongs, kept)
 
 
 def _prepared(files: list[Path], workers: int, copy: bool) -> Iterator[Prepared]:
@@ -421,8 +423,10 @@ def load(
             written = _rows(con, batch, seen, stored_types)
             if written.replaced:
                 _drop_index(con, written.replaced)
+                relations.drop(con, written.replaced)
             (_write_postgres if postgres else _write_sqlite)(con, written)
             citizens.remember(con, batch.citizens)
+            relations.add(con, batch.relations)
             for kind, _ in batch.keys:
                 result.counts[kind] = result.counts.get(kind, 0) + 1
             if on_batch:
@@ -444,6 +448,7 @@ def analyse(db: Engine) -> None:
             "resources",
             "resource_history",
             "resource_patient",
+            "care_relation",
             *(f"search_{kind}" for kind in COLUMNS),
         ):
             con.exec_driver_sql(f"ANALYZE {table}")

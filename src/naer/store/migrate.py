@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
 
 from naer.errors import UserError
+from naer.store import relations
 from naer.store.db import engine
 from naer.store.search import index as search_index
 
@@ -36,7 +37,11 @@ def upgrade(url: str, on_batch: Callable[[int], None] | None = None) -> str:
     with engine(url).connect() as con:
         needs_index = search_index.stale(con)
     if needs_index:
-        search_index.rebuild(engine(url), on_batch)
+        search_index.rebuild(engine(url), on_batch)  # (derives the care relations too)
+    else:
+        with engine(url).begin() as con:
+            if relations.stale(con):  # a changed policy: its relations derived again from the index
+                relations.rebuild(con)
     return current(url)
 
 

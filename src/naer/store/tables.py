@@ -155,3 +155,24 @@ conditional_lock = Table(
 
 # What the index tables were built from (a digest of the search definitions); see migrate.upgrade.
 search_index_state = Table("search_index_state", metadata, Column("definitions", String(64), nullable=False))
+
+# The care relations of the access policy kept as rows (naer.store.relations): which resource makes which
+# relation between which party and which citizen, from when to when (microseconds, the index's dates, the
+# relation's time after the end added). Written with the index, in the same transaction as the resource.
+care_relation = Table(
+    "care_relation",
+    metadata,
+    Column("relation", String(64), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("party_type", String(64), nullable=False),
+    Column("party_id", Text, nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("low", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+)
+Index(
+    "ix_care_relation_party", care_relation.c.party_id, care_relation.c.party_type, care_relation.c.relation
+)
+Index("ix_care_relation_resource", care_relation.c.resource_type, care_relation.c.id)
+care_relation_state = Table("care_relation_state", metadata, Column("policy", String(64), nullable=False))

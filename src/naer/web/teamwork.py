@@ -86,25 +86,28 @@ def _acute_units(db: Any) -> list[tuple[str, str]]:
 
 
 def _physicians(db: Any, unit: str) -> list[tuple[str, str]]:
-    """The physicians who may hold the responsibility for a bed at ``unit``: the GPs of the unit's
-    municipality's clinics and hospital physicians, as the directory lists their roles."""
-    roles = search(
-        db, SYSTEM, "PractitionerRole",
-        [("active", "true"), ("_count", "200"), ("_include", "PractitionerRole:practitioner"),
-         ("_include", "PractitionerRole:organization")],
-    )  # fmt: skip
-    included = {(m.resource_type, m.id): v.load(m) for m in roles.included}
+    """The physicians who may hold the responsibility for a bed: every active role at a hospital or a GP
+    clinic in the directory (the sectors whose physicians hold medical responsibility), by name."""
     found = []
-    for m in roles.matches:
-        role = v.load(m)
-        org = included.get(("Organization", v.ref_id(role.get("organization"), "Organization") or ""))
-        if org is None or v.sector(org) not in beds.PHYSICIAN_SECTORS:
-            continue
-        practitioner = included.get(
-            ("Practitioner", v.ref_id(role.get("practitioner"), "Practitioner") or "")
-        )
-        name = people.name_of(practitioner or {}) or m.id
-        found.append((m.id, f"{name}, {org.get('name', '')}"))
+    offset = 0
+    while True:  # the whole directory, a page at a time (none left out)
+        roles = search(
+            db, SYSTEM, "PractitionerRole",
+            [("active", "true"), ("_sort", "_id"), ("_count", "1000"), ("_offset", str(offset)),
+             ("_include", "PractitionerRole:practitioner"), ("_include", "PractitionerRole:organization")],
+        )  # fmt: skip
+        included = {(m.resource_type, m.id): v.load(m) for m in roles.included}
+        for m in roles.matches:
+            role = v.load(m)
+            org = included.get(("Organization", v.ref_id(role.get("organization"), "Organization") or ""))
+            if org is None or v.sector(org) not in beds.PHYSICIAN_SECTORS:
+                continue
+            pid = v.ref_id(role.get("practitioner"), "Practitioner") or ""
+            name = people.name_of(included.get(("Practitioner", pid)) or {}) or m.id
+            found.append((m.id, f"{name}, {org.get('name', '')}"))
+        if len(roles.matches) < 1000:
+            break
+        offset += 1000
     return sorted(found, key=lambda item: item[1])
 
 
@@ -120,7 +123,7 @@ def _nurses(db: Any, context: AccessContext) -> list[tuple[str, str]]:
     roles = search(
         db, context, "PractitionerRole",
         [("organization", ",".join(f"Organization/{u}" for u in sorted(units))), ("active", "true"),
-         ("_count", "500"), ("_include", "PractitionerRole:practitioner")],
+         ("_count", "1000"), ("_include", "PractitionerRole:practitioner")],
     )  # fmt: skip
     names = {m.id: people.name_of(v.load(m)) for m in roles.included if m.resource_type == "Practitioner"}
     found = []

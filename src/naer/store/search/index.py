@@ -16,7 +16,7 @@ from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from naer.settings import get_settings
-from naer.store import citizens
+from naer.store import citizens, relations
 from naer.store.errors import TooLarge
 from naer.store.search.definitions import DEFINITIONS
 from naer.store.search.extract import Rows, index_rows
@@ -74,12 +74,13 @@ def rows_of(resource_type: str, rid: str, resource: dict[str, Any]) -> Rows:
 
 def write(con: Connection, resource_type: str, rid: str, rows: Rows | None, fresh: bool) -> None:
     """Replace the index rows of one resource (``None``: deleted, no rows); ``fresh``: it had none. The
-    citizens the rows name are remembered (citizens.py)."""
+    citizens the rows name are remembered (citizens.py), and the care relations it makes (relations.py)."""
     if not fresh:
         drop(con, resource_type, [rid])
     if rows is not None:
         add(con, [(resource_type, rid, rows)])
         citizens.remember(con, [(resource_type, rid, citizens.patients_of(resource_type, rid, rows))])
+    relations.written(con, resource_type, rid, rows)  # the care relations it makes, from the rows in hand
 
 
 def stale(con: Connection) -> bool:
@@ -118,6 +119,7 @@ def rebuild(db: Engine, on_batch: Callable[[int], None] | None = None, batch: in
                         for kind, rid, content in chunk
                     ],
                 )
+        relations.rebuild(con)
         con.execute(delete(search_index_state))
         con.execute(insert(search_index_state).values(definitions=digest()))
     return done
