@@ -133,6 +133,9 @@ def test_medical_responsibility_is_registered_and_never_doubled(world: tuple[Wor
                  start="2026-12-07", end="2026-12-01").status_code == 400  # fmt: skip
     assert _post(api, w, "gp", "/workflow/responsibility", patient="p-none", setting="home",
                  start="2026-12-07").status_code == 404  # fmt: skip
+    for start in ("1900-01-01", "2026-11-06", "2028-01-01"):  # a relation is not registered years late
+        late = _post(api, w, "gp", "/workflow/responsibility", patient="p-home", setting="home", start=start)
+        assert late.status_code == 400 and "registered at most 30 days late" in late.text, start
     assert _counts(w) == before
     ended = _post(api, w, "gp", f"/workflow/responsibility/{team['id']}/end", end="2026-12-09")
     assert ended.status_code == 200 and ended.json()["period"]["end"] == "2026-12-09"

@@ -196,6 +196,21 @@ def test_responsibility_and_delegation_pages(site: tuple[World, Any]) -> None:
                  start="2027-02-01").status_code == 403  # fmt: skip
     stranger = _as(site, "nurse-other")
     assert stranger.get("/citizen/p-home/responsibility").status_code == 404
+    page_url = "/citizen/p-home/responsibility"
+    team = re.search(r'action="/citizen/p-home/responsibility/([^/"]+)/end"', gp.get(page_url).text)
+    assert team is not None
+    teams = _count(w, "CareTeam")
+    wrong = f"/citizen/p-admitted/responsibility/{team.group(1)}/end"
+    elsewhere = _send(gp, page_url, wrong, end="2026-12-20")
+    assert elsewhere.status_code == 422 and "not Patient/p-admitted" in elsewhere.text  # one citizen's page
+    requests = _count(w, "ServiceRequest")
+    long = _send(gp, page_url, "/citizen/p-home/delegation", treatment="iv-antibiotics", start="2026-12-07",
+                 end="2027-01-07", conditions="c", instruction_title="t",
+                 instruction="æ" * 100_000)  # fmt: skip
+    assert long.status_code == 303 and _count(w, "ServiceRequest") == requests + 1  # as long as it may be
+    too_long = _send(gp, page_url, "/citizen/p-home/delegation", instruction="x" * 1_100_000)
+    assert too_long.status_code == 413 and "længere" in too_long.text
+    assert _count(w, "CareTeam") == teams
 
 
 def test_the_care_plan_forms_on_the_course_page(site: tuple[World, Any]) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +51,7 @@ PHYSICIANS = ("gp", "hospital-physician")
 SETTINGS = {"home": "Behandling i eget hjem", "acute-bed": "Akutplads"}
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 MAX_INSTRUCTION = 100_000
+BACKDATE = timedelta(days=30)  # how late a responsibility may be registered: it gives a care relation
 
 
 class Treatment(BaseModel):
@@ -124,6 +125,13 @@ def take_responsibility(
         raise Invalid(f"setting must be one of {', '.join(SETTINGS)}", where="setting")
     if end is not None and end < start:
         raise Invalid("the responsibility ends before it starts", where="end")
+    today = competence.today()
+    if not today - BACKDATE <= start <= today + timedelta(days=366):
+        raise Invalid(
+            f"a responsibility starts from {(today - BACKDATE).isoformat()} (registered at most "
+            f"{BACKDATE.days} days late) to a year ahead, not {start.isoformat()}",
+            where="start",
+        )
     patient_id = v.ident(patient_id, "patient")
     store.read(db, context, "Patient", patient_id)  # 404 for a citizen one may not know
     for team in responsibilities(db, context, patient_id):
@@ -157,13 +165,22 @@ def take_responsibility(
     return v.load(store.create(db, context, "CareTeam", team))
 
 
-def end_responsibility(db: Engine, context: RequestContext, team_id: str, end: date) -> dict[str, Any]:
-    """End a responsibility the asker holds (or their clinic holds) on ``end``."""
+def end_responsibility(
+    db: Engine, context: RequestContext, team_id: str, end: date, patient_id: str | None = None
+) -> dict[str, Any]:
+    """End a responsibility the asker holds (or their clinic holds) on ``end`` (``patient_id``: the
+    citizen the asker means; a responsibility for another is refused)."""
     asker = _physician(context)
     found = store.read(db, context, "CareTeam", v.ident(team_id, "responsibility"))
     team = v.load(found)
     if v.codes(team.get("category"), CARE_TEAM_CATEGORY) != ["medical-responsibility"]:
         raise Invalid(f"CareTeam/{team_id} is not a medical responsibility", where="responsibility")
+    subject = (team.get("subject") or {}).get("reference")
+    if patient_id is not None and subject != f"Patient/{patient_id}":
+        raise Unprocessable(
+            f"CareTeam/{team_id} is the responsibility for {subject}, not Patient/{patient_id}",
+            where="responsibility",
+        )
     member = ((team.get("participant") or [{}])[0].get("member") or {}).get("reference")
     on_behalf = v.ref_id(((team.get("participant") or [{}])[0].get("onBehalfOf")), "Organization")
     if member not in v.mine(asker) and not (asker.organization and on_behalf == asker.organization):

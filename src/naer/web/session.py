@@ -65,12 +65,14 @@ def remember_csrf(request: Request, response: Response) -> Response:
     return response
 
 
-async def form(request: Request) -> dict[str, str] | None:
-    """The POSTed form if its CSRF field matches the cookie, else None (the caller answers 403)."""
+async def form(request: Request, limit: int = MAX_FORM) -> dict[str, str] | None:
+    """The POSTed form if its CSRF field matches the cookie, else None (the caller answers 403). A form
+    longer than ``limit`` bytes is None too, with ``request.state.form_too_long`` set (413)."""
     raw = b""
     async for chunk in request.stream():
         raw += chunk
-        if len(raw) > MAX_FORM:
+        if len(raw) > limit:
+            request.state.form_too_long = True
             return None
     try:
         values = dict(parse_qsl(raw.decode(), keep_blank_values=True))

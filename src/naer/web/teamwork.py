@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -43,6 +43,21 @@ DISPOSITION_WORDS = {
     "oth": _("Other"),
 }  # fmt: skip
 SETTING_WORDS = {"home": _("Treatment at home"), "acute-bed": _("Municipal acute bed")}
+
+
+LONG_FORM = 1_048_576  # bytes: the longest field (an instruction of 100,000 characters) URL-encoded
+
+
+async def _posted(request: Request) -> dict[str, str] | Response:
+    """The form sent, or the page that refuses it: 403 without the form's token, 413 when longer than
+    any of these forms can be (a browser keeps to the fields' maxlength)."""
+    values = await session.form(request, LONG_FORM)
+    if values is not None:
+        return values
+    if getattr(request.state, "form_too_long", False):
+        t = i18n.gettext_for(session.language(request))
+        return refuse(request, 413, t("The form is longer than its fields allow; nothing was saved."))
+    return refuse(request)
 
 
 def _form_values(values: dict[str, str], limit: int = 100_000) -> dict[str, str]:
@@ -156,9 +171,9 @@ def _competence_pages(app: FastAPI) -> None:
         context = _context(request)
         if context is None:
             return session.to_login(request)
-        values = await session.form(request)
-        if values is None:
-            return refuse(request)
+        values = await _posted(request)
+        if isinstance(values, Response):
+            return values
         given = _form_values(values, 200)
         try:
             completed = _day_or_none(given.get("completed", ""), "completed")
@@ -248,9 +263,9 @@ def _bed_pages(app: FastAPI) -> None:
         context, refused = _clinician(request)
         if context is None:
             return refused  # type: ignore[return-value]
-        values = await session.form(request)
-        if values is None:
-            return refuse(request)
+        values = await _posted(request)
+        if isinstance(values, Response):
+            return values
         given = _form_values(values, 2000)
         unit = given.get("unit", "")[:ID_LIMIT]
         try:
@@ -269,9 +284,9 @@ def _bed_pages(app: FastAPI) -> None:
         context, refused = _clinician(request)
         if context is None:
             return refused  # type: ignore[return-value]
-        values = await session.form(request)
-        if values is None:
-            return refuse(request)
+        values = await _posted(request)
+        if isinstance(values, Response):
+            return values
         unit = values.get("unit", "")[:ID_LIMIT]
         version = values.get("version", "")
         try:
@@ -375,9 +390,9 @@ def _responsibility_pages(app: FastAPI) -> None:
         context, refused = _clinician(request)
         if context is None:
             return refused  # type: ignore[return-value]
-        values = await session.form(request)
-        if values is None:
-            return refuse(request)
+        values = await _posted(request)
+        if isinstance(values, Response):
+            return values
         given = _form_values(values)
         patient_id = patient_id[:ID_LIMIT]
         try:
@@ -387,7 +402,7 @@ def _responsibility_pages(app: FastAPI) -> None:
             return _responsibility(
                 request, context, patient_id, form, given, problem(error, lang), error.status
             )
-        return RedirectResponse(f"/citizen/{patient_id}/responsibility?done={form}", 303)
+        return RedirectResponse(f"/citizen/{quote(patient_id, safe='')}/responsibility?done={form}", 303)
 
     @app.post("/citizen/{patient_id}/responsibility", response_class=HTMLResponse, include_in_schema=False)
     async def responsibility_take(request: Request, patient_id: str) -> Response:
@@ -419,7 +434,9 @@ def _responsibility_pages(app: FastAPI) -> None:
             end = _day_or_none(given.get("end", ""), "end")
             if end is None:
                 raise Invalid("end: the last day of the responsibility is needed", where="end")
-            return delegation.end_responsibility(request.app.state.db, context, team[:ID_LIMIT], end)
+            return delegation.end_responsibility(
+                request.app.state.db, context, team[:ID_LIMIT], end, patient_id[:ID_LIMIT]
+            )
 
         return await _act(request, patient_id, "end", act)
 
@@ -544,9 +561,9 @@ def _plan_pages(app: FastAPI) -> None:
         model = SECTIONS.get(section)  # type: ignore[call-overload]
         if model is None or section == "thresholds":
             return refuse(request, 404, t("No such part of the care plan."))
-        values = await session.form(request)
-        if values is None:
-            return refuse(request)
+        values = await _posted(request)
+        if isinstance(values, Response):
+            return values
         given = _form_values(values)
         version = given.pop("version", "")
         patient_id = patient_id[:ID_LIMIT]
@@ -560,4 +577,4 @@ def _plan_pages(app: FastAPI) -> None:
             lang = session.language(request)
             return course_page_for(request, context, patient_id, "", "course.html", section, given,
                                    problem(error, lang), error.status)  # fmt: skip
-        return RedirectResponse(f"/citizen/{patient_id}/course?changed={section}#plan", 303)
+        return RedirectResponse(f"/citizen/{quote(patient_id, safe='')}/course?changed={section}#plan", 303)
