@@ -370,39 +370,24 @@ def permitted_ids(policy: Policy, principal: Principal, moment: datetime, kept: 
 
 
 def _related(relation: Relation, principal: Principal, at: Any) -> Any:
-    """The ids of the citizens with whom ``relation`` holds for the asker."""
-    kind = relation.resource
-    link = REFERENCE.alias()
-    named = or_(
-        false(), *(and_(link.c.target_type == t, link.c.target_id == i) for t, i in principal.parties())
-    )
-    found = [link.c.resource_type == kind, _among(link.c.param, relation.party), named]
-    if relation.status:
-        found.append(_tokens(kind, link.c.id, "status", relation.status))
-    for param, codes in relation.where:
-        found.append(_tokens(kind, link.c.id, param, codes))
-    if relation.period:
-        found.append(
-            _in_period(kind, link.c.id, relation.period, at, relation.after_end, relation.longer_than)
-        )
-    if relation.patient == (SELF,):
-        return select(link.c.id.label("patient")).where(*found)
-    who = REFERENCE.alias()
-    return select(who.c.target_id.label("patient")).where(
-        *found,
-        who.c.resource_type == kind,
-        who.c.id == link.c.id,
-        _among(who.c.param, relation.patient),
-        who.c.target_type == "Patient",
-    )
+    """The ids of the citizens with whom ``relation`` holds for the asker at ``at``, found in the index:
+    the rows the relation makes (``relation_rows``) that name the asker and whose period holds."""
+    return _holding(relation_rows(relation.name, relation).subquery(), principal, at)
 
 
-def relation_rows(name: str, relation: Relation, ids: Any = None) -> Any:
-    """The rows ``relation`` makes, for keeping (naer.store.relations): (relation, resource type, id,
-    party type, party id, citizen, from, to) for every resource of its type (of ``ids``: a list, or
-    None for all) that names a party, has the relation's status and codes, and names a citizen; from and
-    to are the period's ends in microseconds with ``after_end`` added (unbounded without a period). The
-    conditions are ``_related``'s, with the moment left out: the listing asks ``from <= at <= to``."""
+def _holding(rows: Any, principal: Principal, at: Any) -> Any:
+    """The citizens of relation ``rows`` (derived or kept) that name the asker as a party at ``at``."""
+    parties = principal.parties()
+    named = or_(false(), *(and_(rows.c.party_type == t, rows.c.party_id == i) for t, i in parties))
+    return select(rows.c.patient_id.label("patient")).where(named, rows.c.low <= at, rows.c.high >= at)
+
+
+def relation_rows(name: str, relation: Relation) -> Any:
+    """The rows ``relation`` makes (relation, resource type, id, party type, party id, citizen, from, to)
+    for every resource of its type that names a party, has the relation's status and codes, and names a
+    citizen; from and to are the period's ends in microseconds with ``after_end`` added (unbounded
+    without a period). Kept by naer.store.relations (a rebuild inserts them), and asked at a moment by
+    ``_related`` where the kept rows are not the running policy's."""
     from sqlalchemy import literal
 
     from naer.store.search.extract import HIGHEST, LOWEST
@@ -414,8 +399,6 @@ def relation_rows(name: str, relation: Relation, ids: Any = None) -> Any:
         _among(link.c.param, relation.party),
         link.c.target_type.is_not(None),
     ]
-    if ids is not None:
-        found.append(link.c.id.in_(ids))
     if relation.status:
         found.append(_tokens(kind, link.c.id, "status", relation.status))
     for param, codes in relation.where:
@@ -438,24 +421,18 @@ def relation_rows(name: str, relation: Relation, ids: Any = None) -> Any:
         found += [who.c.resource_type == kind, who.c.id == link.c.id, _among(who.c.param, relation.patient),
                   who.c.target_type == "Patient"]  # fmt: skip
         patient = who.c.target_id
-    return (
-        select(
-            literal(name), literal(kind), link.c.id, link.c.target_type, link.c.target_id, patient, low, high
-        )
-        .select_from(*froms)
-        .where(*found)
-    )
+    columns = [
+        literal(name).label("relation"), literal(kind).label("resource_type"), link.c.id,
+        link.c.target_type.label("party_type"), link.c.target_id.label("party_id"),
+        patient.label("patient_id"), low.label("low"), high.label("high"),
+    ]  # fmt: skip
+    return select(*columns).select_from(*froms).where(*found)
 
 
 def _related_kept(name: str, principal: Principal, at: Any) -> Any:
     """The ids of the citizens with whom relation ``name`` holds for the asker, from the kept rows."""
-    kept = care_relation
-    named = or_(
-        false(), *(and_(kept.c.party_type == t, kept.c.party_id == i) for t, i in principal.parties())
-    )
-    return select(kept.c.patient_id.label("patient")).where(
-        kept.c.relation == name, named, kept.c.low <= at, kept.c.high >= at
-    )
+    kept = select(care_relation).where(care_relation.c.relation == name).subquery()
+    return _holding(kept, principal, at)
 
 
 def _permitted_ids(policy: Policy, principal: Principal, kept: bool = False) -> Any:

@@ -177,11 +177,6 @@ def _people(db: Engine, context: RequestContext, organization: str) -> dict[str,
     return {p.id: v.load(p) for p in roles.included if p.resource_type == "Practitioner"}
 
 
-def names(db: Engine, context: RequestContext, organization: str) -> dict[str, str]:
-    """The names of the people working in ``organization`` and its units, by Practitioner id."""
-    return {pid: name_of(p) for pid, p in _people(db, context, organization).items()}
-
-
 def name_of(practitioner: dict[str, Any]) -> str:
     """A person's name as written (given names, family name), else their id."""
     name = (practitioner.get("name") or [{}])[0]
@@ -219,7 +214,7 @@ def expiring(
     db: Engine, context: RequestContext, organization: str, within_days: int, day: date | None = None
 ) -> list[dict[str, Any]]:
     """Competences of the organisation's people that end within ``within_days`` of ``day`` (or have
-    ended in the last ``within_days``): who, which, when, by the end day."""
+    ended in the last ``within_days``): who (id and name), which, when, by the end day."""
     day = day or today()
     if not 1 <= within_days <= 366:
         raise Invalid("within must lie between 1 and 366 days", where="within")
@@ -231,8 +226,8 @@ def expiring(
                 latest[h.code] = h
         for h in latest.values():
             if abs((h.end - day).days) <= within_days:
-                found.append({"practitioner": pid, "competence": h.code, "end": h.end.isoformat(),
-                              "expired": h.end < day})  # fmt: skip
+                found.append({"practitioner": pid, "name": name_of(practitioner), "competence": h.code,
+                              "end": h.end.isoformat(), "expired": h.end < day})  # fmt: skip
     return sorted(found, key=lambda f: (f["end"], f["practitioner"], f["competence"]))
 
 

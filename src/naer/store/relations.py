@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from functools import cache
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, insert, select
@@ -40,8 +41,10 @@ def digest(policy: Policy) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _types(policy: Policy) -> set[str]:
-    return {r.resource for r in policy.relations.values()}
+@cache
+def _kept_types() -> frozenset[str]:
+    """The types whose resources make relations (asked at every write: found once)."""
+    return frozenset(r.resource for r in _shipped().relations.values())
 
 
 def written(con: Connection, resource_type: str, rid: str, rows: Rows | None) -> None:
@@ -49,7 +52,7 @@ def written(con: Connection, resource_type: str, rid: str, rows: Rows | None) ->
     left). Derived here from the rows in hand by the same conditions ``conditions.relation_rows`` asks
     of the index (a write then costs one insert, not a query per relation; the two derivations are
     tested to give the same rows: tests/test_access_kept.py)."""
-    if resource_type not in _types(_shipped()):
+    if resource_type not in _kept_types():
         return
     drop(con, [(resource_type, rid)])
     if rows is not None:
@@ -72,7 +75,7 @@ def drop(con: Connection, keys: Iterable[tuple[str, str]]) -> None:
     by_type: dict[str, list[str]] = {}
     for kind, rid in keys:
         by_type.setdefault(kind, []).append(rid)
-    kept = _types(_shipped())
+    kept = _kept_types()
     for kind, ids in by_type.items():
         if kind in kept:
             con.execute(

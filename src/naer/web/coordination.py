@@ -92,6 +92,32 @@ def _clinician(request: Request) -> tuple[AccessContext | None, Response | None]
     return context, None
 
 
+async def posted(request: Request, limit: int = session.MAX_FORM) -> dict[str, str] | Response:
+    """The form sent, or the page that refuses it: 403 without the form's token, 413 with the reason when
+    longer than ``limit`` bytes (longer than its fields allow: a browser keeps to their maxlength)."""
+    values = await session.form(request, limit)
+    if values is not None:
+        return values
+    if getattr(request.state, "form_too_long", False):
+        t = i18n.gettext_for(session.language(request))
+        return refuse(request, 413, t("The form is longer than its fields allow; nothing was saved."))
+    return refuse(request)
+
+
+async def clinician_form(
+    request: Request, limit: int = session.MAX_FORM
+) -> tuple[AccessContext, dict[str, str]] | Response:
+    """The signed-in health professional and the form they sent, or the page that refuses (``_clinician``
+    and ``posted``)."""
+    context, refused = _clinician(request)
+    if context is None:
+        return refused  # type: ignore[return-value]
+    values = await posted(request, limit)
+    if isinstance(values, Response):
+        return values
+    return context, values
+
+
 def _when(value: str | None, lang: str) -> str:
     if not value:
         return "–"
@@ -163,12 +189,10 @@ async def _form_move(
     """A move from a page's form (its CSRF token checked): done, then back to the page (``base``/ID), or
     to ``gone`` when the move ended the mover's own access (an on-call physician's answer); refused, the
     page again with the reason and nothing written."""
-    context, refused = _clinician(request)
-    if context is None:
-        return refused  # type: ignore[return-value]
-    values = await session.form(request)
-    if values is None:
-        return refuse(request)
+    found = await clinician_form(request)
+    if isinstance(found, Response):
+        return found
+    context, values = found
     rid, version = task_id[:ID_LIMIT], values.get("version", "")
     db = request.app.state.db
     try:
@@ -284,12 +308,10 @@ def add_coordination_pages(app: FastAPI) -> None:
 
     @app.post("/advice/new", response_class=HTMLResponse, include_in_schema=False)
     async def advice_send(request: Request) -> Response:
-        context, refused = _clinician(request)
-        if context is None:
-            return refused  # type: ignore[return-value]
-        values = await session.form(request)
-        if values is None:
-            return refuse(request)
+        found = await clinician_form(request)
+        if isinstance(found, Response):
+            return found
+        context, values = found
         patient = values.get("patient", "")[:ID_LIMIT]
         question = advice.Question(
             patient,

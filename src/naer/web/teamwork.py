@@ -31,7 +31,16 @@ from naer.store.context import SYSTEM
 from naer.store.errors import Invalid, StoreError
 from naer.store.search.query import search
 from naer.web import i18n, people, session
-from naer.web.coordination import ID_LIMIT, _clinician, _context, _when, course_page_for, problem
+from naer.web.coordination import (
+    ID_LIMIT,
+    _clinician,
+    _context,
+    _when,
+    clinician_form,
+    course_page_for,
+    posted,
+    problem,
+)
 from naer.web.i18n import mark as _
 from naer.web.signin import refuse, render
 
@@ -46,18 +55,6 @@ SETTING_WORDS = {"home": _("Treatment at home"), "acute-bed": _("Municipal acute
 
 
 LONG_FORM = 1_048_576  # bytes: the longest field (an instruction of 100,000 characters) URL-encoded
-
-
-async def _posted(request: Request) -> dict[str, str] | Response:
-    """The form sent, or the page that refuses it: 403 without the form's token, 413 when longer than
-    any of these forms can be (a browser keeps to the fields' maxlength)."""
-    values = await session.form(request, LONG_FORM)
-    if values is not None:
-        return values
-    if getattr(request.state, "form_too_long", False):
-        t = i18n.gettext_for(session.language(request))
-        return refuse(request, 413, t("The form is longer than its fields allow; nothing was saved."))
-    return refuse(request)
 
 
 def _form_values(values: dict[str, str], limit: int = 100_000) -> dict[str, str]:
@@ -171,7 +168,7 @@ def _competence_pages(app: FastAPI) -> None:
         context = _context(request)
         if context is None:
             return session.to_login(request)
-        values = await _posted(request)
+        values = await posted(request, LONG_FORM)
         if isinstance(values, Response):
             return values
         given = _form_values(values, 200)
@@ -218,9 +215,8 @@ def _competence_pages(app: FastAPI) -> None:
             days = whole("within", within[:4] or "60", 1, 366)
             if chosen:
                 coverage = competence.coverage(db, context, code, chosen, when)
-                names = competence.names(db, context, chosen)
                 expiring = [
-                    {**e, "name": names.get(e["practitioner"], e["practitioner"]),
+                    {**e,
                      "title": _title(catalogue[e["competence"]], lang) if e["competence"] in catalogue
                      else e["competence"], "end_shown": i18n.day(e["end"], lang)}
                     for e in competence.expiring(db, context, chosen, days, when)
@@ -260,12 +256,10 @@ def _bed_pages(app: FastAPI) -> None:
 
     @app.post("/beds/admit", response_class=HTMLResponse, include_in_schema=False)
     async def beds_admit(request: Request) -> Response:
-        context, refused = _clinician(request)
-        if context is None:
-            return refused  # type: ignore[return-value]
-        values = await _posted(request)
-        if isinstance(values, Response):
-            return values
+        found = await clinician_form(request, LONG_FORM)
+        if isinstance(found, Response):
+            return found
+        context, values = found
         given = _form_values(values, 2000)
         unit = given.get("unit", "")[:ID_LIMIT]
         try:
@@ -281,12 +275,10 @@ def _bed_pages(app: FastAPI) -> None:
 
     @app.post("/beds/{stay}/discharge", response_class=HTMLResponse, include_in_schema=False)
     async def beds_discharge(request: Request, stay: str) -> Response:
-        context, refused = _clinician(request)
-        if context is None:
-            return refused  # type: ignore[return-value]
-        values = await _posted(request)
-        if isinstance(values, Response):
-            return values
+        found = await clinician_form(request, LONG_FORM)
+        if isinstance(found, Response):
+            return found
+        context, values = found
         unit = values.get("unit", "")[:ID_LIMIT]
         version = values.get("version", "")
         try:
@@ -387,12 +379,10 @@ def _responsibility_pages(app: FastAPI) -> None:
     async def _act(
         request: Request, patient_id: str, form: str, act: Callable[[AccessContext, dict[str, str]], Any]
     ) -> Response:
-        context, refused = _clinician(request)
-        if context is None:
-            return refused  # type: ignore[return-value]
-        values = await _posted(request)
-        if isinstance(values, Response):
-            return values
+        found = await clinician_form(request, LONG_FORM)
+        if isinstance(found, Response):
+            return found
+        context, values = found
         given = _form_values(values)
         patient_id = patient_id[:ID_LIMIT]
         try:
@@ -561,7 +551,7 @@ def _plan_pages(app: FastAPI) -> None:
         model = SECTIONS.get(section)  # type: ignore[call-overload]
         if model is None or section == "thresholds":
             return refuse(request, 404, t("No such part of the care plan."))
-        values = await _posted(request)
+        values = await posted(request, LONG_FORM)
         if isinstance(values, Response):
             return values
         given = _form_values(values)
