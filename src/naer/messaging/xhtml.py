@@ -1,0 +1,120 @@
+"""FHIR narrative (xhtml) checks and safe XML parsing for messages from outside.
+
+A message is hostile until checked: XML is parsed with entities, DTDs and network access off, and a
+document that declares a DOCTYPE is refused outright (no billion laughs, no external entities). The
+narrative rules are FHIR's txt-1/txt-2 (R4 Narrative: only basic HTML, no scripts, forms, event
+attributes or non-local images).
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+XHTML = "http://www.w3.org/1999/xhtml"
+ALLOWED = frozenset(
+    [
+        "a",
+        "abbr",
+        "acronym",
+        "b",
+        "big",
+        "blockquote",
+        "br",
+        "caption",
+        "cite",
+        "code",
+        "col",
+        "colgroup",
+        "dd",
+        "dfn",
+        "div",
+        "dl",
+        "dt",
+        "em",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "i",
+        "img",
+        "li",
+        "ol",
+        "p",
+        "pre",
+        "q",
+        "samp",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "tt",
+        "ul",
+        "var",
+    ]
+)
+MAX_BYTES = 20 * 1024 * 1024
+
+
+def parser() -> etree.XMLParser:
+    """An XML parser that resolves nothing outside the document and refuses huge trees."""
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+    )
+
+
+def parse_xml(text: bytes | str) -> etree._Element:
+    """Parse an XML document from outside; ValueError with the reason when it is not acceptable."""
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    if len(raw) > MAX_BYTES:
+        raise ValueError(f"the document is larger than {MAX_BYTES // (1024 * 1024)} MiB")
+    if b"<!DOCTYPE" in raw[:4096].upper() or b"<!ENTITY" in raw.upper():
+        raise ValueError("a document type declaration (DOCTYPE or ENTITY) is not allowed")
+    try:
+        root = etree.fromstring(raw, parser=parser())
+    except etree.XMLSyntaxError as exc:
+        raise ValueError(f"not well-formed XML: {exc}") from None
+    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
+        raise ValueError("a document type declaration is not allowed")
+    return root
+
+
+def narrative_problem(div: str) -> str | None:
+    """Why a narrative div breaks FHIR's rules, or None when it is acceptable."""
+    try:
+        root = parse_xml(div)
+    except ValueError as exc:
+        return str(exc)
+    if root.tag != f"{{{XHTML}}}div":
+        return "the narrative must be an xhtml div"
+    for node in root.iter():
+        if not isinstance(node.tag, str):
+            continue
+        tag = etree.QName(node).localname
+        if etree.QName(node).namespace != XHTML or tag not in ALLOWED:
+            return f"element {tag!r} is not allowed in a narrative"
+        for name, raw in node.attrib.items():
+            value = raw.decode() if isinstance(raw, bytes) else str(raw)
+            local = etree.QName(name).localname.lower()
+            if local.startswith("on"):
+                return f"attribute {local!r} is not allowed in a narrative"
+            if local in ("href", "src") and value.strip().lower().startswith("javascript:"):
+                return "a script link is not allowed in a narrative"
+            if tag == "img" and local == "src" and not value.startswith("#"):
+                return "an image in a narrative must be a local reference"
+    return None
