@@ -1,0 +1,107 @@
+"""Acknowledgement: the answer to every MedCom message (ok, transient-error or fatal-error).
+
+The answer quotes the original MessageHeader id (``response.identifier``) and goes back to its sender.
+A negative one carries an OperationOutcome that names each problem with MedCom's error codes. An
+acknowledgement is never acknowledged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from naer.messaging import parts
+from naer.messaging.parts import Party
+
+GUIDE = "http://medcomfhir.dk/ig/acknowledgement/StructureDefinition"
+MESSAGE = f"{GUIDE}/medcom-messaging-acknowledgement"
+HEADER = f"{GUIDE}/medcom-messaging-acknowledgementHeader"
+OUTCOME = f"{GUIDE}/medcom-acknowledgement-operationoutcome"
+PROVENANCE = f"{parts.MESSAGING}/medcom-messaging-provenance"
+EVENT = "acknowledgement-message"
+ERROR_CODES = f"{parts.TERMINOLOGY}/medcom-acknowledgement-error-codes"
+CODES = ("ok", "transient-error", "fatal-error")
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem for the OperationOutcome: MedCom's error code, and the text that names it."""
+
+    text: str
+    code: str = "invalid"  # FHIR issue-type
+    medcom: str | None = None  # a code of medcom-acknowledgement-error-codes
+    location: str | None = None
+
+
+def build(
+    original: dict[str, Any],
+    code: str,
+    issues: list[Issue],
+    us: Party,
+    them: Party,
+    at: datetime,
+) -> dict[str, Any]:
+    """The acknowledgement of ``original`` (a message Bundle) sent by ``us`` back to ``them``."""
+    if code not in CODES:
+        raise ValueError(f"an acknowledgement is {', '.join(CODES)}, not {code!r}")
+    if code != "ok" and not issues:
+        raise ValueError("a negative acknowledgement names its problem")
+    head_original = parts.first(original, "MessageHeader") or {}
+    original_id = str(head_original.get("id", ""))
+    response: dict[str, Any] = {"identifier": original_id, "code": code}
+    resources: list[dict[str, Any]] = []
+    outcome = None
+    if code != "ok":
+        outcome = _outcome(issues)
+        response["details"] = parts.ref(outcome)
+    head = parts.header(HEADER, EVENT, us, them, None, response=response)
+    resources.append(head)
+    original_step = parts.current_provenance(original)
+    if original_step is not None and parts.activity_of(original_step):
+        # The original's own step, so that the history of the acknowledged message is in the answer
+        resources.append(original_step)
+    resources.append(
+        parts.provenance(PROVENANCE, head["id"], "acknowledgement", us, at, previous=original_id)
+    )
+    resources += [parts.organization(us), parts.organization(them)]
+    if outcome is not None:
+        resources.append(outcome)
+    return parts.bundle(MESSAGE, resources, at)
+
+
+def _outcome(issues: list[Issue]) -> dict[str, Any]:
+    items = []
+    for issue in issues:
+        item: dict[str, Any] = {
+            "severity": "error",
+            "code": issue.code,
+            "details": {"text": issue.text[:1000]},
+        }
+        if issue.medcom:
+            item["details"]["coding"] = [{"system": ERROR_CODES, "code": issue.medcom}]
+        if issue.location:
+            item["expression"] = [issue.location[:500]]
+        items.append(item)
+    return {
+        "resourceType": "OperationOutcome",
+        "id": parts.new_id(),
+        "meta": {"profile": [OUTCOME]},
+        "text": parts.narrative(*(issue.text[:200] for issue in issues)),
+        "issue": items,
+    }
+
+
+def is_acknowledgement(message: dict[str, Any]) -> bool:
+    head = parts.first(message, "MessageHeader") or {}
+    return (head.get("eventCoding") or {}).get("code") == EVENT
+
+
+def answer_of(message: dict[str, Any]) -> tuple[str, str] | None:
+    """(acknowledged MessageHeader id, code) of an acknowledgement."""
+    head = parts.first(message, "MessageHeader") or {}
+    response = head.get("response") or {}
+    ident, code = response.get("identifier"), response.get("code")
+    if isinstance(ident, str) and isinstance(code, str):
+        return ident, code
+    return None

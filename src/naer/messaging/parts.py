@@ -1,0 +1,288 @@
+"""The pieces every MedCom message is made of: the parties, the citizen, the MessageHeader, the
+Provenance of each step and the message Bundle. Built to MedCom's profiles (the messaging guide and
+MedCom core); ``validate.py`` checks every message built from them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from naer.fhir.systems import CPR, NAER, SOR
+
+GLN = "https://www.gs1.org/gln"
+MESSAGING = "http://medcomfhir.dk/ig/messaging/StructureDefinition"
+CORE = "http://medcomfhir.dk/ig/core/StructureDefinition"
+TERMINOLOGY = "http://medcomfhir.dk/ig/terminology/CodeSystem"
+EVENTS = f"{TERMINOLOGY}/medcom-messaging-eventCodes"
+ACTIVITIES = f"{TERMINOLOGY}/medcom-messaging-activityCodes"
+DESTINATION_USE = f"{TERMINOLOGY}/medcom-messaging-destinationUse"
+XHTML = "http://www.w3.org/1999/xhtml"
+SOR_ENDPOINT = "https://sor2.sum.dsdn.dk/#id="  # where MedCom's examples point a SOR unit's endpoint
+
+
+@dataclass(frozen=True)
+class Party:
+    """An organisation as messages name it: its SOR code, its GLN (the VANS address) and its name."""
+
+    sor: str
+    gln: str
+    name: str
+
+    @property
+    def id(self) -> str:
+        return f"sor-{self.sor}"
+
+    @property
+    def endpoint(self) -> str:
+        return SOR_ENDPOINT + self.sor
+
+
+@dataclass(frozen=True)
+class Citizen:
+    cpr: str
+    family: str
+    given: tuple[str, ...] = ()
+    deceased: bool = False
+
+    @property
+    def id(self) -> str:
+        return "cpr-" + str(uuid.uuid5(uuid.NAMESPACE_OID, CPR + "|" + self.cpr))
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def instant(moment: datetime) -> str:
+    """A FHIR dateTime with seconds and the offset (MedCom's messages always carry both)."""
+    if moment.tzinfo is None:
+        raise ValueError("a message time needs a time zone")
+    return moment.isoformat(timespec="seconds")
+
+
+def synthetic_gln(sor: str) -> str:
+    """A GLN for an organisation whose directory entry has none (the synthetic population's): 579 (GS1
+    Denmark) and nine digits of the SOR code, with the GS1 check digit. Real organisations carry their
+    own GLN in the directory, and that one is used."""
+    body = "579" + sor[-9:].rjust(9, "0")
+    total = sum(int(digit) * (3 if index % 2 else 1) for index, digit in enumerate(body))
+    return body + str((10 - total % 10) % 10)
+
+
+def narrative(*lines: str) -> dict[str, str]:
+    """MedCom asks for a narrative in every resource; the text is escaped, never markup from data."""
+    body = "".join(f"<p>{escape(line)}</p>" for line in lines if line)
+    return {"status": "generated", "div": f'<div xmlns="{XHTML}">{body or "<p>-</p>"}</div>'}
+
+
+def ref(resource: dict[str, Any]) -> dict[str, str]:
+    return {"reference": f"{resource['resourceType']}/{resource['id']}"}
+
+
+def organization(party: Party) -> dict[str, Any]:
+    return {
+        "resourceType": "Organization",
+        "id": party.id,
+        "meta": {"profile": [f"{MESSAGING}/medcom-messaging-organization"]},
+        "text": narrative(party.name, f"SOR {party.sor}", f"GLN {party.gln}"),
+        "identifier": [{"system": GLN, "value": party.gln}, {"system": SOR, "value": party.sor}],
+        "name": party.name,
+    }
+
+
+def patient(citizen: Citizen) -> dict[str, Any]:
+    name: dict[str, Any] = {"use": "official", "family": citizen.family}
+    if citizen.given:
+        name["given"] = list(citizen.given)
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": citizen.id,
+        "meta": {"profile": [f"{CORE}/medcom-core-patient"]},
+        "text": narrative(" ".join([*citizen.given, citizen.family])),
+        "identifier": [{"system": CPR, "value": citizen.cpr}],
+        "name": [name],
+    }
+    if citizen.deceased:
+        resource["deceasedBoolean"] = True
+    return resource
+
+
+def header(
+    profile: str,
+    event: str,
+    sender: Party,
+    receiver: Party,
+    focus: dict[str, Any] | None,
+    header_id: str | None = None,
+    **more: Any,
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "MessageHeader",
+        "id": header_id or new_id(),
+        "meta": {"profile": [profile]},
+        "text": narrative(f"{event}: {sender.name} → {receiver.name}"),
+        "eventCoding": {"system": EVENTS, "code": event},
+        "destination": [
+            {
+                "extension": [
+                    {
+                        "url": f"{MESSAGING}/medcom-messaging-destinationUseExtension",
+                        "valueCoding": {"system": DESTINATION_USE, "code": "primary"},
+                    }
+                ],
+                "endpoint": receiver.endpoint,
+                "receiver": {"reference": f"Organization/{receiver.id}"},
+            }
+        ],
+        "sender": {"reference": f"Organization/{sender.id}"},
+        "source": {"endpoint": sender.endpoint},
+        **more,
+    }
+    if focus is not None:
+        resource["focus"] = [ref(focus)]
+    return resource
+
+
+def provenance(
+    profile: str,
+    header_id: str,
+    activity: str,
+    agent: Party,
+    at: datetime,
+    previous: str | None = None,
+    role: str = "revision",
+    provenance_id: str | None = None,
+    **more: Any,
+) -> dict[str, Any]:
+    """One step of the message's history: this message (``header_id``) did ``activity``; ``previous``
+    names the earlier message it revises, answers or cancels."""
+    resource: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "id": provenance_id or new_id(),
+        "meta": {"profile": [profile]},
+        "text": narrative(f"{activity} {instant(at)}"),
+        "target": [{"reference": f"MessageHeader/{header_id}"}],
+        "occurredDateTime": instant(at),
+        "recorded": instant(at),
+        "activity": {"coding": [{"system": ACTIVITIES, "code": activity}]},
+        "agent": [{"who": {"reference": f"Organization/{agent.id}"}}],
+        **more,
+    }
+    if previous is not None:
+        resource.setdefault("entity", []).insert(
+            0, {"role": role, "what": {"reference": f"MessageHeader/{previous}"}}
+        )
+    return resource
+
+
+def bundle(
+    profile: str, resources: list[dict[str, Any]], at: datetime, bundle_id: str | None = None
+) -> dict[str, Any]:
+    """The message: the MessageHeader first, every resource once (later duplicates by id dropped)."""
+    seen: set[tuple[str, str]] = set()
+    entries = []
+    for resource in resources:
+        key = (resource["resourceType"], resource["id"])
+        if key in seen:
+            continue
+        seen.add(key)
+        entries.append({"fullUrl": f"{NAER}/{key[0]}/{key[1]}", "resource": resource})
+    return {
+        "resourceType": "Bundle",
+        "id": bundle_id or new_id(),
+        "meta": {"profile": [profile]},
+        "type": "message",
+        "timestamp": instant(at),
+        "entry": entries,
+    }
+
+
+# -- reading a message ------------------------------------------------------------------------------------
+
+
+def entries(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        entry["resource"]
+        for entry in message.get("entry") or []
+        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+    ]
+
+
+def first(message: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return next((each for each in entries(message) if each.get("resourceType") == kind), None)
+
+
+def resolve(message: dict[str, Any], reference: Any) -> dict[str, Any] | None:
+    """The resource a reference inside the message names ('Type/id', or a full URL ending so)."""
+    if isinstance(reference, dict):
+        reference = reference.get("reference")
+    if not isinstance(reference, str):
+        return None
+    kind, _, ident = reference.rstrip("/").rpartition("/")
+    kind = kind.rpartition("/")[2]
+    for entry in message.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            continue
+        if entry.get("fullUrl") == reference or (
+            resource.get("resourceType") == kind and resource.get("id") == ident
+        ):
+            return resource
+    return None
+
+
+def party_of(organization: dict[str, Any] | None) -> Party | None:
+    """The Party an Organization of a message stands for (None without a SOR code)."""
+    if organization is None:
+        return None
+    codes = {
+        each.get("system"): each.get("value")
+        for each in organization.get("identifier") or []
+        if isinstance(each, dict) and isinstance(each.get("value"), str)
+    }
+    sor = codes.get(SOR)
+    if not sor:
+        return None
+    name = organization.get("name")
+    return Party(sor=sor, gln=codes.get(GLN) or "", name=name if isinstance(name, str) else sor)
+
+
+def current_provenance(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The Provenance of this message's own step (its target is this message's MessageHeader)."""
+    head = first(message, "MessageHeader")
+    if head is None:
+        return None
+    own = f"MessageHeader/{head.get('id')}"
+    for each in entries(message):
+        if each.get("resourceType") != "Provenance":
+            continue
+        targets = [t.get("reference") for t in each.get("target") or [] if isinstance(t, dict)]
+        if any(isinstance(t, str) and (t == own or t.endswith("/" + own)) for t in targets):
+            return each
+    return None
+
+
+def activity_of(provenance: dict[str, Any] | None) -> str | None:
+    if provenance is None:
+        return None
+    for coding in (provenance.get("activity") or {}).get("coding") or []:
+        if (
+            isinstance(coding, dict)
+            and coding.get("system") == ACTIVITIES
+            and isinstance(coding.get("code"), str)
+        ):
+            return str(coding["code"])
+    return None
+
+
+def cpr_of(resource: dict[str, Any] | None) -> str | None:
+    if resource is None:
+        return None
+    for each in resource.get("identifier") or []:
+        if isinstance(each, dict) and each.get("system") == CPR and isinstance(each.get("value"), str):
+            return str(each["value"])
+    return None

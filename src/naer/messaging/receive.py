@@ -1,0 +1,352 @@
+"""The inbox: take a message from outside, check it, apply it and answer it — exactly once.
+
+MedCom's reliable messaging, as Nær keeps it:
+
+- A message received again (the same MessageHeader id, whatever its Bundle id) changes nothing and is
+  answered with the very acknowledgement it got the first time (kept with the message).
+- A Bundle id that comes back with another MessageHeader id is an error (a negative acknowledgement).
+- The message, its effect and its acknowledgement commit in one transaction: a crash before the commit
+  leaves nothing (the sender sends again and the message is applied then); a crash after it leaves the
+  acknowledgement to be given again to the retransmission.
+- Two deliveries of one message at the same time: the second's insert meets the first's key and it
+  answers with the first's acknowledgement.
+- A HospitalNotification sets the stay by the hospital's own time of the event, so that notifications
+  arriving out of order leave the state of the latest.
+- A message about a citizen the receiving unit does not serve is acknowledged and kept, but not shown.
+- An invalid message changes nothing and is answered with a fatal-error acknowledgement that names
+  each problem; an acknowledgement is never acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from naer import clock
+from naer.messaging import acknowledgement as ack
+from naer.messaging import carecommunication, directory, notification, parts
+from naer.messaging.parse import Unreadable, read
+from naer.messaging.tables import hospital_stay, message, message_bundle
+from naer.messaging.validate import Problem, validate
+
+ID_LIMIT = 64
+EVENTS = {
+    notification.EVENT: "hospital-notification",
+    carecommunication.EVENT: "care-communication",
+    ack.EVENT: "acknowledgement",
+}
+# The acknowledgement's code for each of the validator's rules (MedCom's acknowledgement issue details).
+ISSUE_CODES = {
+    "binding": ("code-invalid", "MSG_VALUESET_VALUE_UNKNOWN"),
+    "type": ("structure", "MSG_Datatype_Wrong"),
+    "structure": ("structure", "MSG_BAD_SYNTAX"),
+    "reference": ("not-found", "MSG_NO_EXIST"),
+    "cardinality": ("required", "MSG_RESOURCE_REQUIRED"),
+}
+Record = Callable[[str, str | None, str], None]  # (action, patient, detail): the audit's hook
+
+
+@dataclass
+class Receipt:
+    """What became of a message, and the answer to give. ``acknowledgement`` is None when there is no one
+    to answer (an acknowledgement, or a message too broken to name its sender)."""
+
+    outcome: str  # applied, not-served, rejected, duplicate, bundle-reused, acknowledgement, unreadable
+    acknowledgement: dict[str, Any] | None
+    problems: list[str] = field(default_factory=list)
+    header: str | None = None
+    patient: str | None = None  # the citizen's Patient id, when the message is about one Nær knows
+
+    @property
+    def code(self) -> str | None:
+        if self.acknowledgement is None:
+            return None
+        found = ack.answer_of(self.acknowledgement)
+        return found[1] if found else None
+
+    def line(self) -> str:
+        """One line for the command line."""
+        code = f" ({self.code})" if self.code else ""
+        why = f": {self.problems[0]}" if self.problems else ""
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        return f"{self.header or '-'} {self.outcome}{code}{why}{more}"
+
+
+def receive(
+    db: Engine,
+    raw: bytes,
+    content_type: str | None = None,
+    now: datetime | None = None,
+    record: Record | None = None,
+) -> Receipt:
+    """Take one message (JSON or XML), apply it once, and return the acknowledgement to send back."""
+    now = now or clock.now()
+    try:
+        found = read(raw, content_type)
+    except Unreadable as exc:
+        return Receipt("unreadable", None, [exc.reason], exc.header)
+    head = parts.first(found, "MessageHeader")
+    header_id = head.get("id") if head else None
+    bundle_id = found.get("id")
+    if not _is_id(header_id) or not _is_id(bundle_id):
+        why = (
+            "the message has no MessageHeader with an id" if not _is_id(header_id) else "the Bundle has no id"
+        )
+        return Receipt("unreadable", None, [f"{why}: it cannot be acknowledged"])
+    assert isinstance(header_id, str) and isinstance(bundle_id, str)
+    if ack.is_acknowledgement(found):
+        return _acknowledged(db, found, header_id, now)
+    sender = parts.party_of(parts.resolve(found, (head or {}).get("sender")))
+    receiver = parts.party_of(parts.resolve(found, _primary_receiver(head or {})))
+    earlier = _earlier(db, header_id, bundle_id)
+    if earlier is not None:
+        if earlier.outcome == "bundle-reused" and sender is not None and receiver is not None:
+            issue = ack.Issue(earlier.problems[0], "duplicate", "MSG_DUPLICATE_ID")
+            earlier.acknowledgement = ack.build(found, "fatal-error", [issue], receiver, sender, now)
+        return earlier
+    result = validate(found)
+    problems = result.errors
+    if sender is None or receiver is None:
+        lines = [str(p) for p in problems] or ["the message names no sender or receiver with a SOR code"]
+        return Receipt("unreadable", None, lines, header_id)
+    try:
+        with db.begin() as con:
+            receipt = _apply(con, found, header_id, bundle_id, problems, sender, receiver, now)
+    except IntegrityError:  # the same message (or Bundle id) committed meanwhile by another delivery
+        earlier = _earlier(db, header_id, bundle_id)
+        if earlier is None:
+            raise
+        return earlier
+    if record is not None:
+        record("message-received", receipt.patient, f"{EVENTS.get(_event(found), '?')} {receipt.outcome}")
+    return receipt
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= ID_LIMIT and value.isprintable() and " " not in value
+
+
+def _event(found: dict[str, Any]) -> str:
+    head = parts.first(found, "MessageHeader") or {}
+    return str((head.get("eventCoding") or {}).get("code", ""))
+
+
+def _primary_receiver(head: dict[str, Any]) -> Any:
+    for destination in head.get("destination") or []:
+        if not isinstance(destination, dict):
+            continue
+        uses = [
+            (ext.get("valueCoding") or {}).get("code")
+            for ext in destination.get("extension") or []
+            if isinstance(ext, dict)
+        ]
+        if "primary" in uses or not uses:
+            return destination.get("receiver")
+    return None
+
+
+def _earlier(db: Engine, header_id: str, bundle_id: str) -> Receipt | None:
+    """The answer already given to this message, or the refusal of a Bundle id reused."""
+    with db.begin() as con:
+        row = con.execute(
+            select(message.c.ack_body, message.c.patient).where(
+                message.c.direction == "in", message.c.header_id == header_id
+            )
+        ).first()
+        holder = con.execute(
+            select(message_bundle.c.header_id).where(message_bundle.c.bundle_id == bundle_id)
+        ).scalar()
+        if holder is not None and holder != header_id:
+            why = f"Bundle id {bundle_id} came before with MessageHeader {holder}: a new message, a new id"
+            return Receipt("bundle-reused", None, [why], header_id)
+        if row is None:
+            return None
+        if holder is None:  # a retransmission in a new Bundle: its id is taken too
+            con.execute(insert(message_bundle).values(bundle_id=bundle_id, header_id=header_id))
+    answer = orjson.loads(row.ack_body) if row.ack_body else None
+    return Receipt("duplicate", answer, [], header_id, row.patient)
+
+
+def _issues(problems: list[Problem]) -> list[ack.Issue]:
+    issues = []
+    for problem in problems[:50]:
+        code, medcom = ISSUE_CODES.get(problem.rule, ("invariant", "MSG_BAD_FORMAT"))
+        issues.append(ack.Issue(text=str(problem), code=code, medcom=medcom, location=problem.path or None))
+    return issues
+
+
+def _apply(
+    con: Connection,
+    found: dict[str, Any],
+    header_id: str,
+    bundle_id: str,
+    problems: list[Problem],
+    sender: parts.Party,
+    receiver: parts.Party,
+    now: datetime,
+) -> Receipt:
+    kind = EVENTS.get(_event(found), "unknown")
+    unit = directory.unit(con, receiver.sor)
+    issues: list[ack.Issue] = []
+    state, code, patient, thread, episode, event_at = "rejected", "?", None, None, None, None
+    if problems:
+        issues = _issues(problems)
+    elif unit is None:
+        issues = [
+            ack.Issue(
+                f"no organisation with SOR code {receiver.sor} receives messages here",
+                "not-found",
+                "MSG_Receiver_Identifier_UNKNOWN",
+            )
+        ]
+    elif kind == "hospital-notification":
+        try:
+            notice = notification.read(found)
+        except notification.RuleBroken as exc:
+            issues = [ack.Issue(str(exc), "business-rule", "MSG_BAD_FORMAT")]
+        else:
+            code, episode = notice.code, notice.episode
+            event_at = _moment(notice.event_at) or now.astimezone(UTC)
+            patient = _citizen(con, found)
+            if patient is not None and directory.serves(con, unit, patient, now):
+                _stay(con, unit.id, sender, found, notice, patient, event_at, header_id)
+                state = "applied"
+            else:
+                state = "not-served"
+    elif kind == "care-communication":
+        thread, _category, _topic, _said = carecommunication.read(found)
+        provenance = parts.current_provenance(found)
+        activity = parts.activity_of(provenance) or ""
+        code = activity.removesuffix("-message") or "?"
+        event_at = _moment(str((provenance or {}).get("occurredDateTime", ""))) or now.astimezone(UTC)
+        patient = _citizen(con, found)
+        served = patient is not None and directory.serves(con, unit, patient, now)
+        state = "applied" if served else "not-served"
+    else:
+        issues = [
+            ack.Issue(
+                f"{_event(found) or 'this message type'} is not received here",
+                "not-supported",
+                "MSG_RECEIVER_UNABLE_TO_RECEIVE_MSG_TYPE",
+            )
+        ]
+    answer = ack.build(found, "fatal-error" if issues else "ok", issues, receiver, sender, now)
+    con.execute(
+        insert(message).values(
+            direction="in",
+            header_id=header_id,
+            bundle_id=bundle_id,
+            kind=kind,
+            code=code[:24],
+            sender_sor=sender.sor[:32],
+            receiver_sor=receiver.sor[:32],
+            organization=unit.id if unit else None,
+            patient=patient,
+            thread=(thread or None) and thread[:128],
+            episode=(episode or None) and episode[:128],
+            state=state,
+            body=orjson.dumps(found).decode(),
+            ack_code=answer_code(answer),
+            ack_body=orjson.dumps(answer).decode(),
+            problems="\n".join(issue.text for issue in issues) or None,
+            created=now.astimezone(UTC),
+            event_at=event_at,
+            attempts=0,
+        )
+    )
+    con.execute(insert(message_bundle).values(bundle_id=bundle_id, header_id=header_id))
+    return Receipt(state, answer, [issue.text for issue in issues], header_id, patient)
+
+
+def answer_code(answer: dict[str, Any]) -> str | None:
+    found = ack.answer_of(answer)
+    return found[1] if found else None
+
+
+def _citizen(con: Connection, found: dict[str, Any]) -> str | None:
+    cpr = parts.cpr_of(parts.first(found, "Patient"))
+    return directory.citizen(con, cpr) if cpr else None
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    # Kept in UTC: SQLite compares the stored text, so every time must have the same offset.
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _stay(
+    con: Connection,
+    organization: str,
+    sender: parts.Party,
+    found: dict[str, Any],
+    notice: notification.Notice,
+    patient: str,
+    event_at: datetime,
+    header_id: str,
+) -> None:
+    """Set the stay to what this notification says, unless a later event has set it already."""
+    kind = notification.kinds()[notice.code]
+    person = parts.first(found, "Patient") or {}
+    name = (person.get("name") or [{}])[0] if isinstance(person.get("name"), list) else {}
+    values = {
+        "organization": organization,
+        "hospital_sor": sender.sor[:32],
+        "episode": notice.episode[:128] or header_id,
+        "patient": patient,
+        "cpr": (parts.cpr_of(person) or "")[:16],
+        "name": " ".join([*name.get("given", []), str(name.get("family", ""))]).strip()[:200],
+        "hospital": sender.name[:200],
+        "klass": notice.klass[:8],
+        "code": notice.code,
+        "state": notification.state_after(kind, notice.klass),
+        "start": (notice.start or "")[:40] or None,
+        "end": (notice.end or "")[:40] or None,
+        "event_at": event_at,
+        "header_id": header_id,
+    }
+    dialect = postgresql if con.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(hospital_stay).values(**values)
+    later = {
+        key: statement.excluded[key]
+        for key in values
+        if key not in ("organization", "hospital_sor", "episode")
+    }
+    con.execute(
+        statement.on_conflict_do_update(
+            index_elements=["organization", "hospital_sor", "episode"],
+            set_=later,
+            where=hospital_stay.c.event_at <= statement.excluded.event_at,
+        )
+    )
+
+
+def _acknowledged(db: Engine, found: dict[str, Any], header_id: str, now: datetime) -> Receipt:
+    """An acknowledgement of a message Nær sent: the sent message's state follows it. Never answered."""
+    answer = ack.answer_of(found)
+    if answer is None:
+        return Receipt("acknowledgement", None, ["the acknowledgement names no message"], header_id)
+    original, code = answer
+    state = {"ok": "acknowledged", "transient-error": "negative", "fatal-error": "negative"}.get(
+        code, "negative"
+    )
+    with db.begin() as con:
+        changed = con.execute(
+            update(message)
+            .where(
+                message.c.direction == "out", message.c.header_id == original, message.c.acked_at.is_(None)
+            )
+            .values(state=state, ack_code=code[:24], ack_body=orjson.dumps(found).decode(), acked_at=now)
+        ).rowcount
+    outcome = "acknowledgement" if changed else "acknowledgement (of nothing waiting)"
+    return Receipt(outcome, None, [], header_id)
