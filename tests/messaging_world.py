@@ -31,7 +31,12 @@ SORS = {
     "acute-0741": "953761000016005",
     "gp-0741": "123451000016003",
 }
-CPRS = {"p-home": "2509479989", "p-none": "0101401234", "p-admitted": "0202402345", "p-discharged": "0303403456"}
+CPRS = {
+    "p-home": "2509479989",
+    "p-none": "0101401234",
+    "p-admitted": "0202402345",
+    "p-discharged": "0303403456",
+}
 OUTSIDE = parts.Party("111111000016001", parts.synthetic_gln("111111000016001"), "Et andet hospital")
 
 
@@ -70,7 +75,9 @@ class Stay:
                            reason=changes.pop("reason", None) if "reason" in changes else None)  # fmt: skip
         kind = hn.kinds()[code]
         step = hn.Step(message["entry"][0]["resource"]["id"], kind.activities[stay.klass], at, self.sender)
-        self.stay = hn.Stay(**{**stay.__dict__, "history": (*stay.history, step), "state": kind.states[stay.klass]})
+        self.stay = hn.Stay(
+            **{**stay.__dict__, "history": (*stay.history, step), "state": kind.states[stay.klass]}
+        )
         return message
 
 

@@ -178,6 +178,10 @@ from naer.cli.coordination import coordination_app  # noqa: E402
 
 app.add_typer(coordination_app, name="coordination")
 
+from naer.cli.messages import messages_app  # noqa: E402
+
+app.add_typer(messages_app, name="messages")
+
 
 def main() -> None:
     """Entry point: user mistakes become one clear line on stderr and exit code 2."""

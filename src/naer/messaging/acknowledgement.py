@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from naer.messaging import parts
+from naer.messaging.definitions import load
 from naer.messaging.parts import Party
 
 GUIDE = "http://medcomfhir.dk/ig/acknowledgement/StructureDefinition"
@@ -20,7 +21,7 @@ HEADER = f"{GUIDE}/medcom-messaging-acknowledgementHeader"
 OUTCOME = f"{GUIDE}/medcom-acknowledgement-operationoutcome"
 PROVENANCE = f"{parts.MESSAGING}/medcom-messaging-provenance"
 EVENT = "acknowledgement-message"
-ERROR_CODES = f"{parts.TERMINOLOGY}/medcom-acknowledgement-error-codes"
+ISSUE_DETAILS = "http://medcomfhir.dk/ig/terminology/ValueSet/medcom-acknowledgement-issue-details"
 CODES = ("ok", "transient-error", "fatal-error")
 
 
@@ -79,7 +80,7 @@ def _outcome(issues: list[Issue]) -> dict[str, Any]:
             "details": {"text": issue.text[:1000]},
         }
         if issue.medcom:
-            item["details"]["coding"] = [{"system": ERROR_CODES, "code": issue.medcom}]
+            item["details"]["coding"] = [{"system": _system(issue.medcom), "code": issue.medcom}]
         if issue.location:
             item["expression"] = [issue.location[:500]]
         items.append(item)
@@ -90,6 +91,15 @@ def _outcome(issues: list[Issue]) -> dict[str, Any]:
         "text": parts.narrative(*(issue.text[:200] for issue in issues)),
         "issue": items,
     }
+
+
+def _system(code: str) -> str:
+    """The code system of an issue code: MedCom's own error codes or HL7's operation-outcome codes, both
+    in the value set the acknowledgement binds (medcom-acknowledgement-issue-details)."""
+    for system, known in load().valueset(ISSUE_DETAILS) or ():
+        if known == code:
+            return system
+    raise ValueError(f"{code!r} is not an acknowledgement issue code")
 
 
 def is_acknowledgement(message: dict[str, Any]) -> bool:

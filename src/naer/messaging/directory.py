@@ -99,9 +99,9 @@ def _codes(org: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def citizen(con: Connection, cpr: str) -> str | None:
-    """The Patient id of the citizen with CPR number ``cpr``."""
-    return _by_identifier(con, "Patient", CPR, cpr)
+def citizen(con: Connection, cpr: str, system: str = CPR) -> str | None:
+    """The Patient id of the citizen with CPR number ``cpr`` (or a replacement CPR in ``system``)."""
+    return _by_identifier(con, "Patient", system, cpr)
 
 
 def patient_content(con: Connection, patient: str) -> dict[str, Any] | None:

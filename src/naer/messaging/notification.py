@@ -212,7 +212,8 @@ class Notice:
 
 def read(message: dict[str, Any]) -> Notice:
     """Recognise a (validated) HospitalNotification. A death is recognised by the citizen's deceased flag
-    on a finished stay, whatever the activity (MedCom's own MORS examples carry an admission's)."""
+    on a finished stay, whatever the activity (MedCom's own MORS examples carry an admission's). AN_MORS
+    reads as AN_SLHJ: the two are the same message (a cancelled end of stay), and leave the same state."""
     encounter = parts.first(message, "Encounter") or {}
     patient = parts.first(message, "Patient") or {}
     own = parts.current_provenance(message)

@@ -279,10 +279,30 @@ def activity_of(provenance: dict[str, Any] | None) -> str | None:
     return None
 
 
-def cpr_of(resource: dict[str, Any] | None) -> str | None:
+X_ECPR = "urn:oid:1.2.208.176.1.6.1.1"  # the national replacement CPR (X-eCPR), DK-core
+
+
+def identity_of(resource: dict[str, Any] | None) -> tuple[str, str] | None:
+    """(system, value) of the citizen's CPR number, or of a replacement CPR (X-eCPR or a region's D-eCPR)
+    when the citizen has none; MedCom's messages carry one of them."""
     if resource is None:
         return None
-    for each in resource.get("identifier") or []:
-        if isinstance(each, dict) and each.get("system") == CPR and isinstance(each.get("value"), str):
-            return str(each["value"])
+    found = [
+        (str(each["system"]), str(each["value"]))
+        for each in resource.get("identifier") or []
+        if isinstance(each, dict)
+        and isinstance(each.get("system"), str)
+        and isinstance(each.get("value"), str)
+    ]
+    for system, value in found:
+        if system == CPR:
+            return system, value
+    for system, value in found:
+        if system == X_ECPR or system.startswith("urn:oid:1.2.208.176.1.6."):
+            return system, value
     return None
+
+
+def cpr_of(resource: dict[str, Any] | None) -> str | None:
+    found = identity_of(resource)
+    return found[1] if found else None

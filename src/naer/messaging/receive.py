@@ -272,8 +272,8 @@ def answer_code(answer: dict[str, Any]) -> str | None:
 
 
 def _citizen(con: Connection, found: dict[str, Any]) -> str | None:
-    cpr = parts.cpr_of(parts.first(found, "Patient"))
-    return directory.citizen(con, cpr) if cpr else None
+    identity = parts.identity_of(parts.first(found, "Patient"))
+    return directory.citizen(con, identity[1], identity[0]) if identity else None
 
 
 def _moment(text: str) -> datetime | None:

@@ -1,0 +1,100 @@
+"""``naer messages``: MedCom messages in and out — receive files, validate them, run the outbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+
+from naer.errors import UserError
+from naer.store.db import database_url
+
+messages_app = typer.Typer(
+    help="MedCom messages (HospitalNotification, CareCommunication, Acknowledgement): receive, validate, "
+    "and send what waits in the outbox.",
+    no_args_is_help=True,
+)
+console = Console(highlight=False)
+SUFFIXES = (".json", ".xml")
+MAX_FILES = 100_000
+
+
+def _files(target: Path) -> list[Path]:
+    if not target.exists():
+        raise UserError(f"{target}: no such file or directory")
+    if target.is_file():
+        return [target]
+    found = sorted(p for p in target.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    if not found:
+        raise UserError(f"{target}: no .json or .xml files in it")
+    if len(found) > MAX_FILES:
+        raise UserError(f"{target}: more than {MAX_FILES} files; receive them in parts")
+    return found
+
+
+@messages_app.command("receive")
+def receive_command(
+    target: Annotated[Path, typer.Argument(help="A message file (JSON or XML), or a folder of them.")],
+    url: Annotated[str | None, typer.Option("--url", help="Database URL (default: settings).")] = None,
+    answers: Annotated[
+        Path | None, typer.Option("--answers", help="Write each acknowledgement to this folder.")
+    ] = None,
+) -> None:
+    """Receive MedCom messages as the gateway does: validate, apply once, and acknowledge. A message
+    received before gets the acknowledgement it got then. One line per message; exit code 1 if any was
+    refused."""
+    from naer.messaging.receive import receive
+    from naer.store.db import engine
+    from naer.store.migrate import upgrade
+
+    files = _files(target)
+    resolved = database_url(url)
+    upgrade(resolved)
+    db = engine(resolved)
+    if answers is not None:
+        answers.mkdir(parents=True, exist_ok=True)
+    refused = 0
+    for path in files:
+        raw = path.read_bytes()
+        receipt = receive(db, raw, "application/fhir+xml" if path.suffix.lower() == ".xml" else None)
+        console.print(f"{path.name}: {receipt.line()}", markup=False, soft_wrap=True)
+        if receipt.outcome in ("rejected", "bundle-reused", "unreadable"):
+            refused += 1
+        if answers is not None and receipt.acknowledgement is not None:
+            name = f"ack-{receipt.acknowledgement['id']}.json"
+            (answers / name).write_bytes(orjson.dumps(receipt.acknowledgement, option=orjson.OPT_INDENT_2))
+    if refused:
+        console.print(f"{refused} of {len(files)} refused")
+        raise typer.Exit(1)
+
+
+@messages_app.command("validate")
+def validate_command(
+    target: Annotated[Path, typer.Argument(help="A message file (JSON or XML), or a folder of them.")],
+) -> None:
+    """Validate messages against MedCom's profiles without receiving them: each problem on a line with the
+    rule it breaks. Exit code 1 if any message is invalid."""
+    from naer.messaging.parse import Unreadable, read
+    from naer.messaging.validate import validate
+
+    bad = 0
+    for path in _files(target):
+        try:
+            message = read(
+                path.read_bytes(), "application/fhir+xml" if path.suffix.lower() == ".xml" else None
+            )
+        except Unreadable as exc:
+            console.print(f"{path.name}: unreadable: {exc}", markup=False, soft_wrap=True)
+            bad += 1
+            continue
+        result = validate(message)
+        console.print(f"{path.name}: {'valid' if result.ok else 'invalid'}", markup=False)
+        for problem in result.problems:
+            if problem.severity != "information":
+                console.print(f"  {problem.severity}: {problem}", markup=False, soft_wrap=True)
+        bad += not result.ok
+    if bad:
+        raise typer.Exit(1)
