@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from naer.access import accounts, tokens
 from naer.fhir.systems import CPR, SOR
 from naer.messaging import carecommunication as cc
 from naer.messaging import notification as hn
@@ -49,7 +50,10 @@ def citizen(patient: str) -> parts.Citizen:
 
 
 def prepare(world: World) -> None:
-    """Give the world's organisations their SOR codes and its citizens their CPR numbers."""
+    """Give the world's organisations their SOR codes and its citizens their CPR numbers, and register
+    the message gateway as a system client (``gateway``)."""
+    accounts.add(world.db, "gateway", "MedCom gateway", "system", password=None, scopes="system/*.cruds")
+    world.tokens["gateway"] = tokens.issue("gateway", "system/*.cruds", 7 * 24 * 60)
     for org, sor in SORS.items():
         found = orjson.loads(store.read(world.db, SYSTEM, "Organization", org).content or "{}")
         found["identifier"] = [*found.get("identifier", []), {"system": SOR, "value": sor}]

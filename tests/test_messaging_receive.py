@@ -15,11 +15,13 @@ from typing import Any
 
 import orjson
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import func, select
 
 from naer.fhir.systems import CPR, MUNICIPALITY_CODES, MUNICIPALITY_EXTENSION, SOR
 from naer.messaging import acknowledgement as ack
 from naer.messaging import parts
+from naer.messaging.parse import read
 from naer.messaging.receive import Receipt, receive
 from naer.messaging.tables import hospital_stay, message
 from naer.store import resources as store
@@ -32,9 +34,13 @@ PROTOCOL = FIXTURES / "medcom" / "carecommunication-test-protocol" / "send"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def world(request: Any, tmp_path_factory: Any) -> Iterator[World]:
-    for made, _api in worlds(request, tmp_path_factory, "messages", mw.prepare):
-        yield made
+def served(request: Any, tmp_path_factory: Any) -> Iterator[tuple[World, Any]]:
+    yield from worlds(request, tmp_path_factory, "messages", mw.prepare)
+
+
+@pytest.fixture
+def world(served: tuple[World, Any]) -> World:
+    return served[0]
 
 
 def _send(w: World, found: dict[str, Any]) -> Receipt:
@@ -49,7 +55,12 @@ def _stays(w: World, episode: str) -> list[dict[str, Any]]:
 
 def _count(w: World, header: str) -> int:
     with w.db.connect() as con:
-        return int(con.execute(select(func.count()).select_from(message).where(message.c.header_id == header)).scalar() or 0)
+        return int(
+            con.execute(
+                select(func.count()).select_from(message).where(message.c.header_id == header)
+            ).scalar()
+            or 0
+        )
 
 
 def _header(found: dict[str, Any]) -> str:
@@ -69,7 +80,12 @@ def test_a_message_is_applied_once_and_answered_the_same_every_time(world: World
     assert third.outcome == "duplicate" and third.acknowledgement == answer.acknowledgement
     assert _count(world, _header(first)) == 1
     (row,) = _stays(world, stay.stay.episode)
-    assert (row["state"], row["code"], row["organization"], row["patient"]) == ("admitted", "STIN", "home-0741", "p-home")
+    assert (row["state"], row["code"], row["organization"], row["patient"]) == (
+        "admitted",
+        "STIN",
+        "home-0741",
+        "p-home",
+    )
 
 
 def test_a_bundle_id_used_again_for_another_message_is_an_error(world: World) -> None:
@@ -143,7 +159,12 @@ def test_a_care_communication_lands_in_the_receiving_unit_s_thread(world: World)
     assert (answer.outcome, answer.code) == ("applied", "ok")
     with world.db.connect() as con:
         row = con.execute(select(message).where(message.c.header_id == answer.header)).one()
-    assert (row.organization, row.kind, row.code, row.patient) == ("home-0741", "care-communication", "new", "p-home")
+    assert (row.organization, row.kind, row.code, row.patient) == (
+        "home-0741",
+        "care-communication",
+        "new",
+        "p-home",
+    )
     assert row.thread == found["entry"][2]["resource"]["identifier"][0]["value"]
 
 
@@ -152,7 +173,10 @@ def test_unreadable_input_is_refused_with_a_reason(world: World) -> None:
         (b"", "empty"),
         (b"[1, 2]", "object"),
         (b'{"resourceType": "Bundle", "id": "x", "type": "message"}', "no MessageHeader"),
-        (b"<Bundle xmlns='http://hl7.org/fhir'><id value='x'/><timestamp value='yesterday'/></Bundle>", "not a FHIR R4"),
+        (
+            b"<Bundle xmlns='http://hl7.org/fhir'><id value='x'/><timestamp value='yesterday'/></Bundle>",
+            "not a FHIR R4",
+        ),
         (b"\xff\xfe\x00", "not JSON"),
     ]:
         receipt = receive(world.db, raw)
@@ -167,15 +191,16 @@ def test_medcom_s_send_test_protocol_messages_are_received(world: World) -> None
     files = sorted(PROTOCOL.glob("Bundle-*"))
     for path in files:
         raw = path.read_bytes()
-        from naer.messaging.parse import read
-
         found = read(raw, "application/fhir+xml" if path.suffix == ".xml" else None)
         head = parts.first(found, "MessageHeader") or {}
         receiver = parts.party_of(parts.resolve(found, head["destination"][0]["receiver"]))
         assert receiver is not None
         _hold(world, receiver, parts.identity_of(parts.first(found, "Patient")))
         answer = receive(world.db, raw, "application/fhir+xml" if path.suffix == ".xml" else None)
-        assert (answer.outcome, answer.code) in {("applied", "ok"), ("duplicate", "ok")}, (path.name, answer.problems)
+        assert (answer.outcome, answer.code) in {("applied", "ok"), ("duplicate", "ok")}, (
+            path.name,
+            answer.problems,
+        )
         again = receive(world.db, raw)
         assert again.acknowledgement == answer.acknowledgement
 
@@ -185,7 +210,8 @@ def _hold(w: World, receiver: parts.Party, identity: tuple[str, str] | None) -> 
     org = f"protocol-{receiver.sor}"
     store.update(w.db, SYSTEM, "Organization", org, {
         "resourceType": "Organization", "id": org, "active": True, "name": receiver.name,
-        "identifier": [{"system": SOR, "value": receiver.sor}], "partOf": {"reference": "Organization/muni-0741"},
+        "identifier": [{"system": SOR, "value": receiver.sor}],
+        "partOf": {"reference": "Organization/muni-0741"},
     })  # fmt: skip
     assert identity is not None
     system, value = identity
@@ -266,17 +292,68 @@ print("not killed")
 
 
 @pytest.mark.parametrize("moment", ["before-commit", "after-commit"])
-def test_a_process_killed_mid_message_loses_nothing_and_doubles_nothing(world: World, tmp_path: Path, moment: str) -> None:
+def test_a_process_killed_mid_message_loses_nothing_and_doubles_nothing(
+    world: World, tmp_path: Path, moment: str
+) -> None:
     _postgres(world)
     stay = mw.Stay()
     found = stay.send("STIN", NOW)
     path = tmp_path / "message.json"
     path.write_bytes(orjson.dumps(found))
-    done = subprocess.run([sys.executable, "-c", KILL, world.url, str(path), moment], capture_output=True, timeout=120,
-                          env={**os.environ, "NAER_TODAY": ""})  # fmt: skip
+    command = [sys.executable, "-c", KILL, world.url, str(path), moment]
+    done = subprocess.run(command, capture_output=True, timeout=120, env={**os.environ, "NAER_TODAY": ""})
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
     assert _count(world, _header(found)) == (1 if moment == "after-commit" else 0)
     answer = _send(world, found)  # the sender had no acknowledgement, so it sends again
     assert answer.outcome == ("duplicate" if moment == "after-commit" else "applied")
     assert answer.code == "ok"
     assert _count(world, _header(found)) == 1 and len(_stays(world, stay.stay.episode)) == 1
+
+
+# -- the gateway's endpoint ------------------------------------------------------------------------------
+
+
+def test_the_gateway_posts_messages_and_gets_the_acknowledgement(served: tuple[World, Any]) -> None:
+    w, api = served
+    found = mw.Stay().send("STIN", NOW)
+    headers = {"Authorization": f"Bearer {w.tokens['gateway']}", "Content-Type": "application/fhir+json"}
+    answer = api.post("/fhir/$process-message", content=orjson.dumps(found), headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert ack.answer_of(answer.json()) == (_header(found), "ok")
+    again = api.post("/fhir/$process-message", content=orjson.dumps(found), headers=headers)
+    assert again.json() == answer.json()
+    as_xml = api.post(
+        "/fhir/$process-message",
+        content=orjson.dumps(found),
+        headers={**headers, "Accept": "application/fhir+xml"},
+    )
+    assert as_xml.headers["content-type"].startswith("application/fhir+xml")
+    assert b"<response>" in as_xml.content and _header(found).encode() in as_xml.content
+
+
+def test_only_the_gateway_posts_messages(served: tuple[World, Any]) -> None:
+    w, api = served
+    found = orjson.dumps(mw.Stay().send("STIN", NOW))
+    json_body = {"Content-Type": "application/fhir+json"}
+    assert api.post("/fhir/$process-message", content=found, headers=json_body).status_code == 401
+    nurse = api.post("/fhir/$process-message", content=found, headers=w.headers("nurse"))
+    assert nurse.status_code == 403 and nurse.json()["resourceType"] == "OperationOutcome"
+
+
+def test_the_gateway_gets_an_outcome_for_what_it_cannot_answer(served: tuple[World, Any]) -> None:
+    w, api = served
+    headers = {"Authorization": f"Bearer {w.tokens['gateway']}", "Content-Type": "application/fhir+json"}
+    for body in (b"", b"{", b'{"resourceType": "Patient"}', b"<!DOCTYPE x><x/>", b"\x00" * 100):
+        answer = api.post("/fhir/$process-message", content=body, headers=headers)
+        assert answer.status_code == 400 and answer.json()["resourceType"] == "OperationOutcome", body
+
+
+def test_the_gateway_may_send_xml(served: tuple[World, Any]) -> None:
+    w, api = served
+    found = mw.Stay().send("STIN", NOW)
+    xml = Bundle.model_validate(found).model_dump_xml()
+    headers = {"Authorization": f"Bearer {w.tokens['gateway']}", "Content-Type": "application/fhir+xml"}
+    answer = api.post("/fhir/$process-message", content=xml, headers=headers)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/fhir+xml")
+    back = read(answer.content, "application/fhir+xml")
+    assert ack.answer_of(back) == (_header(found), "ok")

@@ -27,6 +27,7 @@ from naer.api.capability import capability_statement
 from naer.api.export import add_export_routes
 from naer.api.guard import Guard
 from naer.api.imports import add_import_definition_route, add_import_route
+from naer.api.messaging import add_messaging_routes
 from naer.api.openapi import install as install_openapi
 from naer.api.outcome import FhirResponse, outcome
 from naer.api.params import if_match, instant_param, raw_body
@@ -178,6 +179,7 @@ def create_app(url: str | None = None, migrate: bool = True, access: bool = True
     add_security_routes(app, db, auth, base_url)  # before /fhir/{type}: AuditEvent, $break-the-glass
     add_export_routes(app, db, base_url, context_of)  # before /fhir/{type}, which would take "$export"
     add_workflow_routes(app, db, context_of)
+    add_messaging_routes(app, db, context_of)  # before /fhir/{type}, which would take "$process-message"
     if access:
         run_escalation(app, db)
 

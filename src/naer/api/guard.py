@@ -32,7 +32,15 @@ FHIR_BODIES = {"application/fhir+json", "application/json"}
 OTHER_BODIES = {
     "/_search": {"application/x-www-form-urlencoded"},
     "/$import": {"application/fhir+ndjson", "application/ndjson", "application/x-ndjson"},
+    # MedCom messages come in FHIR JSON or FHIR XML (and are answered in either: api/messaging.py)
+    "/$process-message": {
+        "application/fhir+json",
+        "application/json",
+        "application/fhir+xml",
+        "application/xml",
+    },
 }
+XML_ANSWERED = ("/fhir/$process-message",)
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
@@ -105,7 +113,7 @@ class Guard:
         if b"%00" in scope.get("query_string", b""):
             return outcome(400, "invalid", "the query holds a NUL character, which no FHIR value may hold")
         wanted = _format(scope.get("query_string", b""), headers.get("accept", ""))
-        if wanted is not None and scope["path"].startswith("/fhir"):
+        if wanted is not None and scope["path"].startswith("/fhir") and scope["path"] not in XML_ANSWERED:
             return outcome(406, "not-supported", f"this server answers in FHIR JSON only, not {wanted}")
         method = scope["method"]
         if method in WRITE_METHODS:

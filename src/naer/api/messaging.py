@@ -1,0 +1,55 @@
+"""The MedCom gateway's endpoint: FHIR's ``$process-message`` (``POST /fhir/$process-message``).
+
+The body is one MedCom message Bundle, in FHIR JSON or FHIR XML. The answer is the Acknowledgement
+message (200), in the format the message came in unless ``Accept`` asks for the other. A message that
+cannot be read, or names no MessageHeader to answer, is refused with an OperationOutcome (400). Only a
+registered system client (the message gateway) may post messages; each message received is an audit
+entry that names its citizen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+from fhir.resources.R4B.bundle import Bundle
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from naer.access.context import AccessContext
+from naer.api.outcome import FhirResponse, outcome
+from naer.api.params import raw_body
+from naer.messaging.parse import is_xml
+from naer.messaging.receive import receive
+from naer.store.context import RequestContext
+from naer.store.errors import Forbidden
+
+FHIR_XML = "application/fhir+xml"
+
+
+def add_messaging_routes(app: FastAPI, db: Engine, context_of: Callable[[Request], RequestContext]) -> None:
+    @app.post("/fhir/$process-message", tags=["messaging"], summary="Receive a MedCom message")
+    async def process_message(request: Request) -> Response:
+        context = context_of(request)
+        if isinstance(context, AccessContext) and context.principal.role != "system":
+            raise Forbidden("only the message gateway (a system client) posts MedCom messages")
+        raw = await raw_body(request)
+        content_type = request.headers.get("content-type")
+
+        def record(action: str, patient: str | None, detail: str) -> None:
+            if isinstance(context, AccessContext):
+                context.record_event(action, patient=patient, detail=detail)
+
+        receipt = await run_in_threadpool(receive, db, raw, content_type, None, record)
+        if receipt.acknowledgement is None:
+            if receipt.outcome.startswith("acknowledgement"):
+                return Response(status_code=204)  # an acknowledgement is never answered
+            return outcome(400, "invalid", "; ".join(receipt.problems)[:2000] or receipt.outcome)
+        accept = request.headers.get("accept", "")
+        xml = "xml" in accept.lower() if "fhir+" in accept.lower() else is_xml(raw, content_type)
+        if xml:
+            text = Bundle.model_validate(receipt.acknowledgement).model_dump_xml()
+            body = text.encode() if isinstance(text, str) else text
+            return Response(body, media_type=FHIR_XML)
+        return FhirResponse(receipt.acknowledgement)
