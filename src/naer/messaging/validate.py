@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 from fhirpathpy import apply_parsed_path
 from fhirpathpy.engine.nodes import ResourceNode
@@ -30,12 +31,14 @@ from fhirpathpy.models import models
 from fhirpathpy.parser import parse
 
 from naer.fhir.validate import validation_errors
+from naer.messaging import base_rules
 from naer.messaging.definitions import Child, Definitions, Element, Profile, load
 
 R4 = models["r4"]
 SKEW = Path(__file__).with_name("version_skew.yaml")
 HL7 = "http://hl7.org/fhir/StructureDefinition/"
-NATIVE = {"ele-1"}  # checked by the engine itself (an element has a value or children): same rule, faster
+NATIVE = {"ele-1"}
+FAST = True  # R4's own invariants answered in Python (base_rules.py); the tests turn it off to compare  # checked by the engine itself (an element has a value or children): same rule, faster
 TOKEN = re.compile(r"extension\('[^']*'\)|[^.]+")
 
 
@@ -128,7 +131,8 @@ class _Run:
 
     def resource(self, resource: dict[str, Any], path: str, profiles: list[str] | None = None) -> None:
         """Check a resource's base structure, then walk it along each profile it claims."""
-        for line in validation_errors(resource):
+        text = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+        for line in _structure(text) if len(text) <= MEMO_BYTES else validation_errors(resource):
             self.problems.append(Problem("error", "structure", path, line))
         if profiles is None:
             profiles = _claimed(resource)
@@ -159,9 +163,19 @@ class _Run:
         key = (id(resource), profile.url)
         if key not in self.checked:
             self.checked[key] = []  # a reference cycle back to this resource adds nothing
-            found: list[Problem] = []
-            self.walk(resource, "", profile.root, _name(resource), resource, found)
-            self.checked[key] = [self.skewed(profile.url, each) for each in found]
+            text = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+            # A resource that refers to nothing is judged by its own content alone: the same directory
+            # entry in every message is walked once per process (the last MEMO results kept).
+            alone = b'"reference"' not in text and len(text) <= MEMO_BYTES
+            remembered = _alone.get((profile.url, text)) if alone else None
+            if remembered is not None:
+                self.checked[key] = [self.skewed(profile.url, each) for each in remembered]
+            else:
+                found: list[Problem] = []
+                self.walk(resource, "", profile.root, _name(resource), resource, found)
+                if alone:  # (its invariants read nothing but itself: MedCom's resource profiles resolve
+                    _remember(_alone, (profile.url, text), found)  # only references, and it has none)
+                self.checked[key] = [self.skewed(profile.url, each) for each in found]
         problems = self.checked[key]
         if path is None:
             return problems
@@ -467,6 +481,13 @@ class _Run:
         out: list[Problem],
     ) -> None:
         expression = constraint["expression"]
+        known = base_rules.answer(constraint["key"], expression, value) if FAST else None
+        if known is not None:
+            if not known:
+                severity = "error" if constraint.get("severity", "error") == "error" else "warning"
+                human = constraint.get("human") or expression
+                out.append(Problem(severity, constraint["key"], path, human, element.id))
+            return
         if "." in element.id or not isinstance(value, dict) or "resourceType" not in value:
             data: Any = ResourceNode.create_node(value, _type_path(element, suffix))
         else:
@@ -647,6 +668,29 @@ def _expected_at(current: Element, tokens: list[str], defs: Definitions) -> Any:
 @cache
 def _parsed(expression: str) -> Any:
     return parse(expression)
+
+
+MEMO = 4096  # resources remembered per process, by their content
+MEMO_BYTES = 64 * 1024  # larger resources (attachments) are checked every time
+_alone: dict[tuple[str, bytes], list[Problem]] = {}
+_structures: dict[bytes, list[str]] = {}
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if MEMO <= 0:
+        return
+    while len(memo) >= MEMO:
+        memo.pop(next(iter(memo)))  # the oldest first: a bounded memory of the directory's entries
+    memo[key] = value
+
+
+def _structure(text: bytes) -> list[str]:
+    """The FHIR library's findings for a resource, once per content."""
+    found = _structures.get(text)
+    if found is None:
+        found = validation_errors(orjson.loads(text))
+        _remember(_structures, text, found)
+    return found
 
 
 # -- FHIRPath functions fhirpathpy lacks ------------------------------------------------------------------
