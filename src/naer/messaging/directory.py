@@ -8,6 +8,7 @@ names the citizen.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -61,9 +62,24 @@ def _by_identifier(con: Connection, kind: str, system: str, value: str) -> str |
 
 
 def unit(con: Connection, sor: str) -> Unit | None:
-    """The Nær organisation with SOR code ``sor``."""
+    """The Nær organisation with SOR code ``sor``. Remembered for a minute per process (every message
+    names its receiver; the directory changes seldom), an unknown code not at all."""
+    key = (str(con.engine.url), sor)
+    known = _units.get(key)
+    moment = time.monotonic()
+    if known is not None and moment - known[0] < UNIT_SECONDS:
+        return known[1]
     rid = _by_identifier(con, "Organization", SOR, sor)
-    return unit_by_id(con, rid) if rid else None
+    found = unit_by_id(con, rid) if rid else None
+    if found is not None:
+        if len(_units) > 10_000:
+            _units.clear()
+        _units[key] = (moment, found)
+    return found
+
+
+UNIT_SECONDS = 60.0
+_units: dict[tuple[str, str], tuple[float, Unit]] = {}
 
 
 def unit_by_id(con: Connection, rid: str) -> Unit | None:

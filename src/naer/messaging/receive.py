@@ -106,25 +106,23 @@ def receive(
         return _acknowledged(db, found, header_id, now)
     sender = parts.party_of(parts.resolve(found, (head or {}).get("sender")))
     receiver = parts.party_of(parts.resolve(found, _primary_receiver(head or {})))
-    earlier = _earlier(db, header_id, bundle_id)
-    if earlier is not None:
-        if earlier.outcome == "bundle-reused" and sender is not None and receiver is not None:
-            issue = ack.Issue(earlier.problems[0], "duplicate", "MSG_DUPLICATE_ID")
-            earlier.acknowledgement = ack.build(found, "fatal-error", [issue], receiver, sender, now)
-        return earlier
-    result = validate(found)
-    problems = result.errors
-    if sender is None or receiver is None:
-        lines = [str(p) for p in problems] or ["the message names no sender or receiver with a SOR code"]
-        return Receipt("unreadable", None, lines, header_id)
+    problems = validate(found).errors  # before the transaction: it holds no connection while it thinks
     try:
         with db.begin() as con:
-            receipt = _apply(con, found, header_id, bundle_id, problems, sender, receiver, now)
+            receipt = _earlier(con, header_id, bundle_id)
+            if receipt is None:
+                if sender is None or receiver is None:
+                    lines = [str(p) for p in problems] or ["the message names no sender or receiver by SOR"]
+                    return Receipt("unreadable", None, lines, header_id)
+                receipt = _apply(con, found, header_id, bundle_id, problems, sender, receiver, now)
     except IntegrityError:  # the same message (or Bundle id) committed meanwhile by another delivery
-        earlier = _earlier(db, header_id, bundle_id)
-        if earlier is None:
+        with db.begin() as con:
+            receipt = _earlier(con, header_id, bundle_id)
+        if receipt is None:
             raise
-        return earlier
+    if receipt.outcome == "bundle-reused" and sender is not None and receiver is not None:
+        issue = ack.Issue(receipt.problems[0], "duplicate", "MSG_DUPLICATE_ID")
+        receipt.acknowledgement = ack.build(found, "fatal-error", [issue], receiver, sender, now)
     if record is not None:
         record("message-received", receipt.patient, f"{EVENTS.get(_event(found), '?')} {receipt.outcome}")
     return receipt
@@ -153,24 +151,24 @@ def _primary_receiver(head: dict[str, Any]) -> Any:
     return None
 
 
-def _earlier(db: Engine, header_id: str, bundle_id: str) -> Receipt | None:
-    """The answer already given to this message, or the refusal of a Bundle id reused."""
-    with db.begin() as con:
-        row = con.execute(
-            select(message.c.ack_body, message.c.patient).where(
-                message.c.direction == "in", message.c.header_id == header_id
-            )
-        ).first()
-        holder = con.execute(
-            select(message_bundle.c.header_id).where(message_bundle.c.bundle_id == bundle_id)
-        ).scalar()
-        if holder is not None and holder != header_id:
-            why = f"Bundle id {bundle_id} came before with MessageHeader {holder}: a new message, a new id"
-            return Receipt("bundle-reused", None, [why], header_id)
-        if row is None:
-            return None
-        if holder is None:  # a retransmission in a new Bundle: its id is taken too
-            con.execute(insert(message_bundle).values(bundle_id=bundle_id, header_id=header_id))
+def _earlier(con: Connection, header_id: str, bundle_id: str) -> Receipt | None:
+    """The answer already given to this message, or the refusal of a Bundle id reused; None for a message
+    not seen before."""
+    row = con.execute(
+        select(message.c.ack_body, message.c.patient).where(
+            message.c.direction == "in", message.c.header_id == header_id
+        )
+    ).first()
+    holder = con.execute(
+        select(message_bundle.c.header_id).where(message_bundle.c.bundle_id == bundle_id)
+    ).scalar()
+    if holder is not None and holder != header_id:
+        why = f"Bundle id {bundle_id} came before with MessageHeader {holder}: a new message, a new id"
+        return Receipt("bundle-reused", None, [why], header_id)
+    if row is None:
+        return None
+    if holder is None:  # a retransmission in a new Bundle: its id is taken too
+        con.execute(insert(message_bundle).values(bundle_id=bundle_id, header_id=header_id))
     answer = orjson.loads(row.ack_body) if row.ack_body else None
     return Receipt("duplicate", answer, [], header_id, row.patient)
 

@@ -30,15 +30,15 @@ from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 from fhirpathpy.parser import parse
 
-from naer.fhir.validate import validation_errors
+from naer.fhir.validate import R4B_DIFFERS_FROM_R4, validation_errors
 from naer.messaging import base_rules
 from naer.messaging.definitions import Child, Definitions, Element, Profile, load
 
 R4 = models["r4"]
 SKEW = Path(__file__).with_name("version_skew.yaml")
 HL7 = "http://hl7.org/fhir/StructureDefinition/"
-NATIVE = {"ele-1"}
-FAST = True  # R4's own invariants answered in Python (base_rules.py); the tests turn it off to compare  # checked by the engine itself (an element has a value or children): same rule, faster
+NATIVE = {"ele-1"}  # checked by the engine itself (an element has a value or children): same rule, faster
+FAST = True  # R4's own invariants answered in Python (base_rules.py); the tests turn it off to compare
 TOKEN = re.compile(r"extension\('[^']*'\)|[^.]+")
 
 
@@ -116,6 +116,7 @@ class _Run:
         self.targets: dict[str, dict[str, Any]] = {}
         self.checked: dict[tuple[int, str], list[Problem]] = {}
         self.guides: set[str] = set()  # the profiles the message itself claims (or is checked against)
+        self.structured: set[int] = set()  # resources whose structure was checked with their Bundle
         if isinstance(root, dict) and root.get("resourceType") == "Bundle":
             for entry in root.get("entry") or []:
                 if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
@@ -131,9 +132,20 @@ class _Run:
 
     def resource(self, resource: dict[str, Any], path: str, profiles: list[str] | None = None) -> None:
         """Check a resource's base structure, then walk it along each profile it claims."""
-        text = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-        for line in _structure(text) if len(text) <= MEMO_BYTES else validation_errors(resource):
-            self.problems.append(Problem("error", "structure", path, line))
+        if id(resource) not in self.structured:
+            text = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+            for line in _structure(text) if len(text) <= MEMO_BYTES else validation_errors(resource):
+                self.problems.append(Problem("error", "structure", path, line))
+            if resource.get("resourceType") == "Bundle":
+                # The FHIR library checks a Bundle's resources with it (by their own models), unless one
+                # is of a type R4B changed: then each is checked on its own.
+                inner = [
+                    e["resource"]
+                    for e in resource.get("entry") or []
+                    if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+                ]
+                if not any(each.get("resourceType") in R4B_DIFFERS_FROM_R4 for each in inner):
+                    self.structured.update(id(each) for each in inner)
         if profiles is None:
             profiles = _claimed(resource)
         for url in profiles:
