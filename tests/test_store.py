@@ -183,9 +183,9 @@ def test_every_operation_asks_the_context(store_url: str) -> None:
 
 def test_db_upgrade_command(naer: Any, tmp_path: Any) -> None:
     done = naer("db", "upgrade", "--url", f"sqlite:///{tmp_path / 's.sqlite'}", cwd=tmp_path)
-    assert done.returncode == 0 and "at schema revision 0007" in done.stdout, done.stderr
+    assert done.returncode == 0 and "at schema revision 0008" in done.stdout, done.stderr
     again = naer("db", "upgrade", "--url", f"sqlite:///{tmp_path / 's.sqlite'}", cwd=tmp_path)
-    assert again.returncode == 0 and "0007" in again.stdout
+    assert again.returncode == 0 and "0008" in again.stdout
     down = naer("db", "upgrade", "--url", "postgresql://postgres@127.0.0.1:1/none", cwd=tmp_path)
     assert down.returncode == 2 and "cannot reach the store database" in down.stderr
     assert "Traceback" not in down.stderr

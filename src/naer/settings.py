@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     max_index_rows: int = Field(
         default=20_000, ge=100, description="Most search index rows one resource may make."
     )
+    messaging_outbox: Path | None = Field(
+        default=None,
+        description="Folder where MedCom messages to units outside this Nær are written for the VANS "
+        "gateway to pick up; unset: such messages wait in the outbox (shown on the messages page).",
+    )
     database_url: str | None = Field(
         default=None, description="Store URL (PostgreSQL); the embedded SQLite file when unset."
     )

@@ -27,13 +27,14 @@ from naer.api.capability import capability_statement
 from naer.api.export import add_export_routes
 from naer.api.guard import Guard
 from naer.api.imports import add_import_definition_route, add_import_route
-from naer.api.messaging import add_messaging_routes
+from naer.api.messaging import add_messaging_routes, run_outbox
 from naer.api.openapi import install as install_openapi
 from naer.api.outcome import FhirResponse, outcome
 from naer.api.params import if_match, instant_param, raw_body
 from naer.api.search import add_search_routes
 from naer.api.security import add_security_routes
 from naer.api.workflow import add_workflow_routes, run_escalation
+from naer.messaging.events import install as install_outbox
 from naer.settings import get_settings
 from naer.store import bundles, conditional
 from naer.store import resources as store
@@ -180,8 +181,10 @@ def create_app(url: str | None = None, migrate: bool = True, access: bool = True
     add_export_routes(app, db, base_url, context_of)  # before /fhir/{type}, which would take "$export"
     add_workflow_routes(app, db, context_of)
     add_messaging_routes(app, db, context_of)  # before /fhir/{type}, which would take "$process-message"
+    install_outbox()  # a hospital stay's change stores its HospitalNotification with it
     if access:
         run_escalation(app, db)
+        run_outbox(app, db)
 
     @app.post("/fhir")
     @app.post("/fhir/")

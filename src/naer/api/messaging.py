@@ -9,6 +9,8 @@ entry that names its citizen.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
@@ -20,12 +22,15 @@ from starlette.responses import Response
 from naer.access.context import AccessContext
 from naer.api.outcome import FhirResponse, outcome
 from naer.api.params import raw_body
+from naer.messaging import outbox
 from naer.messaging.parse import is_xml
 from naer.messaging.receive import receive
+from naer.settings import get_settings
 from naer.store.context import RequestContext
 from naer.store.errors import Forbidden
 
 FHIR_XML = "application/fhir+xml"
+SEND_EVERY = 10.0  # seconds between the outbox's rounds in a server process
 
 
 def add_messaging_routes(app: FastAPI, db: Engine, context_of: Callable[[Request], RequestContext]) -> None:
@@ -53,3 +58,31 @@ def add_messaging_routes(app: FastAPI, db: Engine, context_of: Callable[[Request
             body = text.encode() if isinstance(text, str) else text
             return Response(body, media_type=FHIR_XML)
         return FhirResponse(receipt.acknowledgement)
+
+
+def run_outbox(app: FastAPI, db: Engine, every: float = SEND_EVERY) -> None:
+    """While the server runs: send what the outbox holds that is due (new messages, and retransmissions
+    after 30 minutes without an acknowledgement). Two server processes may send one message at once; the
+    receiver takes it once (the same MessageHeader id), which is MedCom's reliable messaging."""
+    log = logging.getLogger("naer.messaging")
+    running: list[asyncio.Task[None]] = []
+
+    async def rounds() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                done = await run_in_threadpool(outbox.send_due, db, None, get_settings().messaging_outbox)
+                if done:
+                    log.info("outbox: %s", ", ".join(f"{d.header} {d.state}" for d in done[:20]))
+            except Exception:  # the loop must go on; the failure is logged loudly
+                log.exception("a round of the outbox failed")
+
+    async def start() -> None:
+        running.append(asyncio.get_running_loop().create_task(rounds()))
+
+    async def stop() -> None:
+        for task in running:
+            task.cancel()
+
+    app.router.on_startup.append(start)
+    app.router.on_shutdown.append(stop)

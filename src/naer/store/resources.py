@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from naer.fhir import jsontext
 from naer.fhir.validate import is_resource_type, validation_errors
 from naer.settings import get_settings
-from naer.store import citizens
+from naer.store import citizens, events
 from naer.store.checks import DIGITS, INT32, shape
 from naer.store.citizens import patients_of
 from naer.store.context import RequestContext
@@ -212,6 +212,7 @@ def _insert_new(
     )
     _record(con, made)
     search_index.write(con, resource_type, rid, rows, fresh=True)
+    events.written(con, made)
     return made
 
 
@@ -260,6 +261,7 @@ def _replace_current(con: Connection, version: Stored, rows: Rows | None) -> Non
         raise Conflict(f"{version.reference} was changed by another request; read it and retry")
     _record(con, version)
     search_index.write(con, version.resource_type, version.id, rows, fresh=False)
+    events.written(con, version)
 
 
 def _current(con: Connection, context: RequestContext, resource_type: str, rid: str) -> Any:
