@@ -86,6 +86,16 @@ def _element(raw: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def _names(concepts: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each code's English display and Danish designation (the pages show them)."""
+    found: dict[str, list[str]] = {}
+    for concept in concepts:
+        danish = next((d["value"] for d in concept.get("designation", []) if d.get("language") == "da"), "")
+        found[concept["code"]] = [concept.get("display", concept["code"]), danish or concept.get("display", "")]
+        found.update(_names(concept.get("concept", [])))
+    return found
+
+
 def _codes(concepts: list[dict[str, Any]]) -> list[str]:
     found: list[str] = []
     for concept in concepts:
@@ -120,6 +130,7 @@ def derive() -> dict[str, Any]:
     profiles: dict[str, Any] = {}
     valuesets: list[dict[str, Any]] = []
     systems: dict[str, list[str]] = {}
+    names: dict[str, dict[str, list[str]]] = {}
     packages = []
     for path in sorted(PACKAGES.glob("*.tgz")):
         packages.append(path.name)
@@ -135,6 +146,7 @@ def derive() -> dict[str, Any]:
                 }
             elif kind == "CodeSystem" and resource.get("content") == "complete":
                 systems[resource["url"]] = _codes(resource.get("concept", []))
+                names[resource["url"]] = _names(resource.get("concept", []))
             elif kind == "ValueSet":
                 valuesets.append(resource)
     expanded: dict[str, Any] = {}
@@ -156,6 +168,7 @@ def derive() -> dict[str, Any]:
         "valuesets": dict(sorted(expanded.items())),
         "open": dict(sorted(open_sets.items())),
         "codesystems": dict(sorted(systems.items())),
+        "names": dict(sorted(names.items())),
         "identifier_systems": json.loads(DK_CORE.read_text(encoding="utf-8"))["systems"],
     }
 

@@ -336,3 +336,94 @@ def read(message: dict[str, Any]) -> tuple[str, str, str | None, list[Said]]:
             )
         )
     return identifier, category, topic if isinstance(topic, str) else None, said
+
+
+def thread_of(message: dict[str, Any]) -> Thread:
+    """The thread a received or sent message carries, to reply to it or forward it: its segments (an
+    attachment's data is not sent again) and its history of steps."""
+    communication = parts.first(message, "Communication") or {}
+    identifier, category, topic, _said = read(message)
+    segments = []
+    for each in communication.get("payload") or []:
+        if not isinstance(each, dict):
+            continue
+        ext = {e.get("url"): e for e in each.get("extension") or [] if isinstance(e, dict)}
+        ident = (ext.get(EXT_IDENTIFIER) or {}).get("valueIdentifier") or {}
+        organisation = parts.party_of(parts.resolve(message, ident.get("assigner")))
+        at = _moment((ext.get(EXT_DATE) or {}).get("valueDateTime"))
+        if organisation is None or at is None or not isinstance(ident.get("value"), str):
+            continue
+        author = _author_of(message, ext)
+        attachment = (
+            each.get("contentAttachment") if isinstance(each.get("contentAttachment"), dict) else None
+        )
+        segments.append(
+            Segment(
+                identifier=ident["value"],
+                at=at,
+                author=author,
+                organisation=organisation,
+                text=each.get("contentString") if isinstance(each.get("contentString"), str) else None,
+                title=str(attachment.get("title", "")) if attachment else None,
+                content_type=attachment.get("contentType") if attachment else None,
+            )
+        )
+    history = []
+    for provenance in parts.entries(message):
+        if provenance.get("resourceType") != "Provenance":
+            continue
+        target = str(((provenance.get("target") or [{}])[0]).get("reference", ""))
+        agent = parts.party_of(parts.resolve(message, ((provenance.get("agent") or [{}])[0]).get("who")))
+        at = _moment(provenance.get("occurredDateTime"))
+        activity = parts.activity_of(provenance)
+        if agent is None or at is None or activity is None or not target.startswith("MessageHeader/"):
+            continue
+        sources = tuple(
+            str((e.get("what") or {}).get("identifier", {}).get("value", ""))
+            for e in provenance.get("entity") or []
+            if isinstance(e, dict) and e.get("role") == "source"
+        )
+        previous = next(
+            (
+                str((e.get("what") or {}).get("reference", "")).rpartition("/")[2]
+                for e in provenance.get("entity") or []
+                if isinstance(e, dict) and e.get("role") == "revision"
+            ),
+            None,
+        )
+        history.append(Step(target.rpartition("/")[2], activity, at, agent, sources, previous))
+    priority = communication.get("priority")
+    return Thread(
+        identifier=identifier,
+        category=category,
+        topic=topic,
+        priority=priority if isinstance(priority, str) else None,
+        segments=tuple(segments),
+        history=tuple(history),
+    )
+
+
+def _author_of(message: dict[str, Any], ext: dict[Any, Any]) -> Author | None:
+    role = parts.resolve(message, (ext.get(EXT_AUTHOR) or {}).get("valueReference"))
+    if role is None:
+        return None
+    person = parts.resolve(message, role.get("practitioner")) or {}
+    name = (person.get("name") or [{}])[0]
+    codes = [c.get("code") for cc_ in role.get("code") or [] for c in (cc_ or {}).get("coding") or []]
+    phone = ((ext.get(EXT_CONTACT) or {}).get("valueContactPoint") or {}).get("value", "")
+    return Author(
+        given=" ".join(name.get("given", [])) or "-",
+        family=str(name.get("family", "-")),
+        role=str(next((c for c in codes if isinstance(c, str)), "sygeplejerske")),
+        phone=str(phone or "-"),
+    )
+
+
+def _moment(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return found if found.tzinfo else None

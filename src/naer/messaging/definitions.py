@@ -92,6 +92,14 @@ class Definitions:
     codesystems: dict[str, frozenset[str]]
     by_name: dict[str, Profile]
     identifier_systems: dict[str, str]  # DK-core identifier profile -> the system it fixes
+    names: dict[str, dict[str, tuple[str, str]]]  # code system -> code -> (English, Danish)
+
+    def name(self, system: str, code: str, lang: str) -> str:
+        """A code's display in ``lang`` (da or en), from MedCom's code system; the code when unknown."""
+        found = self.names.get(system, {}).get(code)
+        if found is None:
+            return code
+        return found[1] if lang == "da" and found[1] else found[0]
 
     def profile(self, url: str) -> Profile | None:
         """The profile at ``url``, or None when the packages do not hold it.
@@ -166,4 +174,8 @@ def load() -> Definitions:
         codesystems={url: frozenset(codes) for url, codes in data["codesystems"].items()},
         by_name={profile.name: profile for profile in profiles.values()},
         identifier_systems=dict(data["identifier_systems"]),
+        names={
+            system: {code: (pair[0], pair[1]) for code, pair in codes.items()}
+            for system, codes in data["names"].items()
+        },
     )
