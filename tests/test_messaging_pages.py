@@ -149,8 +149,11 @@ def test_a_care_communication_from_the_citizen_s_page(site: tuple[World, Any]) -
         refused = _send(gp, "/citizen/p-home/message", "/citizen/p-home/message", **fields)
         assert refused.status_code in (400, 422) and says in refused.text, (bad, refused.text[-800:])
     assert _out(w) == before
-    done = _send(gp, "/citizen/p-home/message", "/citizen/p-home/message", receiver=mw.SORS["home-0741"],
-                 category="medicine", text="Ny dosis af furosemid fra i morgen.", phone="12345678")  # fmt: skip
+    page = "/citizen/p-home/message"
+    note = "Ny dosis af furosemid fra i morgen."
+    done = _send(
+        gp, page, page, receiver=mw.SORS["home-0741"], category="medicine", text=note, phone="12345678"
+    )
     assert done.status_code == 303, done.text
     assert _out(w) == before + 1
     nobody = _send(gp, "/citizen/p-none/message", "/citizen/p-none/message", receiver=mw.SORS["home-0741"],
