@@ -91,7 +91,8 @@ def _names(concepts: list[dict[str, Any]]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for concept in concepts:
         danish = next((d["value"] for d in concept.get("designation", []) if d.get("language") == "da"), "")
-        found[concept["code"]] = [concept.get("display", concept["code"]), danish or concept.get("display", "")]
+        english = concept.get("display", concept["code"])
+        found[concept["code"]] = [english, danish or english]
         found.update(_names(concept.get("concept", [])))
     return found
 
