@@ -159,3 +159,38 @@ def test_a_care_communication_from_the_citizen_s_page(site: tuple[World, Any]) -
     nobody = _send(gp, "/citizen/p-none/message", "/citizen/p-none/message", receiver=mw.SORS["home-0741"],
                    category="medicine", text="x", phone="12345678")  # fmt: skip
     assert nobody.status_code in (403, 404) and _out(w) == before + 1  # no care relation with p-none
+
+
+def test_an_attachment_from_the_page_and_from_the_api(site: tuple[World, Any]) -> None:
+    import base64
+
+    w, app = site
+    nurse = _as(site, "nurse")
+    pdf = base64.b64encode(b"%PDF-1.4 maalinger").decode()
+    page = "/citizen/p-home/message"
+    done = _send(nurse, page, page, receiver=mw.SORS["gp-0741"], category="examination-results",
+                 text="Målinger vedhæftet.", phone="87654321", attachment_title="Blodtryk uge 49",
+                 attachment_type="application/pdf", attachment_data=pdf)  # fmt: skip
+    assert done.status_code == 303, done.text
+    shown = _text(nurse.get(done.headers["location"]).text)
+    assert "Blodtryk uge 49" in shown
+    refused = _send(nurse, page, page, receiver=mw.SORS["gp-0741"], category="nursing", text="x", phone="1",
+                    attachment_title="Side", attachment_type="text/html", attachment_data=pdf)  # fmt: skip
+    assert refused.status_code == 400 and "text/html" in refused.text
+    api = TestClient(app)
+    headers = w.headers("gp")
+    body = {"patient": "p-home", "receiver": mw.SORS["home-0741"], "category": "examination-results",
+            "text": "Svar vedhæftet", "phone": "12345678",
+            "attachments": [{"title": "Svar", "contentType": "application/pdf", "data": pdf}]}  # fmt: skip
+    made = api.post("/workflow/messages", content=orjson.dumps(body), headers=headers)
+    assert made.status_code == 201 and made.headers["location"].startswith("/messages/out/"), made.text
+    for bad in ({"attachments": [{"title": "x", "contentType": "application/pdf", "data": "not base64!"}]},
+                {"priority": "urgent"}, {"patient": "../etc"}, {"unknown": 1}, {"receiver": "12"}):  # fmt: skip
+        answer = api.post("/workflow/messages", content=orjson.dumps({**body, **bad}), headers=headers)
+        assert answer.status_code == 400 and answer.json()["resourceType"] == "OperationOutcome", (
+            bad,
+            answer.text,
+        )
+    assert api.post(
+        "/workflow/messages", content=orjson.dumps({**body, "patient": "p-none"}), headers=headers
+    ).status_code in (403, 404)

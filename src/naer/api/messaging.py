@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Request
 from fhir.resources.R4B.bundle import Bundle
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -22,18 +24,74 @@ from starlette.responses import Response
 from naer.access.context import AccessContext
 from naer.api.outcome import FhirResponse, outcome
 from naer.api.params import raw_body
-from naer.messaging import outbox
+from naer.messaging import compose, outbox
 from naer.messaging.parse import is_xml
 from naer.messaging.receive import receive
 from naer.settings import get_settings
 from naer.store.context import RequestContext
-from naer.store.errors import Forbidden
+from naer.store.errors import Forbidden, Invalid
 
 FHIR_XML = "application/fhir+xml"
 SEND_EVERY = 10.0  # seconds between the outbox's rounds in a server process
 
 
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
+
+
+class AttachmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    contentType: Annotated[str, Field(max_length=100)]
+    data: Annotated[str, Field(max_length=14_000_000)]  # base64 of at most 10 MiB
+
+
+class Answering(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    direction: Literal["in", "out"]
+    header: Id
+
+
+class CareCommunicationIn(BaseModel):
+    """A CareCommunication to write: new (receiver, category, text), or a reply or forward of a message of
+    the asker's organisation (``answering``; a forward names its receiver)."""
+
+    model_config = ConfigDict(extra="forbid")
+    patient: Id
+    text: Annotated[str, Field(min_length=1, max_length=100_000)]
+    phone: Annotated[str, Field(min_length=1, max_length=20)]
+    receiver: Annotated[str | None, Field(pattern=r"^[0-9]{6,20}$")] = None
+    category: Annotated[str | None, Field(max_length=64)] = None
+    topic: Annotated[str | None, Field(max_length=60)] = None
+    priority: Literal["asap"] | None = None
+    attachments: Annotated[list[AttachmentIn], Field(max_length=10)] = []
+    answering: Answering | None = None
+    forward: bool = False
+
+
 def add_messaging_routes(app: FastAPI, db: Engine, context_of: Callable[[Request], RequestContext]) -> None:
+    @app.post("/workflow/messages", tags=["messaging"], summary="Write a CareCommunication", status_code=201)
+    async def write_message(request: Request) -> Response:
+        context = context_of(request)
+        raw = await raw_body(request)
+        try:
+            given = CareCommunicationIn.model_validate_json(raw)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or None
+            raise Invalid(f"{where}: {first.get('msg', 'not valid')}", where=where) from None
+        attachments = tuple(compose.Attachment(a.title, a.contentType, a.data) for a in given.attachments)
+        answering = (given.answering.direction, given.answering.header) if given.answering else None
+        header = await run_in_threadpool(
+            lambda: compose.send(
+                db, context, given.patient, given.text, given.phone, receiver=given.receiver,
+                category=given.category, topic=given.topic, priority=given.priority,
+                attachments=attachments, answering=answering, forward=given.forward,
+            )
+        )  # fmt: skip
+        answer = FhirResponse({"header": header}, status_code=201)
+        answer.headers["Location"] = f"/messages/out/{header}"
+        return answer
+
     @app.post("/fhir/$process-message", tags=["messaging"], summary="Receive a MedCom message")
     async def process_message(request: Request) -> Response:
         context = context_of(request)

@@ -33,6 +33,7 @@ from naer.web.signin import refuse, render
 
 HEADER_LIMIT = 64
 FORM_LIMIT = 262_144  # bytes: a text of 100,000 characters URL-encoded is within it
+ATTACHED_LIMIT = 15 * 1024 * 1024  # with an attachment of 10 MiB, base64 and URL-encoded
 KIND_WORDS = {
     "hospital-notification": _("Hospital notification"),
     "care-communication": _("Care communication"),
@@ -93,6 +94,15 @@ def _receivers(request: Request, own: str | None) -> list[tuple[str, str]]:
         if sor and item.id != own:
             units.append((str(sor), str(org.get("name", sor))))
     return units
+
+
+def _attached(values: dict[str, str]) -> tuple[compose.Attachment, ...]:
+    """The attachment the page's script put in the form (none without a file)."""
+    data = values.get("attachment_data", "")
+    if not data:
+        return ()
+    title = values.get("attachment_title", "")[:200] or "Bilag"
+    return (compose.Attachment(title, values.get("attachment_type", "")[:100], data),)
 
 
 def _categories(lang: str) -> list[tuple[str, str]]:
@@ -183,7 +193,7 @@ def add_message_pages(app: FastAPI) -> None:
 
     @app.post("/citizen/{patient}/message", response_class=HTMLResponse, include_in_schema=False)
     async def new_message(request: Request, patient: str) -> Response:
-        found = await clinician_form(request, FORM_LIMIT)
+        found = await clinician_form(request, ATTACHED_LIMIT)
         if isinstance(found, Response):
             return found
         context, values = found
@@ -195,6 +205,7 @@ def add_message_pages(app: FastAPI) -> None:
                     values.get("phone", "")[:40], receiver=values.get("receiver", "")[:32] or None,
                     category=values.get("category", "")[:64], topic=values.get("topic", "")[:60] or None,
                     priority="asap" if values.get("priority") == "asap" else None,
+                    attachments=_attached(values),
                 )
             )  # fmt: skip
         except StoreError as error:
