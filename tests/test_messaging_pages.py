@@ -184,8 +184,9 @@ def test_an_attachment_from_the_page_and_from_the_api(site: tuple[World, Any]) -
             "attachments": [{"title": "Svar", "contentType": "application/pdf", "data": pdf}]}  # fmt: skip
     made = api.post("/workflow/messages", content=orjson.dumps(body), headers=headers)
     assert made.status_code == 201 and made.headers["location"].startswith("/messages/out/"), made.text
-    for bad in ({"attachments": [{"title": "x", "contentType": "application/pdf", "data": "not base64!"}]},
-                {"priority": "urgent"}, {"patient": "../etc"}, {"unknown": 1}, {"receiver": "12"}):  # fmt: skip
+    broken = [{"title": "x", "contentType": "application/pdf", "data": "not base64!"}]
+    for bad in ({"attachments": broken}, {"priority": "urgent"}, {"patient": "../etc"}, {"unknown": 1},
+                {"receiver": "12"}):  # fmt: skip
         answer = api.post("/workflow/messages", content=orjson.dumps({**body, **bad}), headers=headers)
         assert answer.status_code == 400 and answer.json()["resourceType"] == "OperationOutcome", (
             bad,
