@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from naer import clock
 
@@ -79,6 +80,29 @@ def test_the_demo_has_work_in_hand(samsoe: Path, tmp_path: Path, naer: Callable[
             assert all(i.when <= "2024-12-31T10:05" for i in found_course.items if i.kind == "contact")
             citizen = orjson.loads((tmp_path / "demo-users.json").read_text())
             assert any(u["name"] == "borger" for u in citizen)
+        # The demo's MedCom messages: the department's stays told to Samsø's home care, care communications
+        told = naer("messages", "demo", "--url", url, cwd=tmp_path)
+        assert told.returncode == 0, told.stderr
+        assert "3 care communications" in told.stdout and "stay changes" in told.stdout
+        from naer.messaging import lists
+        from naer.messaging.tables import message
+        from naer.store.db import engine as engine_of
+
+        db = engine_of(url)
+        with db.connect() as con:
+            rows = con.execute(
+                select(message.c.direction, message.c.kind, message.c.code, message.c.state)
+            ).all()
+        codes = {r.code for r in rows if r.kind == "hospital-notification" and r.direction == "out"}
+        assert {"STIN", "SLHJ"} <= codes and all(r.state in ("applied", "acknowledged") for r in rows), rows
+        nurse_account = accounts.get(db, "hjemmesygeplejerske")
+        assert nurse_account is not None
+        nurse = AccessContext(accounts.principal(db, nurse_account, None, "x"), db, None)
+        shown = lists.listed(db, nurse)
+        assert {s.kind for s in shown} == {"hospital-notification", "care-communication"}
+        assert lists.admitted(db, nurse), (
+            "some of the department's citizens are in hospital on the demo's today"
+        )
     finally:
         clock.set_clock(None)
         for k, value in old.items():

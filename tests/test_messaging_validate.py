@@ -403,3 +403,16 @@ def test_the_base_rules_in_python_find_what_their_fhirpath_finds(monkeypatch: py
     engine._alone.clear()
     engine._structures.clear()
     assert [_findings(m) for m in messages] == fast
+
+
+def test_synthetic_cpr_numbers_pass_only_as_tagged_test_data() -> None:
+    """Nær's synthetic CPR numbers (day + 60) are never real dates, so MedCom's `cpr` pattern refuses
+    them; a Patient tagged as test data (HTEST) with such a number gets a warning instead (test_data.yaml)."""
+    stay = hn.Stay("e-synthetic", "IMP", T0)
+    tagged = parts.Citizen("6103320000", "Borger", ("Test",), test=True)
+    result = validate(hn.build("STIN", HOSPITAL, MUNICIPALITY, tagged, stay, T0))
+    assert result.ok and any(p.rule == "cpr" and p.severity == "warning" for p in result.problems)
+    untagged = parts.Citizen("6103320000", "Borger", ("Test",))
+    assert "cpr" in {p.rule for p in validate(hn.build("STIN", HOSPITAL, MUNICIPALITY, untagged, stay, T0)).errors}
+    invalid = parts.Citizen("3213451234", "Borger", ("Test",), test=True)  # day 32: neither real nor synthetic
+    assert "cpr" in {p.rule for p in validate(hn.build("STIN", HOSPITAL, MUNICIPALITY, invalid, stay, T0)).errors}

@@ -98,3 +98,44 @@ def validate_command(
         bad += not result.ok
     if bad:
         raise typer.Exit(1)
+
+
+@messages_app.command("send")
+def send_command(
+    url: Annotated[str | None, typer.Option("--url", help="Database URL (default: settings).")] = None,
+) -> None:
+    """Send what the outbox holds that is due: new messages, and again those without an acknowledgement
+    after 30 minutes (at most twice; then they wait for a person). Units of this Nær get them directly;
+    others as files in NAER_MESSAGING_OUTBOX. The server does this every 10 seconds too."""
+    from naer.messaging.outbox import send_due
+    from naer.settings import get_settings
+    from naer.store.db import engine
+    from naer.store.migrate import upgrade
+
+    resolved = database_url(url)
+    upgrade(resolved)
+    done = send_due(engine(resolved), folder=get_settings().messaging_outbox)
+    states: dict[str, int] = {}
+    for item in done:
+        states[item.state] = states.get(item.state, 0) + 1
+    console.print(
+        f"{len(done)} due: " + (", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none")
+    )
+
+
+@messages_app.command("demo")
+def demo_command(
+    url: Annotated[str | None, typer.Option("--url", help="Database URL (default: settings).")] = None,
+) -> None:
+    """Write the demo's MedCom messages on the demo's today (`make demo` runs it once after `naer
+    coordination demo`): ten days of a department's stays of citizens in Samsø's home care, told by
+    HospitalNotification, and care communications between the department, home care and the GP."""
+    from naer.messaging.demo import make_demo
+    from naer.store.db import engine
+    from naer.store.migrate import upgrade
+
+    resolved = database_url(url)
+    upgrade(resolved)
+    made = make_demo(engine(resolved))
+    for what, n in made.items():
+        console.print(f"{n} {what}")

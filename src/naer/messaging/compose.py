@@ -118,7 +118,7 @@ def _citizen(person: dict[str, object], number: str) -> parts.Citizen:
     names = person.get("name")
     name = names[0] if isinstance(names, list) and names and isinstance(names[0], dict) else {}
     given = tuple(str(g) for g in name.get("given", []) if isinstance(g, str))
-    return parts.Citizen(number, str(name.get("family") or "-"), given)
+    return parts.Citizen(number, str(name.get("family") or "-"), given, test=parts.is_test_data(person))
 
 
 def _author(context: AccessContext, phone: str) -> cc.Author:

@@ -173,7 +173,13 @@ def _citizen(person: dict[str, Any], code: str) -> parts.Citizen | None:
     deceased = person.get("deceasedBoolean") is True or isinstance(person.get("deceasedDateTime"), str)
     family = str(name.get("family") or "-")
     given = tuple(str(g) for g in name.get("given") or [] if isinstance(g, str))
-    return parts.Citizen(identity[1], family, given, deceased=deceased and code in ("SLHJ", "RE_SLHJ"))
+    return parts.Citizen(
+        identity[1],
+        family,
+        given,
+        deceased=deceased and code in ("SLHJ", "RE_SLHJ"),
+        test=parts.is_test_data(person),
+    )
 
 
 def _notify(

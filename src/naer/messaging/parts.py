@@ -11,7 +11,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from naer.fhir.systems import CPR, NAER, SOR
+from naer.fhir.systems import CPR, NAER, SOR, SYNTHETIC_TAG
 
 GLN = "https://www.gs1.org/gln"
 MESSAGING = "http://medcomfhir.dk/ig/messaging/StructureDefinition"
@@ -47,6 +47,7 @@ class Citizen:
     family: str
     given: tuple[str, ...] = ()
     deceased: bool = False
+    test: bool = False  # synthetic test data (tagged HTEST in the message, as in the store)
 
     @property
     def id(self) -> str:
@@ -108,6 +109,8 @@ def patient(citizen: Citizen) -> dict[str, Any]:
     }
     if citizen.deceased:
         resource["deceasedBoolean"] = True
+    if citizen.test:
+        resource["meta"]["tag"] = [dict(SYNTHETIC_TAG)]
     return resource
 
 
@@ -301,6 +304,18 @@ def identity_of(resource: dict[str, Any] | None) -> tuple[str, str] | None:
         if system == X_ECPR or system.startswith("urn:oid:1.2.208.176.1.6."):
             return system, value
     return None
+
+
+def is_test_data(resource: dict[str, Any]) -> bool:
+    """Whether a stored resource is synthetic test data (FHIR's HTEST tag, as `naer synth` writes it)."""
+    meta = resource.get("meta")
+    tags = meta.get("tag") if isinstance(meta, dict) else None
+    return isinstance(tags, list) and any(
+        isinstance(t, dict)
+        and t.get("system") == SYNTHETIC_TAG["system"]
+        and t.get("code") == SYNTHETIC_TAG["code"]
+        for t in tags
+    )
 
 
 def cpr_of(resource: dict[str, Any] | None) -> str | None:
