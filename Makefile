@@ -40,7 +40,8 @@ demo: $(STAMP)
 # The demo's clock, its named users on Samsø (naer users demo; passwords kept in this file, mode 0600),
 # the four beds of Samsø Sundheds- og Akuthus' acute unit (the demo's number) and its live workflows
 # (naer coordination demo: advice, follow-up, delegation, care plan, referral, acute beds, as the demo's
-# people). The demo's "today" is the last day of the synthetic data: data/today holds it, and every naer
+# people), and its MedCom messages (naer messages demo: the department's stays told to home care). The
+# demo's "today" is the last day of the synthetic data: data/today holds it, and every naer
 # command with NAER_DATA_DIR=data (the server, naer token) runs its clock from there. Made again whenever
 # the store is loaded again.
 DEMO_TODAY ?= 2024-12-31T10:00:00+01:00
@@ -51,6 +52,7 @@ $(DATA)/demo-users.json: $(DATA)/store.sqlite
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer coordination beds muni-0741-acutebeds --beds 4 \
 		--url sqlite:///$(abspath $(DATA))/store.sqlite
 	NAER_DATA_DIR=$(DATA) $(BIN)/naer coordination demo --url sqlite:///$(abspath $(DATA))/store.sqlite
+	NAER_DATA_DIR=$(DATA) $(BIN)/naer messages demo --url sqlite:///$(abspath $(DATA))/store.sqlite
 
 $(DEMO)/manifest.json: | $(STAMP)
 	$(BIN)/naer synth --area region-midt --scale $(DEMO_SCALE) --at-least $(DEMO_AT_LEAST) --full 741 --start 2015-01-01 --end 2024-12-31 \
