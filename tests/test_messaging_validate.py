@@ -413,6 +413,12 @@ def test_synthetic_cpr_numbers_pass_only_as_tagged_test_data() -> None:
     result = validate(hn.build("STIN", HOSPITAL, MUNICIPALITY, tagged, stay, T0))
     assert result.ok and any(p.rule == "cpr" and p.severity == "warning" for p in result.problems)
     untagged = parts.Citizen("6103320000", "Borger", ("Test",))
-    assert "cpr" in {p.rule for p in validate(hn.build("STIN", HOSPITAL, MUNICIPALITY, untagged, stay, T0)).errors}
-    invalid = parts.Citizen("3213451234", "Borger", ("Test",), test=True)  # day 32: neither real nor synthetic
-    assert "cpr" in {p.rule for p in validate(hn.build("STIN", HOSPITAL, MUNICIPALITY, invalid, stay, T0)).errors}
+    assert "cpr" in {
+        p.rule for p in validate(hn.build("STIN", HOSPITAL, MUNICIPALITY, untagged, stay, T0)).errors
+    }
+    invalid = parts.Citizen(
+        "3213451234", "Borger", ("Test",), test=True
+    )  # day 32: neither real nor synthetic
+    assert "cpr" in {
+        p.rule for p in validate(hn.build("STIN", HOSPITAL, MUNICIPALITY, invalid, stay, T0)).errors
+    }

@@ -36,7 +36,8 @@ class Shown:
     code: str
     state: str
     ack_code: str | None
-    created: datetime
+    created: datetime  # when Nær received or stored it
+    happened: datetime  # the sender's time of the event (a notification's step, a message's sending)
     counterpart: str
     citizen: str | None  # the citizen's name, when the asker may see the citizen
     patient: str | None
@@ -68,7 +69,10 @@ def listed(db: Engine, context: AccessContext, direction: str | None = None) -> 
         where.append(message.c.direction == direction)
     with db.connect() as con:
         rows = con.execute(
-            select(message).where(and_(*where)).order_by(message.c.created.desc()).limit(SHOWN)
+            select(message)
+            .where(and_(*where))
+            .order_by(message.c.event_at.desc(), message.c.created.desc())
+            .limit(SHOWN)
         ).all()
     shown = [_shown(row) for row in rows]
     _audit(context, shown, "messages listed")
@@ -99,13 +103,13 @@ def one(db: Engine, context: AccessContext, direction: str, header: str) -> tupl
             related = con.execute(
                 select(message)
                 .where(message.c.thread == row.thread, message.c.organization == org, seen)
-                .order_by(message.c.created)
+                .order_by(message.c.event_at, message.c.created)
             ).all()
         elif row.episode:
             related = con.execute(
                 select(message)
                 .where(message.c.episode == row.episode, message.c.organization == org, seen)
-                .order_by(message.c.created)
+                .order_by(message.c.event_at, message.c.created)
             ).all()
     found = _shown(row)
     others = [_shown(r) for r in related]
@@ -153,6 +157,7 @@ def _shown(row: Any) -> Shown:
         state=row.state,
         ack_code=row.ack_code,
         created=row.created,
+        happened=row.event_at or row.created,
         counterpart=party.name if party else row.sender_sor,
         citizen=citizen or None,
         patient=row.patient,

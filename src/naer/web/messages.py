@@ -10,6 +10,7 @@ the reason and nothing sent.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -54,7 +55,12 @@ STAY_WORDS = {
     "emergency": _("Acute ambulant"),
     "leave": _("On leave"),
 }
-CC_CODES = {"new": _("New"), "reply": _("Reply"), "forward": _("Forward")}
+CC_CODES = {"new": _("New message"), "reply": _("Reply"), "forward": _("Forwarded")}
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored time (SQLite keeps them without their zone, always in UTC) with its zone."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _code_words(shown: Any, lang: str) -> str:
@@ -75,7 +81,8 @@ def _row(shown: Any, lang: str) -> dict[str, Any]:
         "code": _code_words(shown, lang),
         "state": t(STATE_WORDS.get(shown.state, shown.state)),
         "state_code": shown.state,
-        "when": _when(shown.created.isoformat(), lang),
+        "when": _when(_utc(shown.happened).isoformat(), lang),
+        "stored": _when(_utc(shown.created).isoformat(), lang),
         "counterpart": shown.counterpart,
         "citizen": shown.citizen or "",
         "patient": shown.patient or "",
