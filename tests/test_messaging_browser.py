@@ -36,10 +36,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]
     for name in ("nurse", "gp"):
         accounts.set_password(made.db, name, PASSWORD)
     clock.set_clock(NOW)
-    stay = mw.Stay()
+    stay = mw.Stay(start=NOW - 30 * mw.HOUR)
     receive(made.db, orjson.dumps(stay.send("STIN", NOW - 30 * mw.HOUR)))
     receive(made.db, orjson.dumps(stay.send("STOR", NOW - 6 * mw.HOUR, leave_start=NOW - 6 * mw.HOUR)))
-    other = mw.Stay("p-admitted")
+    other = mw.Stay("p-admitted", start=NOW - 50 * mw.HOUR)
     receive(made.db, orjson.dumps(other.send("STIN", NOW - 50 * mw.HOUR)))
     receive(made.db, orjson.dumps(other.send("SLHJ", NOW - 2 * mw.HOUR, end=NOW - 2 * mw.HOUR)))
     note = "Fru Hansen er udskrevet i dag. Se epikrisen.\nRing ved spørgsmål."

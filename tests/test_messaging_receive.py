@@ -103,11 +103,12 @@ def test_a_bundle_id_used_again_for_another_message_is_an_error(world: World) ->
 
 
 def test_notifications_out_of_order_leave_the_state_of_the_latest(world: World) -> None:
-    stay = mw.Stay()
-    admitted = stay.send("STIN", NOW)
-    leave = stay.send("STOR", NOW + 20 * mw.HOUR, leave_start=NOW + 20 * mw.HOUR)
-    back = stay.send("SLOR", NOW + 30 * mw.HOUR, leave_end=NOW + 30 * mw.HOUR)
-    home = stay.send("SLHJ", NOW + 50 * mw.HOUR, end=NOW + 50 * mw.HOUR)
+    stay = mw.Stay(start=NOW - 60 * mw.HOUR)
+    t = NOW - 60 * mw.HOUR
+    admitted = stay.send("STIN", t)
+    leave = stay.send("STOR", t + 20 * mw.HOUR, leave_start=t + 20 * mw.HOUR)
+    back = stay.send("SLOR", t + 30 * mw.HOUR, leave_end=t + 30 * mw.HOUR)
+    home = stay.send("SLHJ", t + 50 * mw.HOUR, end=t + 50 * mw.HOUR)
     for found in (home, leave, admitted, back):  # the discharge first, the admission after
         assert _send(world, found).outcome == "applied"
     (row,) = _stays(world, stay.stay.episode)
@@ -172,7 +173,10 @@ def test_unreadable_input_is_refused_with_a_reason(world: World) -> None:
     for raw, says in [
         (b"", "empty"),
         (b"[1, 2]", "object"),
-        (b'{"resourceType": "Bundle", "id": "x", "type": "message"}', "no MessageHeader"),
+        (
+            b'{"resourceType": "Bundle", "id": "x", "type": "message"}',
+            "MessageHeader (the first entry) has no valid id",
+        ),
         (
             b"<Bundle xmlns='http://hl7.org/fhir'><id value='x'/><timestamp value='yesterday'/></Bundle>",
             "not a FHIR R4",
@@ -278,7 +282,10 @@ def test_two_messages_about_one_citizen_delivered_concurrently_both_apply(world:
 
 KILL = """
 import os, signal, sys
+from datetime import datetime
+from naer import clock
 from naer.messaging import receive as inbox
+clock.set_clock(datetime.fromisoformat(sys.argv[4]))  # the world's Monday morning
 from naer.store.db import engine
 raw = open(sys.argv[2], "rb").read()
 if sys.argv[3] == "before-commit":  # dies while the transaction is open: the effect is written, not committed
@@ -300,7 +307,7 @@ def test_a_process_killed_mid_message_loses_nothing_and_doubles_nothing(
     found = stay.send("STIN", NOW)
     path = tmp_path / "message.json"
     path.write_bytes(orjson.dumps(found))
-    command = [sys.executable, "-c", KILL, world.url, str(path), moment]
+    command = [sys.executable, "-c", KILL, world.url, str(path), moment, NOW.isoformat()]
     done = subprocess.run(command, capture_output=True, timeout=120, env={**os.environ, "NAER_TODAY": ""})
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
     assert _count(world, _header(found)) == (1 if moment == "after-commit" else 0)

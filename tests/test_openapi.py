@@ -29,7 +29,7 @@ def test_the_document_describes_every_fhir_operation(store_url: str) -> None:
     with TestClient(create_app(store_url)) as client:
         doc = client.get("/openapi.json").json()
     operations = {(p, m): o for p, methods in doc["paths"].items() for m, o in methods.items()}
-    assert len(operations) == 59  # 30 of FHIR, 29 of the workflows
+    assert len(operations) == 61  # 31 of FHIR ($process-message included), 30 of the workflows
     search = operations[("/fhir/{resource_type}", "get")]
     names = {p["name"]: p for p in search["parameters"]}
     assert set(names["resource_type"]["schema"]["enum"]) == R4_TYPES
@@ -41,7 +41,9 @@ def test_the_document_describes_every_fhir_operation(store_url: str) -> None:
         "properties"
     ]["type"]["enum"] == ["transaction", "batch"]
     assert all("summary" in o and "400" in o["responses"] for o in operations.values())
-    assert len({o["operationId"] for o in operations.values()}) == 59
+    assert len({o["operationId"] for o in operations.values()}) == 61
+    message = operations[("/fhir/$process-message", "post")]["requestBody"]["content"]
+    assert {"application/fhir+json", "application/fhir+xml"} <= set(message)
 
 
 def test_schemathesis_finds_no_server_error(
@@ -67,6 +69,6 @@ def test_schemathesis_finds_no_server_error(
                 bad.append(f"{response.status_code}: {case.as_curl_command()}")
 
         call()
-    print(f"schemathesis: {tried} requests over 59 operations, {len(bad)} bad")  # shown with pytest -s
-    assert tried >= 59 * EXAMPLES // 2
+    print(f"schemathesis: {tried} requests over 61 operations, {len(bad)} bad")  # shown with pytest -s
+    assert tried >= 61 * EXAMPLES // 2
     assert not bad, bad[:5]

@@ -6,8 +6,9 @@ import os
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -59,7 +60,7 @@ class Settings(BaseSettings):
     max_index_rows: int = Field(
         default=20_000, ge=100, description="Most search index rows one resource may make."
     )
-    messaging_outbox: Path | None = Field(
+    messaging_outbox: Annotated[Path | None, BeforeValidator(lambda v: v or None)] = Field(
         default=None,
         description="Folder where MedCom messages to units outside this Nær are written for the VANS "
         "gateway to pick up; unset: such messages wait in the outbox (shown on the messages page).",

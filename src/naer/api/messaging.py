@@ -57,7 +57,7 @@ class CareCommunicationIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     patient: Id
-    text: Annotated[str, Field(min_length=1, max_length=100_000)]
+    text: Annotated[str, Field(min_length=1, max_length=100_000)]  # (compose.send says why, when longer)
     phone: Annotated[str, Field(min_length=1, max_length=20)]
     receiver: Annotated[str | None, Field(pattern=r"^[0-9]{6,20}$")] = None
     category: Annotated[str | None, Field(max_length=64)] = None
@@ -69,7 +69,17 @@ class CareCommunicationIn(BaseModel):
 
 
 def add_messaging_routes(app: FastAPI, db: Engine, context_of: Callable[[Request], RequestContext]) -> None:
-    @app.post("/workflow/messages", tags=["messaging"], summary="Write a CareCommunication", status_code=201)
+    body = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": CareCommunicationIn.model_json_schema()}},
+        }
+    }
+
+    @app.post(
+        "/workflow/messages", tags=["messaging"], summary="Write a CareCommunication", status_code=201,
+        openapi_extra=body,
+    )  # fmt: skip
     async def write_message(request: Request) -> Response:
         context = context_of(request)
         raw = await raw_body(request)
@@ -112,7 +122,11 @@ def add_messaging_routes(app: FastAPI, db: Engine, context_of: Callable[[Request
         accept = request.headers.get("accept", "")
         xml = "xml" in accept.lower() if "fhir+" in accept.lower() else is_xml(raw, content_type)
         if xml:
-            text = Bundle.model_validate(receipt.acknowledgement).model_dump_xml()
+            try:
+                text = Bundle.model_validate(receipt.acknowledgement).model_dump_xml()
+            except Exception:
+                logging.getLogger("naer.messaging").exception("acknowledgement %s in XML", receipt.header)
+                return FhirResponse(receipt.acknowledgement)
             body = text.encode() if isinstance(text, str) else text
             return Response(body, media_type=FHIR_XML)
         return FhirResponse(receipt.acknowledgement)

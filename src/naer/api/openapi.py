@@ -32,6 +32,17 @@ RESOURCE = {
     "required": ["resourceType"],
     "properties": {"resourceType": {"type": "string"}, "id": ID},
 }
+MESSAGE = {
+    "type": "object",
+    "description": "A MedCom message: a FHIR R4 Bundle of type message, its MessageHeader first",
+    "required": ["resourceType", "type", "entry"],
+    "properties": {
+        "resourceType": {"const": "Bundle"},
+        "id": ID,
+        "type": {"const": "message"},
+        "entry": {"type": "array", "items": {"type": "object", "properties": {"resource": RESOURCE}}},
+    },
+}
 OUTCOME = {
     "type": "object",
     "description": "A FHIR OperationOutcome saying what went wrong and, where known, where",
@@ -237,6 +248,13 @@ OPERATIONS: dict[
     ("/fhir/$export-status/{job}", "delete"): ("Cancel an export and delete its files", (), (), None, (202,)),
     ("/fhir/$export-file/{job}/{name}", "get"): ("One NDJSON file of an export", (), (), None, (200,)),
     ("/fhir/$import", "post"): ("Load NDJSON resources (ids kept)", (), (), "ndjson", (200,)),
+    ("/fhir/$process-message", "post"): (
+        "Receive a MedCom message (the gateway; answered by its Acknowledgement)",
+        (),
+        (),
+        "message",
+        (200, 204),
+    ),
     ("/fhir/OperationDefinition/naer-import", "get"): (
         "The $import OperationDefinition",
         (),
@@ -271,6 +289,15 @@ def _body(kind: str) -> dict[str, Any]:
         }
     if kind == "ndjson":
         return {"required": True, "content": {"application/fhir+ndjson": {"schema": {"type": "string"}}}}
+    if kind == "message":
+        return {
+            "required": True,
+            "content": {
+                FHIR_JSON: {"schema": MESSAGE},
+                "application/json": {"schema": MESSAGE},
+                "application/fhir+xml": {"schema": {"type": "string"}},
+            },
+        }
     schema = BUNDLE if kind == "bundle" else RESOURCE
     return {
         "required": True,

@@ -22,6 +22,34 @@ SUFFIXES = (".json", ".xml")
 MAX_FILES = 100_000
 
 
+def _shown(text: str) -> str:
+    """A line as the terminal shows it: a message's or a file's own control characters (newlines, escape
+    sequences) printed as visible marks, so a message cannot forge or hide output lines."""
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
+
+
+def _read(path: Path) -> bytes | str:
+    """The file's bytes, or why it cannot be read (checked against the size limit before it is read)."""
+    from naer.messaging.xhtml import MAX_BYTES
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            return f"larger than {MAX_BYTES // (1024 * 1024)} MiB: not read"
+        return path.read_bytes()
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+
+
+def _answers_folder(answers: Path) -> None:
+    try:
+        answers.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--answers {answers}: {exc.strerror or exc}") from None
+    if not answers.is_dir():
+        raise UserError(f"--answers {answers} is not a folder")
+
+
 def _files(target: Path) -> list[Path]:
     if not target.exists():
         raise UserError(f"{target}: no such file or directory")
@@ -55,17 +83,26 @@ def receive_command(
     upgrade(resolved)
     db = engine(resolved)
     if answers is not None:
-        answers.mkdir(parents=True, exist_ok=True)
+        _answers_folder(answers)
     refused = 0
     for path in files:
-        raw = path.read_bytes()
+        raw = _read(path)
+        if isinstance(raw, str):
+            console.print(_shown(f"{path.name}: {raw}"), markup=False, soft_wrap=True)
+            refused += 1
+            continue
         receipt = receive(db, raw, "application/fhir+xml" if path.suffix.lower() == ".xml" else None)
-        console.print(f"{path.name}: {receipt.line()}", markup=False, soft_wrap=True)
+        console.print(_shown(f"{path.name}: {receipt.line()}"), markup=False, soft_wrap=True)
         if receipt.outcome in ("rejected", "bundle-reused", "unreadable"):
             refused += 1
         if answers is not None and receipt.acknowledgement is not None:
             name = f"ack-{receipt.acknowledgement['id']}.json"
-            (answers / name).write_bytes(orjson.dumps(receipt.acknowledgement, option=orjson.OPT_INDENT_2))
+            try:
+                (answers / name).write_bytes(
+                    orjson.dumps(receipt.acknowledgement, option=orjson.OPT_INDENT_2)
+                )
+            except OSError as exc:
+                raise UserError(f"--answers {answers}: {exc.strerror or exc}") from None
     if refused:
         console.print(f"{refused} of {len(files)} refused")
         raise typer.Exit(1)
@@ -77,25 +114,29 @@ def validate_command(
 ) -> None:
     """Validate messages against MedCom's profiles without receiving them: each problem on a line with the
     rule it breaks. Exit code 1 if any message is invalid."""
+    from naer.messaging import shape
     from naer.messaging.parse import Unreadable, read
     from naer.messaging.validate import validate
 
     bad = 0
     for path in _files(target):
+        raw = _read(path)
         try:
-            message = read(
-                path.read_bytes(), "application/fhir+xml" if path.suffix.lower() == ".xml" else None
-            )
+            if isinstance(raw, str):
+                raise Unreadable(raw)
+            message = read(raw, "application/fhir+xml" if path.suffix.lower() == ".xml" else None)
         except Unreadable as exc:
-            console.print(f"{path.name}: unreadable: {exc}", markup=False, soft_wrap=True)
+            console.print(_shown(f"{path.name}: unreadable: {exc}"), markup=False, soft_wrap=True)
             bad += 1
             continue
-        result = validate(message)
-        console.print(f"{path.name}: {'valid' if result.ok else 'invalid'}", markup=False)
-        for problem in result.problems:
+        problems = shape.problems(message)
+        result = validate(message) if not problems else None
+        ok = result is not None and result.ok
+        console.print(_shown(f"{path.name}: {'valid' if ok else 'invalid'}"), markup=False)
+        for problem in problems or (result.problems if result else []):
             if problem.severity != "information":
-                console.print(f"  {problem.severity}: {problem}", markup=False, soft_wrap=True)
-        bad += not result.ok
+                console.print(_shown(f"  {problem.severity}: {problem}"), markup=False, soft_wrap=True)
+        bad += not ok
     if bad:
         raise typer.Exit(1)
 
@@ -114,7 +155,13 @@ def send_command(
 
     resolved = database_url(url)
     upgrade(resolved)
-    done = send_due(engine(resolved), folder=get_settings().messaging_outbox)
+    folder = get_settings().messaging_outbox
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise UserError(f"NAER_MESSAGING_OUTBOX {folder} is not a folder")
+    try:
+        done = send_due(engine(resolved), folder=folder)
+    except OSError as exc:
+        raise UserError(f"NAER_MESSAGING_OUTBOX {folder}: {exc.strerror or exc}") from None
     states: dict[str, int] = {}
     for item in done:
         states[item.state] = states.get(item.state, 0) + 1

@@ -75,6 +75,10 @@ def validation_errors(resource: dict[str, Any]) -> list[str]:
         model.model_validate(resource)
     except ValidationError as exc:
         return [f"{kind}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+    except (TypeError, AttributeError, ValueError) as exc:
+        # The library's own validators of some types (url, uri) raise these for a value of another JSON
+        # type (a boolean, an object) instead of a validation error: the value is not FHIR all the same.
+        return [f"{kind}: a value of the wrong JSON type ({type(exc).__name__}: {str(exc)[:200]})"]
     return []
 
 

@@ -43,13 +43,13 @@ def build(
     them: Party,
     at: datetime,
 ) -> dict[str, Any]:
-    """The acknowledgement of ``original`` (a message Bundle) sent by ``us`` back to ``them``."""
+    """The acknowledgement of ``original`` (a message Bundle) sent by ``us`` back to ``them``. The original's
+    own step is carried only when the original is acknowledged ok (a refused one's may be broken)."""
     if code not in CODES:
         raise ValueError(f"an acknowledgement is {', '.join(CODES)}, not {code!r}")
     if code != "ok" and not issues:
         raise ValueError("a negative acknowledgement names its problem")
-    head_original = parts.first(original, "MessageHeader") or {}
-    original_id = str(head_original.get("id", ""))
+    original_id = parts.text(parts.obj(parts.header_of(original)).get("id")) or ""
     response: dict[str, Any] = {"identifier": original_id, "code": code}
     resources: list[dict[str, Any]] = []
     outcome = None
@@ -58,7 +58,7 @@ def build(
         response["details"] = parts.ref(outcome)
     head = parts.header(HEADER, EVENT, us, them, None, response=response)
     resources.append(head)
-    original_step = parts.current_provenance(original)
+    original_step = parts.current_provenance(original) if code == "ok" else None
     if original_step is not None and parts.activity_of(original_step):
         # The original's own step, so that the history of the acknowledged message is in the answer
         resources.append(original_step)
@@ -82,13 +82,13 @@ def _outcome(issues: list[Issue]) -> dict[str, Any]:
         if issue.medcom:
             item["details"]["coding"] = [{"system": _system(issue.medcom), "code": issue.medcom}]
         if issue.location:
-            item["expression"] = [issue.location[:500]]
+            item["expression"] = [printable(issue.location)[:500]]
         items.append(item)
     return {
         "resourceType": "OperationOutcome",
         "id": parts.new_id(),
         "meta": {"profile": [OUTCOME]},
-        "text": parts.narrative(*(issue.text[:200] for issue in issues)),
+        "text": parts.narrative(*(printable(issue.text)[:200] for issue in issues)),
         "issue": items,
     }
 
@@ -102,16 +102,19 @@ def _system(code: str) -> str:
     raise ValueError(f"{code!r} is not an acknowledgement issue code")
 
 
-def is_acknowledgement(message: dict[str, Any]) -> bool:
-    head = parts.first(message, "MessageHeader") or {}
-    return (head.get("eventCoding") or {}).get("code") == EVENT
+def printable(value: str) -> str:
+    """Text without the control characters FHIR strings may not hold (only tab, CR and LF)."""
+    return "".join(ch if ch >= " " or ch in "\t\r\n" else "\ufffd" for ch in value)
 
 
-def answer_of(message: dict[str, Any]) -> tuple[str, str] | None:
+def is_acknowledgement(message: Any) -> bool:
+    return parts.event_of(message) == EVENT
+
+
+def answer_of(message: Any) -> tuple[str, str] | None:
     """(acknowledged MessageHeader id, code) of an acknowledgement."""
-    head = parts.first(message, "MessageHeader") or {}
-    response = head.get("response") or {}
-    ident, code = response.get("identifier"), response.get("code")
-    if isinstance(ident, str) and isinstance(code, str):
+    response = parts.obj(parts.obj(parts.header_of(message)).get("response"))
+    ident, code = parts.text(response.get("identifier")), parts.text(response.get("code"))
+    if ident is not None and code is not None:
         return ident, code
     return None

@@ -23,8 +23,9 @@ from naer.messaging import carecommunication as cc
 from naer.messaging import directory, lists, outbox, parts
 from naer.store import resources as store
 from naer.store.context import RequestContext
-from naer.store.errors import Invalid, NotFound
+from naer.store.errors import Forbidden, Invalid, NotFound
 
+TOPIC = 60
 # Nær's roles as MedCom's SKS administrative role codes (medcom-core-PractitionerRolesSKSadministrativ)
 ROLE_CODES = {
     "home-care-nurse": "sygeplejerske",
@@ -60,6 +61,12 @@ def send(
     MessageHeader id) of a message of the asker's organisation to reply to, or to forward to ``receiver``."""
     if not isinstance(context, AccessContext):
         raise Invalid("a CareCommunication is written by a signed-in person")
+    if context.principal.role not in ROLE_CODES:
+        raise Forbidden("care communications are written by the health professionals around the citizen")
+    if len(text) > cc.MAX_TEXT:
+        raise Invalid(f"a message holds at most {cc.MAX_TEXT:,} characters; this one has {len(text):,}")
+    if topic is not None and len(topic) > TOPIC:
+        raise Invalid(f"a topic holds at most {TOPIC} characters")
     now = now or clock.now()
     with db.connect() as con:
         sender = directory.unit_by_id(con, context.principal.organization or "")

@@ -18,6 +18,8 @@ from lxml import etree
 from naer.messaging.xhtml import MAX_BYTES, parse_xml, parser
 
 FHIR = "http://hl7.org/fhir"
+XML_ELEMENTS = 5_000  # MedCom's send protocol's largest XML message has 507, narratives included
+XML_ATTRIBUTES = 16  # FHIR XML's elements carry one (value) or two (url, value); narratives a few more
 
 
 @dataclass
@@ -70,6 +72,13 @@ def _xml(raw: bytes) -> dict[str, Any]:
         raise Unreadable(str(exc)) from None
     if root.tag != f"{{{FHIR}}}Bundle":
         raise Unreadable(f"a MedCom message is a FHIR Bundle, not <{etree.QName(root).localname}>")
+    for count, node in enumerate(root.iter(), 1):
+        if count > XML_ELEMENTS or len(node.attrib) > XML_ATTRIBUTES:
+            # The FHIR library reads XML in time that grows with the square of repeated elements (80,000
+            # took 44 s): a message is refused before it is read when it is far beyond any MedCom message.
+            raise Unreadable(
+                f"the message has more than {XML_ELEMENTS:,} elements or {XML_ATTRIBUTES} attributes on one"
+            )
     try:
         model = xml_loads(Bundle, raw, xmlparser=parser())
     except Exception as exc:

@@ -89,8 +89,11 @@ def organization(party: Party) -> dict[str, Any]:
         "resourceType": "Organization",
         "id": party.id,
         "meta": {"profile": [f"{MESSAGING}/medcom-messaging-organization"]},
-        "text": narrative(party.name, f"SOR {party.sor}", f"GLN {party.gln}"),
-        "identifier": [{"system": GLN, "value": party.gln}, {"system": SOR, "value": party.sor}],
+        "text": narrative(party.name, f"SOR {party.sor}", f"GLN {party.gln}" if party.gln else ""),
+        "identifier": [
+            *([{"system": GLN, "value": party.gln}] if party.gln else []),
+            {"system": SOR, "value": party.sor},
+        ],
         "name": party.name,
     }
 
@@ -205,21 +208,43 @@ def bundle(
 
 
 # -- reading a message ------------------------------------------------------------------------------------
+# A message from outside is read before it is known to be valid: every accessor below takes any JSON and
+# answers None (or nothing) where the shape is not what FHIR says, never an exception.
 
 
-def entries(message: dict[str, Any]) -> list[dict[str, Any]]:
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def items(value: Any) -> list[Any]:
+    """``value`` if it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
+def text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def entries(message: Any) -> list[dict[str, Any]]:
     return [
         entry["resource"]
-        for entry in message.get("entry") or []
-        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+        for entry in items(obj(message).get("entry"))
+        if isinstance(obj(entry).get("resource"), dict)
     ]
 
 
-def first(message: dict[str, Any], kind: str) -> dict[str, Any] | None:
+def first(message: Any, kind: str) -> dict[str, Any] | None:
     return next((each for each in entries(message) if each.get("resourceType") == kind), None)
 
 
-def resolve(message: dict[str, Any], reference: Any) -> dict[str, Any] | None:
+def header_of(message: Any) -> dict[str, Any] | None:
+    """The message's MessageHeader: its first entry, as FHIR requires (bdl-12)."""
+    found = entries(message)
+    return found[0] if found and found[0].get("resourceType") == "MessageHeader" else None
+
+
+def resolve(message: Any, reference: Any) -> dict[str, Any] | None:
     """The resource a reference inside the message names ('Type/id', or a full URL ending so)."""
     if isinstance(reference, dict):
         reference = reference.get("reference")
@@ -227,57 +252,55 @@ def resolve(message: dict[str, Any], reference: Any) -> dict[str, Any] | None:
         return None
     kind, _, ident = reference.rstrip("/").rpartition("/")
     kind = kind.rpartition("/")[2]
-    for entry in message.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
+    for entry in items(obj(message).get("entry")):
+        resource = obj(entry).get("resource")
         if not isinstance(resource, dict):
             continue
-        if entry.get("fullUrl") == reference or (
+        if obj(entry).get("fullUrl") == reference or (
             resource.get("resourceType") == kind and resource.get("id") == ident
         ):
             return resource
     return None
 
 
-def party_of(organization: dict[str, Any] | None) -> Party | None:
+def party_of(organization: Any) -> Party | None:
     """The Party an Organization of a message stands for (None without a SOR code)."""
-    if organization is None:
-        return None
-    codes = {
-        each.get("system"): each.get("value")
-        for each in organization.get("identifier") or []
-        if isinstance(each, dict) and isinstance(each.get("value"), str)
-    }
+    codes: dict[str, str] = {}
+    for each in items(obj(organization).get("identifier")):
+        system, value = text(obj(each).get("system")), text(obj(each).get("value"))
+        if system is not None and value is not None:
+            codes.setdefault(system, value)
     sor = codes.get(SOR)
     if not sor:
         return None
-    name = organization.get("name")
-    return Party(sor=sor, gln=codes.get(GLN) or "", name=name if isinstance(name, str) else sor)
+    name = text(obj(organization).get("name"))
+    return Party(sor=sor, gln=codes.get(GLN) or "", name=name or sor)
 
 
-def current_provenance(message: dict[str, Any]) -> dict[str, Any] | None:
+def event_of(message: Any) -> str:
+    """The MessageHeader's event code ('' when there is none)."""
+    return text(obj(obj(header_of(message)).get("eventCoding")).get("code")) or ""
+
+
+def current_provenance(message: Any) -> dict[str, Any] | None:
     """The Provenance of this message's own step (its target is this message's MessageHeader)."""
-    head = first(message, "MessageHeader")
-    if head is None:
+    head = header_of(message)
+    ident = text(obj(head).get("id"))
+    if ident is None:
         return None
-    own = f"MessageHeader/{head.get('id')}"
+    own = f"MessageHeader/{ident}"
     for each in entries(message):
         if each.get("resourceType") != "Provenance":
             continue
-        targets = [t.get("reference") for t in each.get("target") or [] if isinstance(t, dict)]
-        if any(isinstance(t, str) and (t == own or t.endswith("/" + own)) for t in targets):
+        targets = [text(obj(t).get("reference")) for t in items(each.get("target"))]
+        if any(t is not None and (t == own or t.endswith("/" + own)) for t in targets):
             return each
     return None
 
 
-def activity_of(provenance: dict[str, Any] | None) -> str | None:
-    if provenance is None:
-        return None
-    for coding in (provenance.get("activity") or {}).get("coding") or []:
-        if (
-            isinstance(coding, dict)
-            and coding.get("system") == ACTIVITIES
-            and isinstance(coding.get("code"), str)
-        ):
+def activity_of(provenance: Any) -> str | None:
+    for coding in items(obj(obj(provenance).get("activity")).get("coding")):
+        if obj(coding).get("system") == ACTIVITIES and isinstance(obj(coding).get("code"), str):
             return str(coding["code"])
     return None
 
@@ -285,14 +308,12 @@ def activity_of(provenance: dict[str, Any] | None) -> str | None:
 X_ECPR = "urn:oid:1.2.208.176.1.6.1.1"  # the national replacement CPR (X-eCPR), DK-core
 
 
-def identity_of(resource: dict[str, Any] | None) -> tuple[str, str] | None:
+def identity_of(resource: Any) -> tuple[str, str] | None:
     """(system, value) of the citizen's CPR number, or of a replacement CPR (X-eCPR or a region's D-eCPR)
     when the citizen has none; MedCom's messages carry one of them."""
-    if resource is None:
-        return None
     found = [
         (str(each["system"]), str(each["value"]))
-        for each in resource.get("identifier") or []
+        for each in items(obj(resource).get("identifier"))
         if isinstance(each, dict)
         and isinstance(each.get("system"), str)
         and isinstance(each.get("value"), str)
@@ -306,9 +327,9 @@ def identity_of(resource: dict[str, Any] | None) -> tuple[str, str] | None:
     return None
 
 
-def is_test_data(resource: dict[str, Any]) -> bool:
+def is_test_data(resource: Any) -> bool:
     """Whether a stored resource is synthetic test data (FHIR's HTEST tag, as `naer synth` writes it)."""
-    meta = resource.get("meta")
+    meta = obj(resource).get("meta")
     tags = meta.get("tag") if isinstance(meta, dict) else None
     return isinstance(tags, list) and any(
         isinstance(t, dict)
@@ -318,6 +339,6 @@ def is_test_data(resource: dict[str, Any]) -> bool:
     )
 
 
-def cpr_of(resource: dict[str, Any] | None) -> str | None:
+def cpr_of(resource: Any) -> str | None:
     found = identity_of(resource)
     return found[1] if found else None

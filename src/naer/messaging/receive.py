@@ -19,9 +19,11 @@ MedCom's reliable messaging, as Nær keeps it:
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -32,12 +34,21 @@ from sqlalchemy.exc import IntegrityError
 
 from naer import clock
 from naer.messaging import acknowledgement as ack
-from naer.messaging import carecommunication, directory, notification, parts
+from naer.messaging import carecommunication, directory, notification, parts, shape
+from naer.messaging.acknowledgement import printable
 from naer.messaging.parse import Unreadable, read
 from naer.messaging.tables import hospital_stay, message, message_bundle
 from naer.messaging.validate import Problem, validate
 
-ID_LIMIT = 64
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+FUTURE = timedelta(days=1)  # a sender's clock may run ahead; an event dated later than this is refused
+# The profiles a message of each event must meet, whatever it claims in meta.profile: its Bundle's and
+# its MessageHeader's (its other resources are checked against the profiles these refer them to).
+PROFILES = {
+    notification.EVENT: (notification.MESSAGE, notification.HEADER),
+    carecommunication.EVENT: (carecommunication.MESSAGE, carecommunication.HEADER),
+    ack.EVENT: (ack.MESSAGE, ack.HEADER),
+}
 EVENTS = {
     notification.EVENT: "hospital-notification",
     carecommunication.EVENT: "care-communication",
@@ -51,6 +62,7 @@ ISSUE_CODES = {
     "reference": ("not-found", "MSG_NO_EXIST"),
     "cardinality": ("required", "MSG_RESOURCE_REQUIRED"),
 }
+log = logging.getLogger(__name__)
 Record = Callable[[str, str | None, str], None]  # (action, patient, detail): the audit's hook
 
 
@@ -92,75 +104,82 @@ def receive(
     try:
         found = read(raw, content_type)
     except Unreadable as exc:
-        return Receipt("unreadable", None, [exc.reason], exc.header)
-    head = parts.first(found, "MessageHeader")
-    header_id = head.get("id") if head else None
-    bundle_id = found.get("id")
-    if not _is_id(header_id) or not _is_id(bundle_id):
-        why = (
-            "the message has no MessageHeader with an id" if not _is_id(header_id) else "the Bundle has no id"
+        return Receipt(
+            "unreadable", None, [printable(exc.reason)], exc.header if _is_id(exc.header) else None
         )
-        return Receipt("unreadable", None, [f"{why}: it cannot be acknowledged"])
+    head = parts.header_of(found)
+    header_id, bundle_id = parts.obj(head).get("id"), found.get("id")
+    if not _is_id(header_id) or not _is_id(bundle_id):
+        what = "MessageHeader (the first entry)" if not _is_id(header_id) else "Bundle"
+        return Receipt(
+            "unreadable", None, [f"the {what} has no valid id (a FHIR id): it cannot be acknowledged"]
+        )
     assert isinstance(header_id, str) and isinstance(bundle_id, str)
-    if ack.is_acknowledgement(found):
+    problems = shape.problems(found)
+    if not problems and ack.is_acknowledgement(found):
         return _acknowledged(db, found, header_id, now)
-    sender = parts.party_of(parts.resolve(found, (head or {}).get("sender")))
-    receiver = parts.party_of(parts.resolve(found, _primary_receiver(head or {})))
-    problems = validate(found).errors  # before the transaction: it holds no connection while it thinks
-    try:
-        with db.begin() as con:
-            receipt = _earlier(con, header_id, bundle_id)
-            if receipt is None:
-                if sender is None or receiver is None:
-                    lines = [str(p) for p in problems] or ["the message names no sender or receiver by SOR"]
-                    return Receipt("unreadable", None, lines, header_id)
-                receipt = _apply(con, found, header_id, bundle_id, problems, sender, receiver, now)
-    except IntegrityError:  # the same message (or Bundle id) committed meanwhile by another delivery
-        with db.begin() as con:
-            receipt = _earlier(con, header_id, bundle_id)
-        if receipt is None:
-            raise
+    sender = parts.party_of(parts.resolve(found, parts.obj(head).get("sender")))
+    receiver = parts.party_of(parts.resolve(found, _primary_receiver(parts.obj(head))))
+    if not problems:  # validated before the transaction: it holds no connection while it thinks
+        profiles = PROFILES.get(parts.event_of(found))
+        problems = validate(found, *profiles).errors if profiles else validate(found).errors
+    key = sender.sor if sender is not None else ""
+    receipt: Receipt | None = None
+    for _attempt in range(3):  # a concurrent delivery of the same message may win the insert: ask again
+        try:
+            with db.begin() as con:
+                receipt = _earlier(con, key, header_id, bundle_id)
+                if receipt is None:
+                    if sender is None or receiver is None:
+                        lines = [str(p) for p in problems] or [
+                            "the message names no sender or receiver by SOR"
+                        ]
+                        return Receipt(
+                            "unreadable", None, [printable(line) for line in lines[:20]], header_id
+                        )
+                    receipt = _apply(con, found, header_id, bundle_id, problems, sender, receiver, now)
+            break
+        except IntegrityError:
+            receipt = None
+    if receipt is None:
+        raise RuntimeError(f"message {header_id} could neither be stored nor found after three attempts")
     if receipt.outcome == "bundle-reused" and sender is not None and receiver is not None:
         issue = ack.Issue(receipt.problems[0], "duplicate", "MSG_DUPLICATE_ID")
         receipt.acknowledgement = ack.build(found, "fatal-error", [issue], receiver, sender, now)
     if record is not None:
-        record("message-received", receipt.patient, f"{EVENTS.get(_event(found), '?')} {receipt.outcome}")
+        record(
+            "message-received", receipt.patient, f"{EVENTS.get(parts.event_of(found), '?')} {receipt.outcome}"
+        )
     return receipt
 
 
 def _is_id(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= ID_LIMIT and value.isprintable() and " " not in value
-
-
-def _event(found: dict[str, Any]) -> str:
-    head = parts.first(found, "MessageHeader") or {}
-    return str((head.get("eventCoding") or {}).get("code", ""))
+    return isinstance(value, str) and FHIR_ID.fullmatch(value) is not None
 
 
 def _primary_receiver(head: dict[str, Any]) -> Any:
-    for destination in head.get("destination") or []:
-        if not isinstance(destination, dict):
-            continue
+    for destination in parts.items(head.get("destination")):
         uses = [
-            (ext.get("valueCoding") or {}).get("code")
-            for ext in destination.get("extension") or []
-            if isinstance(ext, dict)
+            parts.obj(parts.obj(ext).get("valueCoding")).get("code")
+            for ext in parts.items(parts.obj(destination).get("extension"))
         ]
         if "primary" in uses or not uses:
-            return destination.get("receiver")
+            return parts.obj(destination).get("receiver")
     return None
 
 
-def _earlier(con: Connection, header_id: str, bundle_id: str) -> Receipt | None:
-    """The answer already given to this message, or the refusal of a Bundle id reused; None for a message
-    not seen before."""
+def _earlier(con: Connection, sender: str, header_id: str, bundle_id: str) -> Receipt | None:
+    """The answer already given to this sender's message, or the refusal of a Bundle id it reused; None
+    for a message not seen before."""
     row = con.execute(
         select(message.c.ack_body, message.c.patient).where(
-            message.c.direction == "in", message.c.header_id == header_id
+            message.c.direction == "in", message.c.sender_sor == sender, message.c.header_id == header_id
         )
     ).first()
     holder = con.execute(
-        select(message_bundle.c.header_id).where(message_bundle.c.bundle_id == bundle_id)
+        select(message_bundle.c.header_id).where(
+            message_bundle.c.sender_sor == sender, message_bundle.c.bundle_id == bundle_id
+        )
     ).scalar()
     if holder is not None and holder != header_id:
         why = f"Bundle id {bundle_id} came before with MessageHeader {holder}: a new message, a new id"
@@ -168,7 +187,9 @@ def _earlier(con: Connection, header_id: str, bundle_id: str) -> Receipt | None:
     if row is None:
         return None
     if holder is None:  # a retransmission in a new Bundle: its id is taken too
-        con.execute(insert(message_bundle).values(bundle_id=bundle_id, header_id=header_id))
+        con.execute(
+            insert(message_bundle).values(sender_sor=sender, bundle_id=bundle_id, header_id=header_id)
+        )
     answer = orjson.loads(row.ack_body) if row.ack_body else None
     return Receipt("duplicate", answer, [], header_id, row.patient)
 
@@ -191,7 +212,7 @@ def _apply(
     receiver: parts.Party,
     now: datetime,
 ) -> Receipt:
-    kind = EVENTS.get(_event(found), "unknown")
+    kind = EVENTS.get(parts.event_of(found), "unknown")
     unit = directory.unit(con, receiver.sor)
     issues: list[ack.Issue] = []
     state, code, patient, thread, episode, event_at = "rejected", "?", None, None, None, None
@@ -212,26 +233,31 @@ def _apply(
             issues = [ack.Issue(str(exc), "business-rule", "MSG_BAD_FORMAT")]
         else:
             code, episode = notice.code, notice.episode
-            event_at = _moment(notice.event_at) or now.astimezone(UTC)
-            patient = _citizen(con, found)
-            if patient is not None and directory.serves(con, unit, patient, now):
-                _stay(con, unit.id, sender, found, notice, patient, event_at, header_id)
-                state = "applied"
-            else:
-                state = "not-served"
+            moment = _moment(notice.event_at) or now.astimezone(UTC)
+            event_at = moment
+            issues = _when_problem(moment, now)
+            if not issues:
+                patient = _citizen(con, found)
+                if patient is not None and directory.serves(con, unit, patient, now):
+                    _stay(con, unit.id, sender, found, notice, patient, moment, header_id)
+                    state = "applied"
+                else:
+                    state = "not-served"
     elif kind == "care-communication":
         thread, _category, _topic, _said = carecommunication.read(found)
         provenance = parts.current_provenance(found)
         activity = parts.activity_of(provenance) or ""
         code = activity.removesuffix("-message") or "?"
-        event_at = _moment(str((provenance or {}).get("occurredDateTime", ""))) or now.astimezone(UTC)
-        patient = _citizen(con, found)
-        served = patient is not None and directory.serves(con, unit, patient, now)
-        state = "applied" if served else "not-served"
+        event_at = _moment(str(parts.obj(provenance).get("occurredDateTime", ""))) or now.astimezone(UTC)
+        issues = _when_problem(event_at, now)
+        if not issues:
+            patient = _citizen(con, found)
+            served = patient is not None and directory.serves(con, unit, patient, now)
+            state = "applied" if served else "not-served"
     else:
         issues = [
             ack.Issue(
-                f"{_event(found) or 'this message type'} is not received here",
+                f"{parts.event_of(found)[:64] or 'this message type'} is not received here",
                 "not-supported",
                 "MSG_RECEIVER_UNABLE_TO_RECEIVE_MSG_TYPE",
             )
@@ -254,14 +280,16 @@ def _apply(
             body=orjson.dumps(found).decode(),
             ack_code=answer_code(answer),
             ack_body=orjson.dumps(answer).decode(),
-            problems="\n".join(issue.text for issue in issues) or None,
+            problems="\n".join(printable(issue.text) for issue in issues) or None,
             created=now.astimezone(UTC),
             event_at=event_at,
             attempts=0,
         )
     )
-    con.execute(insert(message_bundle).values(bundle_id=bundle_id, header_id=header_id))
-    return Receipt(state, answer, [issue.text for issue in issues], header_id, patient)
+    con.execute(
+        insert(message_bundle).values(sender_sor=sender.sor[:32], bundle_id=bundle_id, header_id=header_id)
+    )
+    return Receipt(state, answer, [printable(issue.text) for issue in issues], header_id, patient)
 
 
 def answer_code(answer: dict[str, Any]) -> str | None:
@@ -269,7 +297,7 @@ def answer_code(answer: dict[str, Any]) -> str | None:
     return found[1] if found else None
 
 
-def _citizen(con: Connection, found: dict[str, Any]) -> str | None:
+def _citizen(con: Connection, found: dict[str, Any]) -> str | None:  # (a validated message)
     identity = parts.identity_of(parts.first(found, "Patient"))
     return directory.citizen(con, identity[1], identity[0]) if identity else None
 
@@ -277,10 +305,27 @@ def _citizen(con: Connection, found: dict[str, Any]) -> str | None:
 def _moment(text: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
+        # Kept in UTC: SQLite compares the stored text, so every time must have the same offset.
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):  # (year 1 or 9999 with an offset leaves the calendar)
         return None
-    # Kept in UTC: SQLite compares the stored text, so every time must have the same offset.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _when_problem(event_at: datetime, now: datetime) -> list[ack.Issue]:
+    """A message about an event after tomorrow is refused: the stay it sets could never change again."""
+    if event_at > now.astimezone(UTC) + FUTURE:
+        return [
+            ack.Issue(
+                f"the event is dated {event_at.isoformat()}, after the receiver's tomorrow",
+                "invalid",
+                "MSG_DATE_FORMAT",
+            )
+        ]
+    if event_at.year < 1900:
+        return [
+            ack.Issue(f"the event is dated {event_at.isoformat()}, before 1900", "invalid", "MSG_DATE_FORMAT")
+        ]
+    return []
 
 
 def _stay(
@@ -330,21 +375,29 @@ def _stay(
 
 
 def _acknowledged(db: Engine, found: dict[str, Any], header_id: str, now: datetime) -> Receipt:
-    """An acknowledgement of a message Nær sent: the sent message's state follows it. Never answered."""
+    """An acknowledgement of a message Nær sent: the sent message's state follows it, if the
+    acknowledgement is valid and comes from that message's receiver. Never answered."""
+    problems = validate(found, ack.MESSAGE, ack.HEADER).errors
     answer = ack.answer_of(found)
-    if answer is None:
-        return Receipt("acknowledgement", None, ["the acknowledgement names no message"], header_id)
+    sender = parts.party_of(parts.resolve(found, parts.obj(parts.header_of(found)).get("sender")))
+    if problems or answer is None or sender is None or answer[1] not in ack.CODES:
+        why = [printable(str(p)) for p in problems[:5]] or [
+            "the acknowledgement names no message or no sender"
+        ]
+        log.warning("acknowledgement %s ignored: %s", header_id, why[0])
+        return Receipt("acknowledgement (invalid: ignored)", None, why, header_id)
     original, code = answer
-    state = {"ok": "acknowledged", "transient-error": "negative", "fatal-error": "negative"}.get(
-        code, "negative"
-    )
+    state = "acknowledged" if code == "ok" else "negative"
     with db.begin() as con:
         changed = con.execute(
             update(message)
             .where(
-                message.c.direction == "out", message.c.header_id == original, message.c.acked_at.is_(None)
+                message.c.direction == "out",
+                message.c.header_id == original,
+                message.c.receiver_sor == sender.sor,  # only the receiver answers for it
+                message.c.acked_at.is_(None),
             )
-            .values(state=state, ack_code=code[:24], ack_body=orjson.dumps(found).decode(), acked_at=now)
+            .values(state=state, ack_code=code, ack_body=orjson.dumps(found).decode(), acked_at=now)
         ).rowcount
     outcome = "acknowledgement" if changed else "acknowledgement (of nothing waiting)"
     return Receipt(outcome, None, [], header_id)

@@ -1,11 +1,14 @@
 """The messaging tables, in the store's database, so that a message, its effect and its acknowledgement
 commit in one transaction (MedCom's reliable messaging: exactly once).
 
-- ``message``: every message sent or received, once per direction and MessageHeader id. A received
-  message keeps the acknowledgement it was answered with, so that the same message delivered again is
-  answered with the very same acknowledgement; a sent one keeps its state until acknowledged.
-- ``message_bundle``: the Bundle ids a received message came in. A retransmission has a new Bundle id
-  and the same MessageHeader id; a Bundle id that comes back with another MessageHeader id is an error.
+- ``message``: every message sent or received, once per direction, sender and MessageHeader id
+  (MedCom's ids are UUIDs; keyed with the sender, one sender cannot take another's message by reusing
+  its id). A received message keeps the acknowledgement it was answered with, so that the same message
+  delivered again is answered with the very same acknowledgement; a sent one keeps its state until
+  acknowledged.
+- ``message_bundle``: the Bundle ids a received message came in, per sender. A retransmission has a new
+  Bundle id and the same MessageHeader id; a Bundle id that comes back with another MessageHeader id is
+  an error.
 - ``hospital_stay``: the municipality's list of admitted citizens, one row per receiving unit, hospital
   and episode of care, set by the latest HospitalNotification by the hospital's own time of the event
   (so that notifications that arrive out of order leave the right state).
@@ -42,9 +45,10 @@ message = Table(
     Column("next_attempt", DateTime(timezone=True), nullable=True),
     Column("sent_at", DateTime(timezone=True), nullable=True),
     Column("acked_at", DateTime(timezone=True), nullable=True),
-    PrimaryKeyConstraint("direction", "header_id", name="pk_message"),
+    PrimaryKeyConstraint("direction", "sender_sor", "header_id", name="pk_message"),
 )
 Index("ix_message_organization", message.c.organization, message.c.direction, message.c.created)
+Index("ix_message_header", message.c.header_id)
 Index("ix_message_thread", message.c.thread)
 Index("ix_message_patient", message.c.patient)
 Index("ix_message_due", message.c.direction, message.c.state, message.c.next_attempt)
@@ -52,9 +56,10 @@ Index("ix_message_due", message.c.direction, message.c.state, message.c.next_att
 message_bundle = Table(
     "message_bundle",
     metadata,
+    Column("sender_sor", String(32), nullable=False),
     Column("bundle_id", String(64), nullable=False),
     Column("header_id", String(64), nullable=False),
-    PrimaryKeyConstraint("bundle_id", name="pk_message_bundle"),
+    PrimaryKeyConstraint("sender_sor", "bundle_id", name="pk_message_bundle"),
 )
 
 hospital_stay = Table(

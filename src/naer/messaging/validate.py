@@ -19,6 +19,7 @@ import contextvars
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,11 @@ class Result:
 _current: contextvars.ContextVar[_Run] = contextvars.ContextVar("medcom_validation")
 
 
-def validate(resource: Any, profile: str | None = None) -> Result:
+def validate(resource: Any, profile: str | None = None, header: str | None = None) -> Result:
     """Validate ``resource`` (usually a message Bundle) against ``profile``, or against the profiles it
-    names in ``meta.profile``; every resource inside a Bundle is validated against its own."""
+    names in ``meta.profile``; every resource inside a Bundle is validated against its own. ``header``:
+    the profile the Bundle's MessageHeader must meet too (what the message's event requires, whatever
+    the MessageHeader claims)."""
     run = _Run(load(), resource)
     token = _current.set(run)
     try:
@@ -85,7 +88,12 @@ def validate(resource: Any, profile: str | None = None) -> Result:
             return Result([Problem("error", "structure", "", "a FHIR resource is a JSON object")])
         claimed = [profile] if profile else _claimed(resource)
         run.guides = {url.split("|", 1)[0] for url in claimed}
-        run.resource(resource, resource.get("resourceType", "?"), claimed)
+        run.resource(resource, str(resource.get("resourceType", "?")), claimed)
+        first = parts_first(resource)
+        if header and first is not None and first.get("resourceType") == "MessageHeader":
+            claims = {url.split("|", 1)[0] for url in _claimed(first)}
+            if header.split("|", 1)[0] not in claims:
+                run.problems.extend(run.conformance(first, header, "Bundle.entry[0].resource(MessageHeader)"))
     finally:
         _current.reset(token)
     return Result(_unique(run.problems))
@@ -127,7 +135,7 @@ class _Run:
                 target = entry["resource"]
                 if isinstance(entry.get("fullUrl"), str):
                     self.targets[entry["fullUrl"]] = target
-                kind, ident = target.get("resourceType"), target.get("id")
+                kind, ident = _kind(target), target.get("id")
                 if isinstance(kind, str) and isinstance(ident, str):
                     self.targets.setdefault(f"{kind}/{ident}", target)
 
@@ -137,7 +145,7 @@ class _Run:
         """Check a resource's base structure, then walk it along each profile it claims."""
         if id(resource) not in self.structured:
             text = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-            for line in _structure(text) if len(text) <= MEMO_BYTES else validation_errors(resource):
+            for line in _structure(text) if len(text) <= MEMO_BYTES else _library(resource):
                 self.problems.append(Problem("error", "structure", path, line))
             if resource.get("resourceType") == "Bundle":
                 # The FHIR library checks a Bundle's resources with it (by their own models), unless one
@@ -147,7 +155,7 @@ class _Run:
                     for e in resource.get("entry") or []
                     if isinstance(e, dict) and isinstance(e.get("resource"), dict)
                 ]
-                if not any(each.get("resourceType") in R4B_DIFFERS_FROM_R4 for each in inner):
+                if not any(_kind(each) in R4B_DIFFERS_FROM_R4 for each in inner):
                     self.structured.update(id(each) for each in inner)
         if profiles is None:
             profiles = _claimed(resource)
@@ -243,6 +251,15 @@ class _Run:
         if isinstance(value, dict) and not value:
             out.append(Problem("error", "ele-1", path, "an element must have a value or children"))
             return
+        wrong = _shape_problem(element, suffix, value)
+        if wrong is not None:
+            out.append(Problem("error", "type", path, wrong, element.id))
+            return
+        is_period = suffix == "Period" or [k["code"] for k in element.types] == ["Period"]
+        if (
+            is_period and isinstance(value, dict) and _ends_before_start(value)
+        ):  # R4's per-1 (not in snapshots)
+            out.append(Problem("error", "per-1", path, "If present, start SHALL have a lower value than end"))
         if element.fixed is not None and value != element.fixed:
             out.append(Problem("error", "fixed", path, f"must be exactly {_show(element.fixed)}"))
         if element.pattern is not None and not _matches(value, element.pattern):
@@ -401,7 +418,7 @@ class _Run:
             codes = {kind["code"] for kind in slice_.types}
             if suffix:
                 return any(code[:1].upper() + code[1:] == suffix for code in codes)
-            return isinstance(value, dict) and value.get("resourceType") in codes
+            return isinstance(value, dict) and _kind(value) in codes
         step = where.removeprefix("$this.")
         inner = slice_.child(step + "[x]") or slice_.child(step)
         if inner is None or not isinstance(value, dict):
@@ -422,7 +439,13 @@ class _Run:
         if not isinstance(value, dict):
             return
         codings = value.get("coding") if "coding" in value or "text" in value else [value]
-        pairs = [(each.get("system"), each.get("code")) for each in _many(codings) if isinstance(each, dict)]
+        pairs = [
+            (each.get("system"), each.get("code"))
+            for each in _many(codings)
+            if isinstance(each, dict)
+            and isinstance(each.get("system"), (str, type(None)))
+            and isinstance(each.get("code"), (str, type(None)))
+        ]
         if not any(pair in allowed for pair in pairs):
             shown = ", ".join(f"{system}#{code}" for system, code in pairs) or "no coding"
             out.append(Problem("error", "binding", path, f"{shown} is not in {url}"))
@@ -448,7 +471,7 @@ class _Run:
                 )
             return
         kinds = {self._profile_type(url) for url in targets}
-        if target.get("resourceType") not in kinds and not kinds & {"Resource", "DomainResource"}:
+        if _kind(target) not in kinds and not kinds & {"Resource", "DomainResource"}:
             wanted = " or ".join(sorted(filter(None, kinds)))
             out.append(
                 Problem(
@@ -531,6 +554,89 @@ class _Run:
             )
 
 
+_YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
+_ZONE = r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+_CLOCK = r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
+_DAY = r"(0[1-9]|[1-2][0-9]|3[0-1])"
+_MONTH = r"(0[1-9]|1[0-2])"
+# R4's own regular expressions for its primitive types (datatypes.html), for values in FHIR JSON.
+FORMATS = {
+    "date": re.compile(rf"{_YEAR}(-{_MONTH}(-{_DAY})?)?"),
+    "dateTime": re.compile(rf"{_YEAR}(-{_MONTH}(-{_DAY}(T{_CLOCK}{_ZONE})?)?)?"),
+    "instant": re.compile(rf"{_YEAR}-{_MONTH}-{_DAY}T{_CLOCK}{_ZONE}"),
+    "time": re.compile(_CLOCK),
+    "id": re.compile(r"[A-Za-z0-9\-.]{1,64}"),
+    "code": re.compile(r"[^\s]+( [^\s]+)*"),
+}
+STRINGS = frozenset(
+    [
+        "string",
+        "code",
+        "id",
+        "uri",
+        "url",
+        "canonical",
+        "markdown",
+        "oid",
+        "uuid",
+        "base64Binary",
+        "xhtml",
+        "date",
+        "dateTime",
+        "instant",
+        "time",
+    ]
+)
+INTEGERS = {"integer": -(2**31), "positiveInt": 1, "unsignedInt": 0}
+
+
+def _shape_problem(element: Element, suffix: str, value: Any) -> str | None:
+    """Why a JSON value is not of the element's FHIR type (R4's JSON rules, strictly: the FHIR library
+    would take "true" for a boolean and 1700000000 for a dateTime), or None."""
+    if suffix:  # a choice element's JSON name says its type: valueDateTime, valueCoding
+        lowered = suffix[:1].lower() + suffix[1:]
+        primitive = lowered in STRINGS or lowered in INTEGERS or lowered in ("boolean", "decimal")
+        code = lowered if primitive else suffix
+    else:
+        codes = [kind["code"] for kind in element.types]
+        if len(codes) != 1:
+            return None
+        code = codes[0]
+        if code.startswith("http://hl7.org/fhirpath/System."):  # an element's id, an extension's url
+            code = "string"
+    if code == "boolean":
+        return None if isinstance(value, bool) else "must be true or false"
+    if code in INTEGERS:
+        if isinstance(value, bool) or not isinstance(value, int) or not INTEGERS[code] <= value < 2**31:
+            return f"must be a whole number (FHIR {code})"
+        return None
+    if code == "decimal":
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "must be a number"
+    if code in STRINGS:
+        if not isinstance(value, str) or not value.strip():
+            return f"must be a text (FHIR {code}), not empty"
+        pattern = FORMATS.get(code)
+        if pattern is not None and not pattern.fullmatch(value):
+            return f"{value[:40]!r} is not a FHIR {code}"
+        return None
+    if code[:1].isupper() and code not in ("Resource", "DomainResource") and not isinstance(value, dict):
+        return f"must be an object (FHIR {code})"
+    return None
+
+
+def _ends_before_start(period: dict[str, Any]) -> bool:
+    start, end = period.get("start"), period.get("end")
+    if not isinstance(start, str) or not isinstance(end, str):
+        return False
+    try:
+        low, high = datetime.fromisoformat(start), datetime.fromisoformat(end)
+        if (low.tzinfo is None) != (high.tzinfo is None):
+            return start[:10] > end[:10]
+        return low > high
+    except (ValueError, OverflowError):
+        return start[: min(len(start), len(end))] > end[: min(len(start), len(end))]
+
+
 def _type_path(element: Element, suffix: str) -> str:
     """The model path fhirpathpy types a value by: its datatype where it has one, else its element."""
     if suffix:
@@ -542,6 +648,20 @@ def _type_path(element: Element, suffix: str) -> str:
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
+
+
+def parts_first(bundle: dict[str, Any]) -> dict[str, Any] | None:
+    """A Bundle's first resource (a message's MessageHeader), whatever the shape around it."""
+    entries = bundle.get("entry")
+    first = entries[0] if isinstance(entries, list) and entries and isinstance(entries[0], dict) else None
+    resource = first.get("resource") if first is not None else None
+    return resource if isinstance(resource, dict) else None
+
+
+def _kind(resource: Any) -> str | None:
+    """A resource's type, if it names one as text (a hostile message may put anything there)."""
+    found = resource.get("resourceType") if isinstance(resource, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _claimed(resource: dict[str, Any]) -> list[str]:
@@ -744,9 +864,16 @@ def _structure(text: bytes) -> list[str]:
     """The FHIR library's findings for a resource, once per content."""
     found = _structures.get(text)
     if found is None:
-        found = validation_errors(orjson.loads(text))
+        found = _library(orjson.loads(text))
         _remember(_structures, text, found)
     return found
+
+
+def _library(resource: dict[str, Any]) -> list[str]:
+    try:
+        return validation_errors(resource)
+    except Exception as exc:
+        return [f"{_kind(resource) or 'resource'}: not readable by the FHIR library ({type(exc).__name__})"]
 
 
 # -- FHIRPath functions fhirpathpy lacks ------------------------------------------------------------------

@@ -94,6 +94,20 @@ def parse_xml(text: bytes | str) -> etree._Element:
     return root
 
 
+SAFE_SCHEMES = ("http", "https", "mailto", "tel", "")
+
+
+def _scheme(value: str) -> str:
+    """A link's scheme as a browser reads it: whitespace and control characters inside it ignored."""
+    cleaned = "".join(ch for ch in value if ch > " ").lower()
+    head, colon, _ = cleaned.partition(":")
+    return head if colon and "/" not in head and "#" not in head and "?" not in head else ""
+
+
+def _unsafe(value: str) -> bool:
+    return _scheme(value) not in SAFE_SCHEMES
+
+
 def narrative_problem(div: str) -> str | None:
     """Why a narrative div breaks FHIR's rules, or None when it is acceptable."""
     try:
@@ -102,6 +116,8 @@ def narrative_problem(div: str) -> str | None:
         return str(exc)
     if root.tag != f"{{{XHTML}}}div":
         return "the narrative must be an xhtml div"
+    if not "".join(str(part) for part in root.itertext()).strip() and root.find(f".//{{{XHTML}}}img") is None:
+        return "the narrative has no content (txt-2)"
     for node in root.iter():
         if not isinstance(node.tag, str):
             continue
@@ -113,8 +129,8 @@ def narrative_problem(div: str) -> str | None:
             local = etree.QName(name).localname.lower()
             if local.startswith("on"):
                 return f"attribute {local!r} is not allowed in a narrative"
-            if local in ("href", "src") and value.strip().lower().startswith("javascript:"):
-                return "a script link is not allowed in a narrative"
+            if local in ("href", "src") and _unsafe(value):
+                return f"a {local} of scheme {_scheme(value)!r} is not allowed in a narrative"
             if tag == "img" and local == "src" and not value.startswith("#"):
                 return "an image in a narrative must be a local reference"
     return None

@@ -123,9 +123,9 @@ def _when(value: str | None, lang: str) -> str:
         return "–"
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(DANISH_TIME)
-    except ValueError:
+        return i18n.day(moment, lang)
+    except (ValueError, OverflowError):  # (year 1 or 9999 with an offset: shown as written)
         return value
-    return i18n.day(moment, lang)
 
 
 def _patient_label(patients: dict[str, dict[str, Any]], ref: str) -> tuple[str, str]:

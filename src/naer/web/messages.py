@@ -33,6 +33,7 @@ from naer.web.i18n import mark as _
 from naer.web.signin import refuse, render
 
 HEADER_LIMIT = 64
+TEXT_LIMIT = 100_001  # one more than a message may hold: a longer one is refused with the reason, not cut
 FORM_LIMIT = 262_144  # bytes: a text of 100,000 characters URL-encoded is within it
 ATTACHED_LIMIT = 15 * 1024 * 1024  # with an attachment of 10 MiB, base64 and URL-encoded
 KIND_WORDS = {
@@ -182,7 +183,7 @@ def add_message_pages(app: FastAPI) -> None:
                 return RedirectResponse(f"/messages/out/{quote(header, safe='')}?retried=1", 303)
             sent = await run_in_threadpool(
                 lambda: compose.send(
-                    db, context, here[0].patient or "", values.get("text", "")[:100_000],
+                    db, context, here[0].patient or "", values.get("text", "")[:TEXT_LIMIT],
                     values.get("phone", "")[:40], receiver=values.get("receiver", "")[:32] or None,
                     answering=(direction, header), forward=action == "forward",
                 )
@@ -208,9 +209,9 @@ def add_message_pages(app: FastAPI) -> None:
         try:
             sent = await run_in_threadpool(
                 lambda: compose.send(
-                    request.app.state.db, context, patient, values.get("text", "")[:100_000],
+                    request.app.state.db, context, patient, values.get("text", "")[:TEXT_LIMIT],
                     values.get("phone", "")[:40], receiver=values.get("receiver", "")[:32] or None,
-                    category=values.get("category", "")[:64], topic=values.get("topic", "")[:60] or None,
+                    category=values.get("category", "")[:64], topic=values.get("topic", "")[:200] or None,
                     priority="asap" if values.get("priority") == "asap" else None,
                     attachments=_attached(values),
                 )

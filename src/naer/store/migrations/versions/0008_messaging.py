@@ -42,17 +42,19 @@ def upgrade() -> None:
         sa.Column("next_attempt", sa.DateTime(timezone=True), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("acked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("direction", "header_id", name="pk_message"),
+        sa.PrimaryKeyConstraint("direction", "sender_sor", "header_id", name="pk_message"),
     )
     op.create_index("ix_message_organization", "message", ["organization", "direction", "created"])
+    op.create_index("ix_message_header", "message", ["header_id"])
     op.create_index("ix_message_thread", "message", ["thread"])
     op.create_index("ix_message_patient", "message", ["patient"])
     op.create_index("ix_message_due", "message", ["direction", "state", "next_attempt"])
     op.create_table(
         "message_bundle",
+        sa.Column("sender_sor", sa.String(32), nullable=False),
         sa.Column("bundle_id", sa.String(64), nullable=False),
         sa.Column("header_id", sa.String(64), nullable=False),
-        sa.PrimaryKeyConstraint("bundle_id", name="pk_message_bundle"),
+        sa.PrimaryKeyConstraint("sender_sor", "bundle_id", name="pk_message_bundle"),
     )
     op.create_table(
         "hospital_stay",
