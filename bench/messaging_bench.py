@@ -40,7 +40,8 @@ from naer.store.db import database_url, engine, in_schema
 from naer.store.migrate import upgrade
 
 SCHEMA = "naer_messaging_bench"
-START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+START = datetime(2024, 11, 1, 8, 0, tzinfo=UTC)  # the stream's first day; the receivers' clock stands after
+RECEIVED = datetime(2024, 12, 31, 10, 0, tzinfo=UTC)  # (an event after the receiver's tomorrow is refused)
 HOSPITAL = parts.Party("265161000016000", parts.synthetic_gln("265161000016000"), "AUH, Medicinsk afdeling")
 HOME = parts.Party("953741000016009", parts.synthetic_gln("953741000016009"), "Samsø Kommune, hjemmeplejen")
 NURSE = cc.Author("Hanne", "Hansen", "sygeplejerske", "87654321")
@@ -139,7 +140,10 @@ def _stream(citizens: int, count: int) -> list[bytes]:
 def _worker(job: tuple[str, list[bytes]]) -> tuple[int, dict[str, int]]:
     from naer.messaging.receive import receive
 
+    from naer import clock
+
     url, messages = job
+    clock.set_clock(RECEIVED)
     db = engine(url)
     db.dispose(close=False)  # the parent's connections stay the parent's (forked)
     outcomes: dict[str, int] = {}
@@ -194,6 +198,9 @@ def main() -> None:
     for workers in args.workers:
         elapsed, outcomes = _round(url, messages, workers)
         rate = len(messages) / elapsed
+        refused = {k: n for k, n in outcomes.items() if not k.startswith(("applied", "not-served"))}
+        if refused:
+            print(f"  (not every message was taken: {refused}; the figure does not count)")
         print(f"  {workers} worker{'s' if workers > 1 else ''}: {elapsed:.1f} s, {rate:.0f} messages/s "
               f"({rate / workers:.0f} per worker)  outcomes: {outcomes}")  # fmt: skip
     print("goal: at least 200 messages/s")

@@ -73,6 +73,16 @@ class Child:
     base: Element
     slices: list[Element] = field(default_factory=list)
 
+    @property
+    def skippable(self) -> bool:
+        """Nothing to check when the node lacks it: not a choice, and neither it nor a slice required.
+        (Asked for every element of every resource: the walk's most frequent question.)"""
+        found = self.__dict__.get("_skippable")
+        if found is None:
+            found = not self.name.endswith("[x]") and self.base.min == 0 and all(s.min == 0 for s in self.slices)
+            self.__dict__["_skippable"] = found
+        return bool(found)
+
 
 @dataclass
 class Profile:

@@ -286,6 +286,8 @@ class _Run:
         if not isinstance(value, dict):
             return
         for child in source.children:
+            if child.skippable and child.name not in value:
+                continue
             self.child(value, child, path, resource, out)
 
     def child(
