@@ -138,9 +138,8 @@ def _stream(citizens: int, count: int) -> list[bytes]:
 
 
 def _worker(job: tuple[str, list[bytes]]) -> tuple[int, dict[str, int]]:
-    from naer.messaging.receive import receive
-
     from naer import clock
+    from naer.messaging.receive import receive
 
     url, messages = job
     clock.set_clock(RECEIVED)

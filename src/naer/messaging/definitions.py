@@ -79,7 +79,9 @@ class Child:
         (Asked for every element of every resource: the walk's most frequent question.)"""
         found = self.__dict__.get("_skippable")
         if found is None:
-            found = not self.name.endswith("[x]") and self.base.min == 0 and all(s.min == 0 for s in self.slices)
+            found = (
+                not self.name.endswith("[x]") and self.base.min == 0 and all(s.min == 0 for s in self.slices)
+            )
             self.__dict__["_skippable"] = found
         return bool(found)
 
