@@ -195,3 +195,12 @@ def test_an_attachment_from_the_page_and_from_the_api(site: tuple[World, Any]) -
     assert api.post(
         "/workflow/messages", content=orjson.dumps({**body, "patient": "p-none"}), headers=headers
     ).status_code in (403, 404)
+
+
+def test_the_citizen_s_course_shows_the_stay_the_hospital_told_of(site: tuple[World, Any]) -> None:
+    w, _ = site
+    stay = mw.Stay(start=NOW - 3 * mw.HOUR)
+    receive(w.db, orjson.dumps(stay.send("STIN", NOW - 3 * mw.HOUR)))
+    course = _text(_as(site, "nurse").get("/citizen/p-home/course").text)
+    assert "På sygehus nu: dept-med · Indlagt" in course
+    assert "På sygehus nu" not in _text(_as(site, "gp").get("/citizen/p-home/course").text)  # told the unit

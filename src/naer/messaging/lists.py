@@ -117,13 +117,16 @@ def one(db: Engine, context: AccessContext, direction: str, header: str) -> tupl
     return found, others
 
 
-def admitted(db: Engine, context: AccessContext) -> list[dict[str, Any]]:
-    """The asker's unit's citizens in hospital now, as the hospitals' notifications say."""
+def admitted(db: Engine, context: AccessContext, patient: str | None = None) -> list[dict[str, Any]]:
+    """The asker's unit's citizens in hospital now, as the hospitals' notifications say (``patient``:
+    one citizen's stays only, for the citizen's course)."""
     org = context.principal.organization
     if org is None:
         return []
     condition = context.visible(literal("Patient"), hospital_stay.c.patient)
     where = [hospital_stay.c.organization == org, hospital_stay.c.state.in_(ADMITTED)]
+    if patient is not None:
+        where.append(hospital_stay.c.patient == patient)
     if condition is not None:
         where.append(condition)
     with db.connect() as con:

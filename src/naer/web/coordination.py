@@ -504,6 +504,13 @@ def course_page_for(
         )
     plan = found.plan or {}
     sections = _sections(plan)
+    from naer.messaging.lists import admitted  # (the hospitals' notifications to the asker's unit)
+
+    stays = [
+        {"hospital": row["hospital"], "code": row["code"], "state": row["state"],
+         "since": _when(row["start"], lang) if row["start"] else ""}
+        for row in admitted(request.app.state.db, context, patient_id)
+    ] if template == "course.html" else []  # fmt: skip
     version = (plan.get("meta") or {}).get("versionId") if plan else "0"
     return render(
         request, template, status, principal=context.principal, patient_id=patient_id,
@@ -518,7 +525,8 @@ def course_page_for(
         areas=[(code, t(word)) for code, word in AREA_WORDS.items()],
         organisations=_directory_organisations(request) if template == "course.html" else [],
         section=section, values=values or {}, message=message,
-        changed=request.query_params.get("changed", "")[:20],
+        changed=request.query_params.get("changed", "")[:20], in_hospital=stays,
+        stay_words={"admitted": t("Admitted"), "emergency": t("Acute ambulant"), "leave": t("On leave")},
     )  # fmt: skip
 
 
