@@ -182,6 +182,10 @@ from naer.cli.messages import messages_app  # noqa: E402
 
 app.add_typer(messages_app, name="messages")
 
+from naer.cli.evaluation import evaluate_command  # noqa: E402
+
+app.command("evaluate")(evaluate_command)
+
 
 def main() -> None:
     """Entry point: user mistakes become one clear line on stderr and exit code 2."""

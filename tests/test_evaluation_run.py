@@ -1,0 +1,127 @@
+"""`naer evaluate` on a synthetic region (1 %, every municipality at least 600 citizens, 2015-2021): the
+register, every design on every indicator, the report, and each bad input a clear error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from naer.errors import UserError
+from naer.evaluation.register import find, read, register
+from naer.evaluation.run import evaluate
+from naer.indicators.run import build_warehouse
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The region at 1 %, every municipality at least 600 citizens (as the demo's data: a municipality of
+    a few dozen citizens has months without anyone aged 65 or more), 2015 to 2021."""
+    from datetime import date
+
+    from naer.synth.run import SynthRequest, synthesize
+
+    folder = tmp_path_factory.mktemp("evaluation")
+    data = folder / "region"
+    synthesize(
+        SynthRequest("region-midt", date(2015, 1, 1), date(2021, 12, 31), 1, data, scale=0.01, at_least=600)
+    )
+    path = folder / "w.duckdb"
+    build_warehouse(data, path)
+    return path
+
+
+def test_the_register_holds_the_samsoe_trial() -> None:
+    trial = register()["samsoe-2019"]
+    assert (trial.start.isoformat(), trial.end.isoformat(), trial.area.municipalities) == (
+        "2019-05-01", "2020-05-01", ["0741"]
+    )  # fmt: skip
+    assert {i.id for i in trial.indicators} >= {"preventable-65plus", "acute-admissions"}
+
+
+def test_the_samsoe_trial_is_evaluated_by_every_design(
+    warehouse: Path, tmp_path: Path, naer: Callable[..., Any]
+) -> None:
+    found = evaluate(find("samsoe-2019"), warehouse)
+    assert len(found.comparison) == 18 and found.treated == ["0741"]
+    for outcome in found.outcomes:
+        assert {e.design for e in outcome.estimates} == {"did", "synthetic-control", "its"}
+        for estimate in outcome.estimates:
+            assert estimate.low <= estimate.effect <= estimate.high
+        assert outcome.trusted is None or outcome.trusted in ("did", "synthetic-control", "its")
+    done = naer(
+        "evaluate", "samsoe-2019", "--warehouse", str(warehouse), "--out", str(tmp_path / "r"), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert "Forskel i forskelle" in html and "Syntetisk kontrol" in html and "<svg" in html
+    results = orjson.loads((tmp_path / "r" / "results.json").read_bytes())
+    assert results["initiative"] == "samsoe-2019" and len(results["outcomes"]) == 4
+
+
+def _initiative(tmp_path: Path, **change: Any) -> Path:
+    import yaml
+
+    raw = yaml.safe_load(
+        (Path(__file__).parents[1] / "src/naer/evaluation/initiatives/samsoe-2019.yaml").read_text()
+    )
+    raw.update(change)
+    path = tmp_path / "trial.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"indicators": [{"id": "happiness", "expected": "higher"}]}, "indicator 'happiness' is not one of"),
+        ({"area": {"municipalities": ["Samsø"]}}, "is not a municipality code"),
+        ({"start": "2019-05-15"}, "first of a month"),
+        ({"end": "2018-01-01"}, "is not after start"),
+        ({"target": {"min_age": 70, "description": "x", "description_da": "x"}}, "must start an age band"),
+        ({"state": "dreaming"}, "state"),
+    ],
+)
+def test_a_bad_initiative_file_is_refused_with_the_reason(
+    tmp_path: Path, change: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(UserError, match=says):
+        read(_initiative(tmp_path, **change))
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"area": {"municipalities": ["0999"]}}, "not in the warehouse"),
+        ({"start": "2031-01-01", "end": "2032-01-01"}, "outside the data"),
+    ],
+)
+def test_an_initiative_the_data_cannot_answer_is_a_clear_error(
+    warehouse: Path, tmp_path: Path, change: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(UserError, match=says):
+        evaluate(read(_initiative(tmp_path, **change)), warehouse)
+
+
+def test_the_command_line_says_what_is_wrong(tmp_path: Path, naer: Callable[..., Any]) -> None:
+    done = naer("evaluate", "no-such-trial", "--warehouse", "x", "--out", "y", cwd=tmp_path)
+    assert done.returncode == 2 and "no initiative 'no-such-trial'" in done.stderr
+    listed = naer("evaluate", "--list", cwd=tmp_path)
+    assert listed.returncode == 0 and "samsoe-2019" in listed.stdout
+    missing = naer(
+        "evaluate", "samsoe-2019", "--warehouse", str(tmp_path / "none.duckdb"), "--out", "y", cwd=tmp_path
+    )
+    assert missing.returncode == 2 and "no warehouse" in missing.stderr
+
+
+def test_too_few_comparison_municipalities_is_a_clear_error(warehouse: Path, tmp_path: Path) -> None:
+    from naer.evaluation.panel import panels
+
+    found, _ = panels(warehouse, ["acute-admissions"], 65)
+    others = [u for u in found["acute-admissions"].units if u != "0741"]
+    trial = read(_initiative(tmp_path, comparison={"pool": "region", "exclude": others[:-3]}))
+    with pytest.raises(UserError, match="3 comparison units: at least 4"):
+        evaluate(trial, warehouse)
