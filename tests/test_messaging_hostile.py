@@ -247,3 +247,130 @@ def test_xml_too_large_to_read_quickly_is_refused_at_once(world: World) -> None:
     receipt = receive(world.db, many, "application/fhir+xml")
     assert receipt.outcome == "unreadable" and "more than 5,000 elements" in receipt.problems[0]
     assert time.perf_counter() - started < 30  # (a guard against a hang, not a timing test)
+
+
+# -- the second tester's findings ---------------------------------------------------------------------------
+
+
+def test_a_narrative_or_an_xml_element_with_thousands_of_attributes_is_refused_before_parsing(
+    world: World,
+) -> None:
+    from naer.messaging.xhtml import narrative_problem
+
+    attributes = " ".join(f'a{i}="x"' for i in range(30_000))
+    assert "more than 64 attributes" in (
+        narrative_problem(f'<div xmlns="http://www.w3.org/1999/xhtml"><p {attributes}>x</p></div>') or ""
+    )
+    many_p = "<p>x</p>" * 20_001
+    assert "more than 10,000 elements" in (
+        narrative_problem(f'<div xmlns="http://www.w3.org/1999/xhtml">{many_p}</div>') or ""
+    )
+    found = _stin()
+    _of(found, "Patient")["text"]["div"] = (
+        f'<div xmlns="http://www.w3.org/1999/xhtml"><p {attributes}>x</p></div>'
+    )
+    receipt = receive(world.db, orjson.dumps(found))
+    assert receipt.code == "fatal-error" and any("attributes" in p for p in receipt.problems)
+    declarations = " ".join(f"xmlns:n{i}='urn:x:{i}'" for i in range(20_000))
+    receipt = receive(
+        world.db, f"<Bundle xmlns='http://hl7.org/fhir' {declarations}/>".encode(), "application/fhir+xml"
+    )
+    assert receipt.outcome == "unreadable" and "attributes" in receipt.problems[0]
+    few = " ".join(f"xmlns:n{i}='urn:x:{i}'" for i in range(40))
+    receipt = receive(
+        world.db,
+        f"<Bundle xmlns='http://hl7.org/fhir' {few}><id value='x'/></Bundle>".encode(),
+        "application/fhir+xml",
+    )
+    assert receipt.outcome == "unreadable" and "16 attributes" in receipt.problems[0]
+
+
+def test_a_sor_code_that_is_not_one_addresses_nothing_and_breaks_nothing(world: World) -> None:
+    from naer.messaging import directory
+
+    for odd in ("ABC123", "1234 567", "9" * 40, ""):
+        assert parts.party_of({"identifier": [{"system": parts.SOR, "value": odd}]}) is None
+        organisation = {
+            "resourceType": "Organization",
+            "id": "x",
+            "identifier": [{"system": parts.SOR, "value": odd}],
+        }
+        with world.db.connect() as con:
+            assert directory.unit(con, odd) is None
+        assert parts.synthetic_gln(odd).isdigit() and len(parts.synthetic_gln(odd)) == 13
+        del organisation
+    found = _stin()
+    for entry in found["entry"]:
+        if entry["resource"]["resourceType"] == "Organization":
+            for ident in entry["resource"]["identifier"]:
+                if ident["system"] == parts.SOR:
+                    ident["value"] = "ABC123"
+    receipt = receive(world.db, orjson.dumps(found))
+    assert receipt.outcome == "unreadable" and receipt.acknowledgement is None
+
+
+def test_a_message_whose_own_provenance_has_no_id_is_answered(world: World) -> None:
+    found = _stin()
+    _of(found, "Provenance").pop("id")
+    receipt = receive(world.db, orjson.dumps(found))
+    assert receipt.acknowledgement is not None
+    assert all(isinstance(e["resource"].get("id"), str) for e in receipt.acknowledgement["entry"])
+
+
+def test_a_citizen_with_a_replacement_cpr_is_named_by_it() -> None:
+    from naer.messaging import carecommunication as cc
+
+    person = {"resourceType": "Patient", "name": [{"family": "Hansen\x01 ", "given": ["  ", "Ib\x0b"]}],
+              "identifier": [{"system": parts.X_ECPR, "value": "0703921VJ6"}]}  # fmt: skip
+    citizen = parts.citizen_of(person)
+    assert (citizen.system, citizen.cpr, citizen.family, citizen.given) == (
+        parts.X_ECPR,
+        "0703921VJ6",
+        "Hansen",
+        ("Ib",),
+    )
+    assert parts.patient(citizen)["identifier"] == [{"system": parts.X_ECPR, "value": "0703921VJ6"}]
+    author = cc.Author("Ida", "Holm", "sygeplejerske", "12345678")
+    sender, receiver = mw.party("dept-med"), mw.party("home-0741")
+    thread = cc.Thread(identifier=cc.segment_id(), category="carecoordination")
+    message, _ = cc.build("new", thread, [cc.text_segment("Hej", author, sender, NOW)], sender, receiver,
+                          citizen, NOW)  # fmt: skip
+    assert not validate(message).errors, validate(message).errors[:3]
+    with pytest.raises(parts.NotSendable, match="takes a CPR number"):  # medcom-hospitalNotification-4
+        parts.citizen_of(person, cpr_only=True)
+    for bad in ("123", "3213451234", "0703921vj6"):
+        system = parts.CPR if bad != "0703921vj6" else parts.X_ECPR
+        with pytest.raises(parts.NotSendable):
+            parts.citizen_of({"identifier": [{"system": system, "value": bad}]})
+
+
+def test_a_reply_to_a_thread_that_names_the_earlier_message_by_identifier() -> None:
+    from naer.messaging import carecommunication as cc
+
+    found = mw.care_message()
+    provenance = _of(found, "Provenance")
+    earlier = parts.new_id()
+    provenance.setdefault("entity", []).append(
+        {"role": "revision", "what": {"identifier": {"value": earlier}}}
+    )
+    thread = cc.thread_of(found)
+    assert thread.history[-1].previous == earlier and thread.history[-1].previous_by_identifier
+    author = cc.Author("Ida", "Holm", "sygeplejerske", "12345678")
+    reply, _ = cc.build("reply", thread, [cc.text_segment("Godt.", author, mw.party("home-0741"), NOW)],
+                        mw.party("home-0741"), mw.party("dept-med"), mw.citizen("p-home"), NOW)  # fmt: skip
+    assert not validate(reply).errors, validate(reply).errors[:3]
+
+
+def test_an_acknowledgement_is_never_answered_whatever_it_holds(world: World) -> None:
+    answer = ack.build(_stin(), "ok", [], mw.party("home-0741"), mw.party("dept-med"), NOW)
+    _of(answer, "Organization")["name"] = "bad\x01name"
+    receipt = receive(world.db, orjson.dumps(answer))
+    assert receipt.acknowledgement is None and receipt.outcome.startswith("acknowledgement (invalid")
+
+
+def test_an_event_time_off_the_calendar_is_refused_not_taken_as_now(world: World) -> None:
+    for when in ("2099", "2999-01", "9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+01:00"):
+        found = _stin()
+        _of(found, "Provenance")["occurredDateTime"] = when
+        receipt = receive(world.db, orjson.dumps(found))
+        assert receipt.outcome != "applied", when

@@ -186,3 +186,30 @@ def test_a_unit_outside_nær_gets_a_file_and_retransmissions_then_a_person_looks
             select(message.c.state).where(message.c.header_id == header, message.c.direction == "out")
         ).scalar()
     assert state == "acknowledged"
+    assert len({p.name for p in folder.iterdir()}) == 4  # sent again by a person: a fourth Bundle
+
+
+def test_a_message_that_cannot_go_waits_out_of_the_others_way(world: World, tmp_path: Path) -> None:
+    blocked = tmp_path / "file"  # the transport's folder cannot be made: a file is in its place
+    blocked.write_text("x")
+    waiting = []
+    with world.db.begin() as con:
+        for _ in range(3):
+            found = mw.Stay().send("STIN", NOW)
+            header = outbox.put(
+                con, found, "hospital-notification", "STIN", "dept-med", "p-home", episode="w"
+            )
+            con.execute(
+                message.update().where(message.c.header_id == header).values(receiver_sor=mw.OUTSIDE.sor)
+            )
+            waiting.append(header)
+        local = outbox.put(con, mw.Stay().send("STIN", NOW), "hospital-notification", "STIN", "dept-med",
+                           "p-home", episode="l")  # fmt: skip
+    done = {d.header: d.state for d in outbox.send_due(world.db, NOW, blocked / "vans")}
+    assert done[local] == "acknowledged"  # the local one went, though the folder could not be written
+    assert all(done[h] == "pending" for h in waiting)
+    assert not {d.header for d in outbox.send_due(world.db, NOW + timedelta(minutes=1))} & set(waiting)
+    later = {
+        d.header: d.state for d in outbox.send_due(world.db, NOW + timedelta(minutes=31), tmp_path / "v")
+    }
+    assert all(later[h] == "sent" for h in waiting)

@@ -86,6 +86,7 @@ class Step:
     agent: Party
     segments: tuple[str, ...]  # identifiers of the segments this message added
     previous: str | None = None
+    previous_by_identifier: bool = False  # the earlier message named by identifier (as MedCom's examples)
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,9 @@ def _provenance(step: Step) -> dict[str, Any]:
     entity: list[dict[str, Any]] = [
         {"role": "source", "what": {"identifier": {"value": each}}} for each in step.segments
     ]
-    if step.previous is not None:
+    if step.previous_by_identifier and step.previous:
+        entity.append({"role": "revision", "what": {"identifier": {"value": step.previous}}})
+    elif step.previous:
         entity.append({"role": "revision", "what": {"reference": f"MessageHeader/{step.previous}"}})
     return parts.provenance(PROVENANCE, step.header, step.activity, step.agent, step.at, entity=entity)
 
@@ -383,15 +386,8 @@ def thread_of(message: dict[str, Any]) -> Thread:
             for e in provenance.get("entity") or []
             if isinstance(e, dict) and e.get("role") == "source"
         )
-        previous = next(
-            (
-                str((e.get("what") or {}).get("reference", "")).rpartition("/")[2]
-                for e in provenance.get("entity") or []
-                if isinstance(e, dict) and e.get("role") == "revision"
-            ),
-            None,
-        )
-        history.append(Step(target.rpartition("/")[2], activity, at, agent, sources, previous))
+        previous, by_identifier = _revision(provenance)
+        history.append(Step(target.rpartition("/")[2], activity, at, agent, sources, previous, by_identifier))
     priority = communication.get("priority")
     return Thread(
         identifier=identifier,
@@ -401,6 +397,21 @@ def thread_of(message: dict[str, Any]) -> Thread:
         segments=tuple(segments),
         history=tuple(history),
     )
+
+
+def _revision(provenance: dict[str, Any]) -> tuple[str | None, bool]:
+    """The earlier message a step revises: by reference (MessageHeader/ID), or by identifier."""
+    for e in provenance.get("entity") or []:
+        if not isinstance(e, dict) or e.get("role") != "revision":
+            continue
+        what = parts.obj(e.get("what"))
+        ref = what.get("reference")
+        if isinstance(ref, str) and ref.startswith("MessageHeader/") and len(ref) > len("MessageHeader/"):
+            return ref.rpartition("/")[2], False
+        value = parts.obj(what.get("identifier")).get("value")
+        if isinstance(value, str) and value:
+            return value, True
+    return None, False
 
 
 def _author_of(message: dict[str, Any], ext: dict[Any, Any]) -> Author | None:

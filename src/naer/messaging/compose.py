@@ -67,6 +67,12 @@ def send(
         raise Invalid(f"a message holds at most {cc.MAX_TEXT:,} characters; this one has {len(text):,}")
     if topic is not None and len(topic) > TOPIC:
         raise Invalid(f"a topic holds at most {TOPIC} characters")
+    for label, value in (("the message", text), ("the topic", topic or ""),
+                         *(("an attachment's title", a.title) for a in attachments)):  # fmt: skip
+        if any(ch < " " and ch not in "\t\r\n" for ch in value):
+            raise Invalid(f"{label} holds a control character, which a MedCom message may not carry")
+    if not text.strip():
+        raise Invalid("write the message: it is empty")
     now = now or clock.now()
     with db.connect() as con:
         sender = directory.unit_by_id(con, context.principal.organization or "")
@@ -74,10 +80,10 @@ def send(
         raise Invalid("your organisation has no SOR code in the directory, so it cannot send MedCom messages")
     stored = store.read(db, context, "Patient", patient)  # the access policy decides; it is audited
     person = orjson.loads(stored.content or "{}")
-    identity = parts.identity_of(person)
-    if identity is None:
-        raise Invalid("the citizen has no CPR number (or replacement CPR); MedCom messages need one")
-    citizen = _citizen(person, identity[1])
+    try:
+        citizen = parts.citizen_of(person)
+    except parts.NotSendable as exc:
+        raise Invalid(str(exc)) from None
     thread: cc.Thread
     if answering is not None:
         found = lists.one(db, context, *answering)
@@ -121,18 +127,11 @@ def send(
     return header
 
 
-def _citizen(person: dict[str, object], number: str) -> parts.Citizen:
-    names = person.get("name")
-    name = names[0] if isinstance(names, list) and names and isinstance(names[0], dict) else {}
-    given = tuple(str(g) for g in name.get("given", []) if isinstance(g, str))
-    return parts.Citizen(number, str(name.get("family") or "-"), given, test=parts.is_test_data(person))
-
-
 def _author(context: AccessContext, phone: str) -> cc.Author:
-    digits = "".join(ch for ch in phone if ch.isdigit() or ch in "+-")
+    digits = "".join(ch for ch in phone if "0" <= ch <= "9" or ch in "+-")
     if not any(ch.isdigit() for ch in digits) or len(digits) > 20:
         raise Invalid("a phone number the receiver can call back on (MedCom signs every message with one)")
-    words = context.principal.display.split()
+    words = parts.plain(context.principal.display).split()
     given, family = (" ".join(words[:-1]) or words[0], words[-1]) if words else ("-", "-")
     role = ROLE_CODES.get(context.principal.role, "sygeplejerske")
     return cc.Author(given=given, family=family, role=role, phone=digits)

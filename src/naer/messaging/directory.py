@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from naer.access.conditions import micros
 from naer.fhir.systems import CPR, MUNICIPALITY_CODES, MUNICIPALITY_EXTENSION, SOR
+from naer.messaging import parts
 from naer.messaging.parts import GLN, Party, synthetic_gln
 from naer.store.tables import care_relation, resources
 from naer.store.tables import search_token as token
@@ -88,8 +89,9 @@ def unit_by_id(con: Connection, rid: str) -> Unit | None:
         return None
     codes = _codes(org)
     sor = codes.get(SOR)
-    if not sor:
+    if not parts.is_sor(sor):  # a unit whose SOR code is not one cannot be addressed: no messages
         return None
+    assert sor is not None
     municipality = codes.get(MUNICIPALITY_CODES)
     parent = org
     for _ in range(MAX_DEPTH):
@@ -100,8 +102,11 @@ def unit_by_id(con: Connection, rid: str) -> Unit | None:
             break
         parent = _content(con, "Organization", ref.split("/", 1)[1]) or {}
         municipality = _codes(parent).get(MUNICIPALITY_CODES)
-    name = org.get("name") if isinstance(org.get("name"), str) else sor
-    party = Party(sor=sor, gln=codes.get(GLN) or synthetic_gln(sor), name=str(name))
+    name = parts.plain(org["name"])[:200] if isinstance(org.get("name"), str) else ""
+    gln = codes.get(GLN)
+    party = Party(
+        sor=sor, gln=gln if gln is not None and parts.is_gln(gln) else synthetic_gln(sor), name=name or sor
+    )
     return Unit(id=rid, party=party, municipality=municipality)
 
 

@@ -67,9 +67,12 @@ def written(con: Connection, version: Any) -> None:
     if not receivers:
         return
     person = directory.patient_content(con, patient) or {}
-    citizen = _citizen(person, code)
-    if citizen is None:
-        log.warning("no HospitalNotification for Encounter/%s: the citizen has no CPR number", version.id)
+    try:
+        citizen = parts.citizen_of(
+            person, deceased=_deceased(person) and code in ("SLHJ", "RE_SLHJ"), cpr_only=True
+        )
+    except parts.NotSendable as exc:
+        log.warning("no HospitalNotification for Encounter/%s: %s", version.id, exc)
         return
     for unit in receivers:
         _notify(con, code, hospital, unit, citizen, now, patient, version.id)
@@ -165,21 +168,8 @@ def _carers(con: Connection, patient: str) -> list[directory.Unit]:
     return [unit for unit in found if unit is not None]
 
 
-def _citizen(person: dict[str, Any], code: str) -> parts.Citizen | None:
-    identity = parts.identity_of(person)
-    if identity is None:
-        return None
-    name = (person.get("name") or [{}])[0] if isinstance(person.get("name"), list) else {}
-    deceased = person.get("deceasedBoolean") is True or isinstance(person.get("deceasedDateTime"), str)
-    family = str(name.get("family") or "-")
-    given = tuple(str(g) for g in name.get("given") or [] if isinstance(g, str))
-    return parts.Citizen(
-        identity[1],
-        family,
-        given,
-        deceased=deceased and code in ("SLHJ", "RE_SLHJ"),
-        test=parts.is_test_data(person),
-    )
+def _deceased(person: dict[str, Any]) -> bool:
+    return person.get("deceasedBoolean") is True or isinstance(person.get("deceasedDateTime"), str)
 
 
 def _notify(

@@ -7,7 +7,7 @@ notification the guide does not allow, with the reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -139,7 +139,7 @@ def build(
     the citizen's municipality ``receiver`` at ``at``."""
     kind = check(code, stay, reason)
     if kind.deceased:
-        citizen = Citizen(citizen.cpr, citizen.family, citizen.given, deceased=True)
+        citizen = replace(citizen, deceased=True)
     patient = parts.patient(citizen)
     encounter = _encounter(kind, stay, patient, sender)
     head = parts.header(HEADER, EVENT, sender, receiver, encounter, header_id=header_id)

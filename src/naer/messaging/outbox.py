@@ -15,6 +15,7 @@ OperationOutcome for a person to read.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,8 @@ from naer.messaging.tables import message
 RESEND_AFTER = timedelta(minutes=30)
 RESENDS = 2
 BATCH = 200
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,10 @@ def send_due(db: Engine, now: datetime | None = None, folder: Path | None = None
             .where(
                 message.c.direction == "out",
                 or_(
-                    message.c.state == "pending",
+                    and_(
+                        message.c.state == "pending",
+                        or_(message.c.next_attempt.is_(None), message.c.next_attempt <= now),
+                    ),
                     and_(message.c.state == "sent", message.c.next_attempt <= now),
                 ),
             )
@@ -120,7 +126,7 @@ def _send(db: Engine, row: Any, now: datetime, folder: Path | None) -> Sent:
             )
         return Sent(row.header_id, "attention", row.attempts)
     found = orjson.loads(row.body)
-    if row.attempts > 0:
+    if row.attempts > 0 or row.sent_at is not None:
         found["id"] = parts.new_id()  # a retransmission: a new Bundle, the same MessageHeader
     raw = orjson.dumps(found)
     with db.connect() as con:
@@ -131,10 +137,14 @@ def _send(db: Engine, row: Any, now: datetime, folder: Path | None) -> Sent:
 
         answer = receive(db, raw, now=now).acknowledgement
     elif folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{found['id']}.json").write_bytes(raw)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{found['id']}.json").write_bytes(raw)
+        except OSError as exc:  # the transport is down: this one waits, the others still go
+            log.error("message %s not sent: %s cannot be written (%s)", row.header_id, folder, exc)
+            return _postpone(db, row, now)
     else:
-        return Sent(row.header_id, row.state, row.attempts)  # no route yet: stays pending, shown as such
+        return _postpone(db, row, now)  # no route yet: stays pending, shown as such
     state, code = "sent", None
     if answer is not None:
         code = (ack.answer_of(answer) or ("", "fatal-error"))[1]
@@ -155,6 +165,17 @@ def _send(db: Engine, row: Any, now: datetime, folder: Path | None) -> Sent:
             )
         )
     return Sent(row.header_id, state, row.attempts + 1)
+
+
+def _postpone(db: Engine, row: Any, now: datetime) -> Sent:
+    """A message that cannot go now waits (pending) and is tried again later, out of the others' way."""
+    with db.begin() as con:
+        con.execute(
+            update(message)
+            .where(message.c.direction == "out", message.c.header_id == row.header_id)
+            .values(next_attempt=now + RESEND_AFTER)
+        )
+    return Sent(row.header_id, row.state, row.attempts)
 
 
 def retry(db: Engine, header: str, now: datetime | None = None) -> bool:

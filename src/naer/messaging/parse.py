@@ -20,6 +20,7 @@ from naer.messaging.xhtml import MAX_BYTES, parse_xml, parser
 FHIR = "http://hl7.org/fhir"
 XML_ELEMENTS = 5_000  # MedCom's send protocol's largest XML message has 507, narratives included
 XML_ATTRIBUTES = 16  # FHIR XML's elements carry one (value) or two (url, value); narratives a few more
+# (and as many namespaces in scope: FHIR's and xhtml's; the FHIR library reads each declaration slowly)
 
 
 @dataclass
@@ -73,7 +74,7 @@ def _xml(raw: bytes) -> dict[str, Any]:
     if root.tag != f"{{{FHIR}}}Bundle":
         raise Unreadable(f"a MedCom message is a FHIR Bundle, not <{etree.QName(root).localname}>")
     for count, node in enumerate(root.iter(), 1):
-        if count > XML_ELEMENTS or len(node.attrib) > XML_ATTRIBUTES:
+        if count > XML_ELEMENTS or len(node.attrib) > XML_ATTRIBUTES or len(node.nsmap) > XML_ATTRIBUTES:
             # The FHIR library reads XML in time that grows with the square of repeated elements (80,000
             # took 44 s): a message is refused before it is read when it is far beyond any MedCom message.
             raise Unreadable(

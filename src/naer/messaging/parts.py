@@ -5,6 +5,7 @@ MedCom core); ``validate.py`` checks every message built from them.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,15 +44,74 @@ class Party:
 
 @dataclass(frozen=True)
 class Citizen:
-    cpr: str
+    cpr: str  # the CPR number, or the replacement CPR of ``system``
     family: str
     given: tuple[str, ...] = ()
     deceased: bool = False
     test: bool = False  # synthetic test data (tagged HTEST in the message, as in the store)
+    system: str = CPR  # CPR, or a replacement CPR's system (X-eCPR, a region's D-eCPR)
 
     @property
     def id(self) -> str:
-        return "cpr-" + str(uuid.uuid5(uuid.NAMESPACE_OID, CPR + "|" + self.cpr))
+        return "cpr-" + str(uuid.uuid5(uuid.NAMESPACE_OID, self.system + "|" + self.cpr))
+
+
+class NotSendable(ValueError):
+    """What Nær holds cannot make a valid message (the reason says what); nothing is sent."""
+
+
+# MedCom's ``cpr`` invariant (medcom-core-patient): ten digits, the first six a day and month
+CPR_FORMAT = re.compile(
+    r"((((0[1-9]|1[0-9]|2[0-9]|3[0-1])(01|03|05|07|08|10|12))|((0[1-9]|1[0-9]|2[0-9]|30)(04|06|09|11))"
+    r"|((0[1-9]|1[0-9]|2[0-9])(02)))[0-9]{6})"
+)
+REPLACEMENT_FORMAT = re.compile(r"[0-9A-Z]{10}")  # X-eCPR and D-eCPR: ten digits and capital letters
+SOR_FORMAT = re.compile(r"[0-9]{1,18}")  # a SOR code: digits (SOR ids are at most 18 long)
+GLN_FORMAT = re.compile(r"[0-9]{13}")
+
+
+def is_sor(value: Any) -> bool:
+    return isinstance(value, str) and SOR_FORMAT.fullmatch(value) is not None
+
+
+def is_gln(value: Any) -> bool:
+    return isinstance(value, str) and GLN_FORMAT.fullmatch(value) is not None
+
+
+def plain(value: str) -> str:
+    """Text as a message may carry it in a name: no control characters, whitespace collapsed."""
+    return " ".join("".join(ch if ch >= " " else " " for ch in value).split())
+
+
+def _cpr_form(number: str, test: bool) -> bool:
+    """MedCom's CPR form; synthetic test data (HTEST) has its day moved up by 60, as Danish test CPR
+    numbers do (the validator's test_data.yaml warns of it rather than refusing)."""
+    if CPR_FORMAT.fullmatch(number) is not None:
+        return True
+    if test and len(number) == 10 and number.isascii() and number.isdigit() and 61 <= int(number[:2]) <= 91:
+        return CPR_FORMAT.fullmatch(f"{int(number[:2]) - 60:02d}{number[2:]}") is not None
+    return False
+
+
+def citizen_of(person: dict[str, Any], deceased: bool = False, cpr_only: bool = False) -> Citizen:
+    """The citizen of a stored Patient as a message names them; NotSendable when they cannot be named so
+    (no CPR number or replacement, or one of the wrong form; ``cpr_only``: a message that takes only a
+    CPR number, as the HospitalNotification's medcom-hospitalNotification-4 says)."""
+    identity = identity_of(person)
+    if identity is None:
+        raise NotSendable("the citizen has no CPR number (or replacement CPR); MedCom messages need one")
+    system, number = identity
+    if cpr_only and system != CPR:
+        raise NotSendable("the citizen has only a replacement CPR, and this message takes a CPR number")
+    if system == CPR and not _cpr_form(number, is_test_data(person)):
+        raise NotSendable("the citizen's CPR number is not ten digits starting with a day and month")
+    if system != CPR and REPLACEMENT_FORMAT.fullmatch(number) is None:
+        raise NotSendable("the citizen's replacement CPR is not ten digits and capital letters")
+    names = person.get("name")
+    name = names[0] if isinstance(names, list) and names and isinstance(names[0], dict) else {}
+    family = plain(name["family"]) if isinstance(name.get("family"), str) else ""
+    given = tuple(g for g in (plain(x) for x in name.get("given") or [] if isinstance(x, str)) if g)
+    return Citizen(number, family or "-", given, deceased=deceased, test=is_test_data(person), system=system)
 
 
 def new_id() -> str:
@@ -69,7 +129,8 @@ def synthetic_gln(sor: str) -> str:
     """A GLN for an organisation whose directory entry has none (the synthetic population's): 579 (GS1
     Denmark) and nine digits of the SOR code, with the GS1 check digit. Real organisations carry their
     own GLN in the directory, and that one is used."""
-    body = "579" + sor[-9:].rjust(9, "0")
+    digits = "".join(ch for ch in sor if "0" <= ch <= "9")  # (a SOR code is digits: is_sor)
+    body = "579" + digits[-9:].rjust(9, "0")
     total = sum(int(digit) * (3 if index % 2 else 1) for index, digit in enumerate(body))
     return body + str((10 - total % 10) % 10)
 
@@ -107,7 +168,7 @@ def patient(citizen: Citizen) -> dict[str, Any]:
         "id": citizen.id,
         "meta": {"profile": [f"{CORE}/medcom-core-patient"]},
         "text": narrative(" ".join([*citizen.given, citizen.family])),
-        "identifier": [{"system": CPR, "value": citizen.cpr}],
+        "identifier": [{"system": citizen.system, "value": citizen.cpr}],
         "name": [name],
     }
     if citizen.deceased:
@@ -192,6 +253,8 @@ def bundle(
     seen: set[tuple[str, str]] = set()
     entries = []
     for resource in resources:
+        if not isinstance(resource.get("id"), str):  # (a copied resource a sender left without one)
+            resource = {**resource, "id": new_id()}
         key = (resource["resourceType"], resource["id"])
         if key in seen:
             continue
@@ -271,10 +334,12 @@ def party_of(organization: Any) -> Party | None:
         if system is not None and value is not None:
             codes.setdefault(system, value)
     sor = codes.get(SOR)
-    if not sor:
+    if not is_sor(sor):
         return None
-    name = text(obj(organization).get("name"))
-    return Party(sor=sor, gln=codes.get(GLN) or "", name=name or sor)
+    assert sor is not None
+    gln = codes.get(GLN) or ""
+    name = plain(text(obj(organization).get("name")) or "")[:200]
+    return Party(sor=sor, gln=gln if is_gln(gln) else "", name=name or sor)
 
 
 def event_of(message: Any) -> str:

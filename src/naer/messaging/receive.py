@@ -116,10 +116,16 @@ def receive(
         )
     assert isinstance(header_id, str) and isinstance(bundle_id, str)
     problems = shape.problems(found)
-    if not problems and ack.is_acknowledgement(found):
+    if ack.is_acknowledgement(found):  # never answered, whatever it holds
+        if problems:
+            log.warning("acknowledgement %s ignored: %s", header_id, printable(str(problems[0])))
+            why = [printable(str(p)) for p in problems[:5]]
+            return Receipt("acknowledgement (invalid: ignored)", None, why, header_id)
         return _acknowledged(db, found, header_id, now)
     sender = parts.party_of(parts.resolve(found, parts.obj(head).get("sender")))
     receiver = parts.party_of(parts.resolve(found, _primary_receiver(parts.obj(head))))
+    if receiver is not None and not receiver.gln:  # (we answer as the receiver: its GLN is ours)
+        receiver = parts.Party(receiver.sor, parts.synthetic_gln(receiver.sor), receiver.name)
     if not problems:  # validated before the transaction: it holds no connection while it thinks
         profiles = PROFILES.get(parts.event_of(found))
         problems = validate(found, *profiles).errors if profiles else validate(found).errors
@@ -130,9 +136,10 @@ def receive(
             with db.begin() as con:
                 receipt = _earlier(con, key, header_id, bundle_id)
                 if receipt is None:
-                    if sender is None or receiver is None:
+                    if sender is None or receiver is None or not sender.gln:
                         lines = [str(p) for p in problems] or [
-                            "the message names no sender or receiver by SOR"
+                            "the message names no sender or receiver by SOR code, or no sender GLN to "
+                            "answer to"
                         ]
                         return Receipt(
                             "unreadable", None, [printable(line) for line in lines[:20]], header_id
@@ -235,7 +242,7 @@ def _apply(
             code, episode = notice.code, notice.episode
             moment = _moment(notice.event_at) or now.astimezone(UTC)
             event_at = moment
-            issues = _when_problem(moment, now)
+            issues = _unread_moment(notice.event_at) or _when_problem(moment, now)
             if not issues:
                 patient = _citizen(con, found)
                 if patient is not None and directory.serves(con, unit, patient, now):
@@ -248,8 +255,9 @@ def _apply(
         provenance = parts.current_provenance(found)
         activity = parts.activity_of(provenance) or ""
         code = activity.removesuffix("-message") or "?"
-        event_at = _moment(str(parts.obj(provenance).get("occurredDateTime", ""))) or now.astimezone(UTC)
-        issues = _when_problem(event_at, now)
+        occurred = str(parts.obj(provenance).get("occurredDateTime", ""))
+        event_at = _moment(occurred) or now.astimezone(UTC)
+        issues = _unread_moment(occurred) or _when_problem(event_at, now)
         if not issues:
             patient = _citizen(con, found)
             served = patient is not None and directory.serves(con, unit, patient, now)
@@ -309,6 +317,15 @@ def _moment(text: str) -> datetime | None:
         return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
     except (TypeError, ValueError, OverflowError):  # (year 1 or 9999 with an offset leaves the calendar)
         return None
+
+
+def _unread_moment(text: str | None) -> list[ack.Issue]:
+    """An event time that is given but cannot be placed to the minute on the calendar (2099, 2999-01,
+    9999-12-31T23:59:59-01:00) is refused, not taken as now."""
+    if text and _moment(text) is None:
+        return [ack.Issue(f"the event time {text[:40]!r} is not a moment on the calendar", "invalid",
+                          "MSG_DATE_FORMAT")]  # fmt: skip
+    return []
 
 
 def _when_problem(event_at: datetime, now: datetime) -> list[ack.Issue]:

@@ -8,6 +8,8 @@ attributes or non-local images).
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 XHTML = "http://www.w3.org/1999/xhtml"
@@ -64,6 +66,9 @@ ALLOWED = frozenset(
     ]
 )
 MAX_BYTES = 20 * 1024 * 1024
+MAX_ATTRIBUTES = 64  # on one element, namespace declarations included (FHIR's carry one or two)
+MAX_NARRATIVE_ELEMENTS = 10_000
+_TAG = re.compile(rb"<[^<>]*>")
 
 
 def parser() -> etree.XMLParser:
@@ -85,6 +90,10 @@ def parse_xml(text: bytes | str) -> etree._Element:
         raise ValueError(f"the document is larger than {MAX_BYTES // (1024 * 1024)} MiB")
     if b"<!DOCTYPE" in raw[:4096].upper() or b"<!ENTITY" in raw.upper():
         raise ValueError("a document type declaration (DOCTYPE or ENTITY) is not allowed")
+    # XML parsers check an element's attributes against each other (time that grows with the square of
+    # their number): a tag far beyond any FHIR document's is refused before parsing, by one linear scan
+    if any(tag.group().count(b"=") > MAX_ATTRIBUTES for tag in _TAG.finditer(raw)):
+        raise ValueError(f"an element has more than {MAX_ATTRIBUTES} attributes")
     try:
         root = etree.fromstring(raw, parser=parser())
     except etree.XMLSyntaxError as exc:
@@ -110,6 +119,8 @@ def _unsafe(value: str) -> bool:
 
 def narrative_problem(div: str) -> str | None:
     """Why a narrative div breaks FHIR's rules, or None when it is acceptable."""
+    if div.count("<") > 2 * MAX_NARRATIVE_ELEMENTS:
+        return f"the narrative has more than {MAX_NARRATIVE_ELEMENTS:,} elements"
     try:
         root = parse_xml(div)
     except ValueError as exc:
