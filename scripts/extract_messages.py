@@ -29,6 +29,7 @@ T_MODULES = [
     ROOT / "src" / "naer" / "web" / "coordination.py",
     ROOT / "src" / "naer" / "web" / "teamwork.py",
     ROOT / "src" / "naer" / "web" / "messages.py",
+    ROOT / "src" / "naer" / "web" / "initiatives.py",
 ]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2)}
 LOCALE = ROOT / "src" / "naer" / "web" / "locale"

@@ -277,3 +277,24 @@ def api(store_url: str) -> Iterator[Any]:
     headers = signed_in(store_url, **{"Content-Type": "application/fhir+json"})
     with TestClient(create_app(store_url), headers=headers) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def evaluated_region(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The region at 1 %, every municipality at least 600 citizens (a municipality of a few dozen citizens
+    has months without anyone aged 65 or more), 2015 to 2021, with the Samsø trial's effect planted and its
+    truth measured: (data folder, views warehouse)."""
+    from naer.evaluation.register import find
+    from naer.evaluation.truth import measure, planted_change
+    from naer.indicators.run import build_warehouse
+
+    folder = tmp_path_factory.mktemp("evaluation")
+    trial = find("samsoe-2019")
+    request = SynthRequest(
+        "region-midt", date(2015, 1, 1), date(2021, 12, 31), 1, folder / "region", scale=0.01, at_least=600,
+        planted=planted_change(trial),
+    )  # fmt: skip
+    synthesize(request)
+    measure(request, trial)
+    build_warehouse(folder / "region", folder / "w.duckdb")
+    return folder / "region", folder / "w.duckdb"

@@ -13,25 +13,11 @@ import pytest
 from naer.errors import UserError
 from naer.evaluation.register import find, read, register
 from naer.evaluation.run import evaluate
-from naer.indicators.run import build_warehouse
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The region at 1 %, every municipality at least 600 citizens (as the demo's data: a municipality of
-    a few dozen citizens has months without anyone aged 65 or more), 2015 to 2021."""
-    from datetime import date
-
-    from naer.synth.run import SynthRequest, synthesize
-
-    folder = tmp_path_factory.mktemp("evaluation")
-    data = folder / "region"
-    synthesize(
-        SynthRequest("region-midt", date(2015, 1, 1), date(2021, 12, 31), 1, data, scale=0.01, at_least=600)
-    )
-    path = folder / "w.duckdb"
-    build_warehouse(data, path)
-    return path
+def warehouse(evaluated_region: tuple[Path, Path]) -> Path:
+    return evaluated_region[1]
 
 
 def test_the_register_holds_the_samsoe_trial() -> None:
@@ -57,7 +43,12 @@ def test_the_samsoe_trial_is_evaluated_by_every_design(
     )
     assert done.returncode == 0, done.stderr
     html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
-    assert "Forskel i forskelle" in html and "Syntetisk kontrol" in html and "<svg" in html
+    assert (
+        "Forskel i forskelle" in html
+        and "Syntetisk kontrol" in html
+        and "<img src=" in html
+        and (tmp_path / "r" / "acute-admissions-counterfactual.svg").exists()
+    )
     results = orjson.loads((tmp_path / "r" / "results.json").read_bytes())
     assert results["initiative"] == "samsoe-2019" and len(results["outcomes"]) == 4
 
@@ -125,3 +116,24 @@ def test_too_few_comparison_municipalities_is_a_clear_error(warehouse: Path, tmp
     trial = read(_initiative(tmp_path, comparison={"pool": "region", "exclude": others[:-3]}))
     with pytest.raises(UserError, match="3 comparison units: at least 4"):
         evaluate(trial, warehouse)
+
+
+def test_the_report_shows_the_planted_truth_beside_the_estimates(
+    evaluated_region: tuple[Path, Path], tmp_path: Path, naer: Callable[..., Any]
+) -> None:
+    data, warehouse = evaluated_region
+    truth = data / "truth" / "planted.json"
+    done = naer("evaluate", "samsoe-2019", "--warehouse", str(warehouse), "--out", str(tmp_path / "r"),
+                "--truth", str(truth), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "planted truth" in done.stdout
+    html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert "Plantet sand virkning" in html and "Dækker den plantede virkning?" in html
+    results = orjson.loads((tmp_path / "r" / "results.json").read_bytes())
+    planted = orjson.loads(truth.read_bytes())["effects"]
+    assert {o["indicator"]: o["planted_truth"] for o in results["outcomes"]} == {
+        k: v["effect"] for k, v in planted.items() if k != "bed-days"
+    }
+    done = naer("evaluate", "samsoe-2019", "--warehouse", str(warehouse), "--out", str(tmp_path / "s"),
+                "--truth", str(tmp_path / "r" / "report.html"), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and "not a planted truth" in done.stderr

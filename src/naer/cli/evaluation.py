@@ -25,6 +25,14 @@ def evaluate_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="The report's folder (report.html, results.json).")
     ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            "--truth",
+            help="A planted true effect (truth/planted.json from naer synth --initiative), shown beside "
+            "the estimates.",
+        ),
+    ] = None,
     list_them: Annotated[
         bool, typer.Option("--list", help="List the register's initiatives and stop.")
     ] = False,
@@ -45,6 +53,9 @@ def evaluate_command(
     if warehouse is None or out is None:
         raise UserError("--warehouse and --out are needed")
     chosen = find(initiative)
+    from naer.evaluation.truth import read
+
+    known = read(truth) if truth is not None else None
     from naer.evaluation.report import write
     from naer.evaluation.run import evaluate
 
@@ -52,7 +63,9 @@ def evaluate_command(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
     ) as bar:
         task = bar.add_task(f"{chosen.id}: counting the indicators", total=None)
-        found = evaluate(chosen, warehouse, lambda step: bar.update(task, description=f"{chosen.id}: {step}"))
+        found = evaluate(
+            chosen, warehouse, lambda step: bar.update(task, description=f"{chosen.id}: {step}"), known
+        )
         bar.update(task, description=f"{chosen.id}: writing the report")
         write(out, found)
     for o in found.outcomes:
@@ -63,7 +76,14 @@ def evaluate_command(
         console.print(
             f"{o.indicator}: {trusted.effect:+.2f} ({trusted.low:+.2f} to {trusted.high:+.2f}) per {o.per}, "
             f"{trusted.relative * 100:+.0f} %, by {o.trusted} "
-            f"(detectable: {o.mde.get(o.trusted or '', float('nan')):.2f})",
+            f"(detectable: {o.mde.get(o.trusted or '', float('nan')):.2f})"
+            + (
+                ""
+                if o.truth is None
+                else f"; planted truth {o.truth:+.2f}, "
+                + ("inside" if trusted.low <= o.truth <= trusted.high else "outside")
+                + " the interval"
+            ),
             markup=False,
         )
     console.print(f"report: {out / 'report.html'}", markup=False)

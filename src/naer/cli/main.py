@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,10 @@ from naer import __version__
 from naer.cli.options import day
 from naer.errors import UserError
 from naer.settings import get_settings
+
+if TYPE_CHECKING:
+    from naer.evaluation.register import Initiative
+    from naer.synth.run import SynthRequest
 
 app = typer.Typer(
     name="naer",
@@ -85,6 +89,14 @@ def synth(
         Path | None,
         typer.Option(help="Do not generate: measure the data set in this folder against the targets."),
     ] = None,
+    initiative: Annotated[
+        str | None,
+        typer.Option(
+            "--initiative",
+            help="Plant this initiative's effect (its id in the register, or a file with a planted section) "
+            "and write its true effect on each indicator to truth/planted.json.",
+        ),
+    ] = None,
 ) -> None:
     """Generate a data set, or with ``--report`` measure one (help text: ``_SYNTH_HELP``)."""
     from naer.synth.report import measure, render_report
@@ -95,6 +107,14 @@ def synth(
         return
     from naer.synth.run import SynthRequest, check_request, synthesize
 
+    plan_of = None
+    planted = None
+    if initiative is not None:
+        from naer.evaluation.register import find
+        from naer.evaluation.truth import planted_change
+
+        plan_of = find(initiative)
+        planted = planted_change(plan_of)
     settings = get_settings()
     target = out if out is not None else settings.data_dir / area.replace(",", "-")
     request = SynthRequest(
@@ -109,10 +129,15 @@ def synth(
         force=force,
         gzip=gzip,
         workers=workers if workers is not None else settings.workers,
+        planted=planted,
     )
     if request.workers < 1:
         raise UserError("--workers must be at least 1")
     check_request(request)
+    if plan_of is not None:
+        from naer.evaluation.truth import check
+
+        check(request, plan_of)
     began = time.perf_counter()
     with Progress(
         TextColumn("[bold]synth[/] {task.description}"),
@@ -146,6 +171,26 @@ def synth(
         f"({total / max(seconds, 1e-9):,.0f}/s) -> {result.out}"
     )
     console.print(f"Check it against the published figures: naer synth --report {result.out}")
+    if plan_of is not None:
+        _planted_truth(request, plan_of, result.planted)
+
+
+def _planted_truth(request: SynthRequest, initiative: Initiative, changed: int) -> None:
+    """Measure and show the planted initiative's true effect (the area again, with and without it)."""
+    from naer.evaluation.truth import TRUTH, measure
+
+    with err.status(f"measuring the true effect of {initiative.id} (its area with and without it)"):
+        truth = measure(request, initiative)
+    table = Table(title=f"The true effect of {initiative.id}: {changed:,} acute admissions changed")
+    table.add_column("indicator")
+    table.add_column("without", justify="right")
+    table.add_column("true effect", justify="right")
+    for name, found in truth["effects"].items():
+        table.add_row(name, f"{found['without']:.2f}", f"{found['effect']:+.2f}")
+    console.print(table)
+    console.print(
+        f"Evaluate it against the truth: naer evaluate {initiative.id} --truth {request.out / TRUTH}"
+    )
 
 
 from naer.cli.views import views_app  # noqa: E402 - registered after the app exists

@@ -21,6 +21,7 @@ counterfactual level, and what the report needs to draw it.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ import numpy as np
 import statsmodels.api as sm
 from scipy.optimize import minimize
 from scipy.stats import t as student_t
+from statsmodels.tools.sm_exceptions import SingularMatrixWarning
 
 from naer.errors import UserError
 
@@ -181,7 +183,9 @@ def _event_study(setting: Setting, chosen: np.ndarray) -> tuple[list[dict[str, f
             ys.append(units[i, t])
             ws.append(max(float(weights[i, t]), 1e-9))
     design = np.asarray(rows)
-    fit = sm.WLS(np.asarray(ys), design, weights=np.asarray(ws)).fit(cov_type="HC1")
+    with warnings.catch_warnings():  # a quarter every unit lacks makes the design rank-deficient: expected
+        warnings.simplefilter("ignore", SingularMatrixWarning)
+        fit = sm.WLS(np.asarray(ys), design, weights=np.asarray(ws)).fit(cov_type="HC1")
     params = np.asarray(fit.params)
     cov = np.asarray(fit.cov_params())
     base = n_units + n_months

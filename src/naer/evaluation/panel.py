@@ -35,6 +35,14 @@ class Panel:
         """The index of the month a date (YYYY-MM-DD or YYYY-MM) falls in."""
         return self.months.index(day[:7])
 
+    def area(self, units: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Several municipalities as one area, month by month: their events over their denominators (the
+        value, nan in a month without a denominator) and the denominator."""
+        rows = [self.row(u) for u in units]
+        num, den = self.numerator[rows].sum(axis=0), self.denominator[rows].sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(den > 0, num / den * self.indicator.per, np.nan), den
+
 
 def panels(warehouse: Path, ids: list[str], min_age: int) -> tuple[dict[str, Panel], Window]:
     """Each indicator of ``ids`` by municipality and month for citizens of ``min_age`` and up."""

@@ -55,6 +55,17 @@ class Comparison(BaseModel):
     exclude: list[str] = Field(default_factory=list)
 
 
+class Plant(BaseModel):
+    """The effect ``naer synth --initiative`` plants in a synthetic population (never in real data): in the
+    initiative's area, for its target group, from its start to its end, a share of the acute admissions
+    (those of the named SKS diagnoses, or all) is handled in a municipal acute bed instead, or averted."""
+
+    model_config = ConfigDict(extra="forbid")
+    change: Literal["acute-bed-instead", "averted"]
+    share: float = Field(gt=0, le=1)
+    diagnoses: list[str] = Field(default_factory=list)
+
+
 class Initiative(BaseModel):
     """One initiative of the register."""
 
@@ -72,6 +83,7 @@ class Initiative(BaseModel):
     comparison: Comparison = Field(default_factory=Comparison)
     designs: list[Design] = Field(default_factory=_all_designs)
     state: Literal["planned", "running", "evaluated"]
+    planted: Plant | None = None
 
     @model_validator(mode="after")
     def _sensible(self) -> Initiative:
@@ -116,6 +128,9 @@ def _known(initiative: Initiative, path: Path) -> None:
     for code in [*initiative.area.municipalities, *initiative.comparison.exclude]:
         if not (code.isascii() and code.isdigit() and len(code) in (3, 4)):
             raise UserError(f"{path}: area {code!r} is not a municipality code (four digits, 0741)")
+    for code in initiative.planted.diagnoses if initiative.planted else []:
+        if not (code.isascii() and code.isalnum() and code[:1] == "D" and 2 <= len(code) <= 8):
+            raise UserError(f"{path}: planted.diagnoses {code!r} is not an SKS diagnosis code (DJ44)")
     bands = groupings()["age_bands"]
     if initiative.target.min_age not in bands:
         raise UserError(f"{path}: target.min_age must start an age band ({', '.join(map(str, bands))})")

@@ -62,6 +62,9 @@ def write(out: Path, found: Evaluation) -> list[Path]:
             "relative": _percent(trusted.relative) if trusted else "–",
             "p": _number(trusted.p_value or float("nan"), 3) if trusted else "–",
             "mde": _number(o.mde.get(o.trusted or "", float("nan"))) if trusted else "–",
+            "truth": "–" if o.truth is None else _number(o.truth),
+            "covered": "–" if o.truth is None or not trusted else
+                       ("ja" if trusted.low <= o.truth <= trusted.high else "nej"),
         })  # fmt: skip
         sections.append({
             "id": o.indicator, "title": o.title, "why": o.why, "charts": names,
@@ -70,17 +73,18 @@ def write(out: Path, found: Evaluation) -> list[Path]:
                  "interval": f"{_number(e.low)} til {_number(e.high)}", "relative": _percent(e.relative),
                  "p": _number(e.p_value or float("nan"), 3),
                  "mde": _number(o.mde.get(e.design, float("nan"))),
-                 "why": ("ja: " if e.trusted else "nej: ") + e.why}
+                 "why": ("ja: " if e.trusted else "nej: ") + e.why,
+                 "covered": "–" if o.truth is None else ("ja" if e.low <= o.truth <= e.high else "nej")}
                 for e in o.estimates
             ],
+            "has_truth": o.truth is not None,
         })  # fmt: skip
+    alts = {name: str(spec.get("title", name)) for name, spec in specs.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        svgs = {}
         for name, spec in specs.items():
-            svgs[name] = vlc.vegalite_to_svg(spec)
-            (tmp / f"{name}.svg").write_text(svgs[name], encoding="utf-8")
+            (tmp / f"{name}.svg").write_text(vlc.vegalite_to_svg(spec), encoding="utf-8")
         (tmp / "results.json").write_text(
             json.dumps(finite(as_dict(found)), indent=1, allow_nan=False), encoding="utf-8"
         )
@@ -92,7 +96,8 @@ def write(out: Path, found: Evaluation) -> list[Path]:
             "comparison": found.comparison,
         }  # fmt: skip
         html = env.get_template("report.html").render(
-            e=facts, outcomes=[{**r, **s} for r, s in zip(rows, sections, strict=True)], svg=svgs,
+            e=facts, outcomes=[{**r, **s} for r, s in zip(rows, sections, strict=True)], alt=alts,
+            truth=any(o.truth is not None for o in found.outcomes),
             resources=[{"title": r.title, "before": _number(r.before), "during": _number(r.during)}
                        for r in found.resources],
             limits=found.limits, made=date.today().isoformat(),

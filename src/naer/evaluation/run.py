@@ -35,6 +35,7 @@ class Outcome:
     mde: dict[str, float]  # design -> minimum detectable effect at 80 % power (indicator's scale)
     pre_mean: float
     months: list[str] = field(default_factory=list)
+    truth: float | None = None  # the planted true effect, where the data are synthetic with one
 
 
 @dataclass
@@ -75,12 +76,8 @@ def _setting(panel: Panel, initiative: Initiative, exclude: set[str]) -> Setting
         if u not in treated and u not in exclude
         and np.isnan(panel.value[panel.row(u), :last]).mean() <= MISSING
     ]  # fmt: skip
-    t_rows = [panel.row(u) for u in treated]
     c_rows = [panel.row(u) for u in controls]
-    # Several treated municipalities are one treated area: their events over their denominators
-    num, den = panel.numerator[t_rows].sum(axis=0), panel.denominator[t_rows].sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        series = np.where(den > 0, num / den * panel.indicator.per, np.nan)
+    series, den = panel.area(treated)  # several treated municipalities are one treated area
     if np.nansum(den[:last]) <= 0:
         raise UserError(f"the target group has no citizens in the area for {panel.indicator.id}")
     return Setting(
@@ -125,8 +122,13 @@ def _sc_fast(setting: Setting) -> float:
 
 
 def evaluate(
-    initiative: Initiative, warehouse: Path, on_step: Callable[[str], None] | None = None
+    initiative: Initiative,
+    warehouse: Path,
+    on_step: Callable[[str], None] | None = None,
+    truth: dict[str, float] | None = None,
 ) -> Evaluation:
+    """Every design on every indicator the initiative names; ``truth``: the planted true effect by
+    indicator (``naer.evaluation.truth``), shown beside the estimates."""
     ids = [i.id for i in initiative.indicators]
     resources = [r for r in initiative.resources if r not in ids]
     found, window = panels(warehouse, ids + resources, initiative.target.min_age)
@@ -152,6 +154,7 @@ def evaluate(
             Outcome(
                 expected.id, panel.indicator.title_da, panel.indicator.per, expected.expected, estimates,
                 trusted, why, mde, float(np.nanmean(setting.treated[setting.pre][-24:])), panel.months,
+                (truth or {}).get(expected.id),
             )
         )  # fmt: skip
     kept = []
@@ -208,6 +211,7 @@ def as_dict(found: Evaluation) -> dict[str, Any]:
                 "why": o.why,
                 "pre_mean": o.pre_mean,
                 "minimum_detectable": o.mde,
+                "planted_truth": o.truth,
                 "estimates": [
                     {"design": e.design, "effect": e.effect, "low": e.low, "high": e.high,
                      "relative": e.relative, "p_value": e.p_value, "trusted": e.trusted, "why": e.why}

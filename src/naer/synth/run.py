@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any, cast
 
+import numpy as np
 import orjson
 
 from naer import __version__
@@ -31,10 +32,13 @@ from naer.synth.emit import write_chunk
 from naer.synth.engine import ChunkSpec, simulate
 from naer.synth.model import Model, load_model
 from naer.synth.organizations import build_organizations
+from naer.synth.planted import Planted, plant
 
 CHUNK_SIZE = 20_000
 TRUTH_FILE = "truth/acute_admission_hazard.csv"
 TRUTH_HEADER = "patient_id,year,annual_hazard,probability_12m,frailty,unstable"
+PLANTED_FILE = "truth/planted.csv"
+PLANTED_HEADER = "patient_id,admission_start,diagnosis,change"
 MANIFEST = "manifest.json"
 RESOURCE_TYPES = (
     "Organization",
@@ -62,6 +66,8 @@ class SynthRequest:
     gzip: bool = False
     workers: int = 1
     chunk_size: int = CHUNK_SIZE
+    planted: Planted | None = None  # an effect planted in the data (naer.synth.planted)
+    only: tuple[str, ...] = ()  # generate only these municipalities of the area (the same bytes as in it)
 
 
 @dataclass
@@ -74,6 +80,7 @@ class SynthResult:
     sample: dict[str, str] = field(default_factory=dict)  # the scaled municipalities' files (--full)
     sample_counts: dict[str, int] = field(default_factory=dict)
     municipalities: list[dict[str, Any]] = field(default_factory=list)  # code, name, citizens, full
+    planted: int = 0  # admissions changed by the planted effect (truth/planted.csv)
 
 
 def plan(request: SynthRequest, model: Model) -> tuple[str, list[Municipality], list[ChunkSpec], Any]:
@@ -114,6 +121,8 @@ def plan(request: SynthRequest, model: Model) -> tuple[str, list[Municipality], 
                     other_municipalities=others,
                 )
             )
+    if request.only:
+        specs = [s for s in specs if s.municipality.code in request.only]
     return area_name, municipalities, specs, (orgs, practitioners, roles)
 
 
@@ -215,24 +224,31 @@ def _names(model: Model) -> dict[str, str]:
     return {code: m["name"] for code, m in model.areas["municipalities"].items()}
 
 
-def _work(args: tuple[ChunkSpec, str, bool]) -> tuple[int, dict[str, int]]:
-    spec, folder, compress = args
+def _work(args: tuple[ChunkSpec, str, bool, Planted | None]) -> tuple[int, dict[str, int]]:
+    spec, folder, compress, planted = args
     model = load_model()
     events = simulate(model, spec)
+    changed = plant(events, spec, planted) if planted is not None else []
     part = Path(folder) / f"{spec.global_index:05d}"
     part.mkdir()
     sink = _Sink(part, compress)
     try:
         counts = write_chunk(model, spec, events, sink, _names(model))
+        if changed:
+            day0 = np.datetime64(spec.start, "m")
+            prefix = f"pat-{spec.municipality.code}-{spec.chunk}-"
+            rows = "".join(f"{prefix}{c.person:06d},{day0 + c.start},{c.code},{c.change}\n" for c in changed)
+            sink("planted", rows.encode())
+            counts["planted"] = len(changed)
     finally:
         sink.close()
     return spec.global_index, counts
 
 
 def _results(
-    specs: list[ChunkSpec], folder: Path, compress: bool, workers: int
+    specs: list[ChunkSpec], folder: Path, compress: bool, workers: int, planted: Planted | None
 ) -> Iterator[tuple[int, dict[str, int]]]:
-    jobs = [(s, str(folder), compress) for s in specs]
+    jobs = [(s, str(folder), compress, planted) for s in specs]
     if workers <= 1 or len(specs) <= 1:
         yield from map(_work, jobs)
         return
@@ -249,6 +265,8 @@ def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | 
     out = request.out
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.naer-tmp-", dir=out.resolve().parent))
     suffix = ".ndjson.gz" if request.gzip else ".ndjson"
+    if not specs:
+        raise UserError("none of the asked municipalities is in the area")
     result = SynthResult(area_name, out, sum(s.size for s in specs))
     try:
         (tmp / "parts").mkdir()
@@ -266,6 +284,12 @@ def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | 
         finals["truth"] = (tmp / truth_name).open("wb")
         header = (TRUTH_HEADER + "\n").encode()
         finals["truth"].write(gzip.compress(header, mtime=0) if request.gzip else header)
+        if request.planted is not None:
+            finals["planted"] = (tmp / PLANTED_FILE).open("wb")
+            planted_header = (PLANTED_HEADER + "\n").encode()
+            finals["planted"].write(
+                gzip.compress(planted_header, mtime=0) if request.gzip else planted_header
+            )
         for kind, resources in (
             ("Organization", orgs),
             ("Practitioner", practitioners),
@@ -276,9 +300,10 @@ def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | 
             result.counts[kind] = len(resources)
         total = result.citizens_at_start
         done = 0
-        for index, counts in _results(specs, tmp / "parts", request.gzip, request.workers):
+        by_index = {s.global_index: s for s in specs}  # a chunk's index over the whole area (``only``)
+        for index, counts in _results(specs, tmp / "parts", request.gzip, request.workers, request.planted):
             part = tmp / "parts" / f"{index:05d}"
-            sampled = split and specs[index].municipality.code not in full
+            sampled = split and by_index[index].municipality.code not in full
             for kind, n in counts.items():
                 if sampled and kind in samples:
                     _append(part / f"{kind}.part", samples[kind])
@@ -287,7 +312,7 @@ def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | 
                     _append(part / f"{kind}.part", finals[kind])
                     result.counts[kind] = result.counts.get(kind, 0) + n
             shutil.rmtree(part)
-            done += specs[index].size
+            done += by_index[index].size
             if on_progress:
                 on_progress(done, total)
         for fh in [*finals.values(), *samples.values()]:
@@ -299,6 +324,7 @@ def synthesize(request: SynthRequest, on_progress: Callable[[int, int], None] | 
             if kind in samples and not sample_counts.get(kind):
                 (tmp / sample_name(kind, suffix)).unlink()
         truth_rows = result.counts.pop("truth", 0)
+        result.planted = result.counts.pop("planted", 0)
         result.files = {k: f"{k}{suffix}" for k in RESOURCE_TYPES if result.counts.get(k)}
         result.sample = {k: sample_name(k, suffix) for k in RESOURCE_TYPES if sample_counts.get(k)}
         result.sample_counts = {k: sample_counts[k] for k in result.sample}
@@ -373,6 +399,20 @@ def _write_manifest(
             },
         },
     }
+    if request.planted is not None:
+        p = request.planted
+        manifest["naer"]["planted"] = {  # type: ignore[index]
+            "url": PLANTED_FILE,
+            "rows": result.planted,
+            "municipalities": sorted(p.municipalities),
+            "minAge": p.min_age,
+            "start": p.start.isoformat(),
+            "end": p.end.isoformat(),
+            "change": p.change,
+            "share": p.share,
+            "diagnoses": list(p.diagnoses),
+            "description": "the acute admissions the planted effect changed (not FHIR)",
+        }
     (folder / MANIFEST).write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
