@@ -29,7 +29,8 @@ DEMO_SCALE ?= 0.01
 DEMO_AT_LEAST ?= 600
 DEMO := $(DATA)/demo
 
-DEMO_DATA := $(DATA)/indicators.parquet $(DATA)/risk/worklist.parquet $(DATA)/risk/tasks.loaded $(DATA)/demo-users.json
+DEMO_DATA := $(DATA)/indicators.parquet $(DATA)/risk/worklist.parquet $(DATA)/risk/tasks.loaded $(DATA)/demo-users.json \
+	$(DATA)/evaluation/samsoe-2019/report.html
 # The store's load and the indicators and risk model run side by side (two jobs; each one's output shown
 # when it ends, so that two progress bars never write over each other).
 demo: $(STAMP)
@@ -56,12 +57,19 @@ $(DATA)/demo-users.json: $(DATA)/store.sqlite
 
 $(DEMO)/manifest.json: | $(STAMP)
 	$(BIN)/naer synth --area region-midt --scale $(DEMO_SCALE) --at-least $(DEMO_AT_LEAST) --full 741 --start 2015-01-01 --end 2024-12-31 \
-		--seed 1 --out $(DEMO) --force
+		--seed 1 --out $(DEMO) --force --initiative samsoe-2019
 
 $(DATA)/indicators.parquet: $(DEMO)/manifest.json $(STAMP)
 	rm -f $(DATA)/warehouse.duckdb
 	$(BIN)/naer indicators --input $(DEMO) --warehouse $(DATA)/warehouse.duckdb \
 		--by every --period every --within every --out $@
+
+# The Samsø trial of 2019-2020 (src/naer/evaluation/initiatives/samsoe-2019.yaml) against its counterfactual
+# on the demo's data, where its effect is planted (naer synth --initiative) and the truth is known:
+# /initiatives shows the register with it, and the whole report.
+$(DATA)/evaluation/samsoe-2019/report.html: $(DATA)/indicators.parquet
+	$(BIN)/naer evaluate samsoe-2019 --warehouse $(DATA)/warehouse.duckdb --truth $(DEMO)/truth/planted.json \
+		--out $(DATA)/evaluation/samsoe-2019
 
 # The risk model (trained on the citizens of 1 January 2018-2022 stacked: one year of a small island holds
 # too few admissions for a calibrated model; tested on 2023 against the generator's true hazard) and the

@@ -374,3 +374,9 @@ def test_an_event_time_off_the_calendar_is_refused_not_taken_as_now(world: World
         _of(found, "Provenance")["occurredDateTime"] = when
         receipt = receive(world.db, orjson.dumps(found))
         assert receipt.outcome != "applied", when
+
+
+def test_a_resource_id_longer_than_64_characters_is_refused() -> None:
+    found = _stin()
+    _of(found, "Organization")["id"] = "a" * 74
+    assert any("id" in p.path for p in validate(found).errors)

@@ -605,7 +605,8 @@ def _shape_problem(element: Element, suffix: str, value: Any) -> str | None:
             return None
         code = codes[0]
         if code.startswith("http://hl7.org/fhirpath/System."):  # an element's id, an extension's url
-            code = "string"
+            # (a resource's own id is FHIR's id type: at most 64 letters, digits, '-' and '.')
+            code = "id" if element.path.count(".") == 1 and element.path.endswith(".id") else "string"
     if code == "boolean":
         return None if isinstance(value, bool) else "must be true or false"
     if code in INTEGERS:
