@@ -380,3 +380,19 @@ def test_a_resource_id_longer_than_64_characters_is_refused() -> None:
     found = _stin()
     _of(found, "Organization")["id"] = "a" * 74
     assert any("id" in p.path for p in validate(found).errors)
+
+
+def test_text_a_message_may_not_carry_is_cleaned_from_names() -> None:
+    for bad in ("\x01", "\x0b", "\ufffe", "\uffff"):
+        assert parts.plain(f"Ib{bad}Holm ") == "Ib Holm"
+        assert not parts.allowed(bad)
+    assert parts.allowed("\n") and parts.allowed("æ")
+
+
+def test_a_narrative_takes_only_html_s_attributes() -> None:
+    from naer.messaging.xhtml import narrative_problem
+
+    div = '<div xmlns="http://www.w3.org/1999/xhtml"><p {}>x</p></div>'
+    assert "class0" in (narrative_problem(div.format('class0="1"')) or "")
+    for fine in ('class="a"', 'style="color: red"', 'xml:lang="da"', 'title="t"'):
+        assert narrative_problem(div.format(fine)) is None, fine

@@ -185,8 +185,10 @@ def test_an_attachment_from_the_page_and_from_the_api(site: tuple[World, Any]) -
     made = api.post("/workflow/messages", content=orjson.dumps(body), headers=headers)
     assert made.status_code == 201 and made.headers["location"].startswith("/messages/out/"), made.text
     broken = [{"title": "x", "contentType": "application/pdf", "data": "not base64!"}]
+    titled = [{"title": "a\uffff", "contentType": "application/pdf", "data": pdf}]
     for bad in ({"attachments": broken}, {"priority": "urgent"}, {"patient": "../etc"}, {"unknown": 1},
-                {"receiver": "12"}):  # fmt: skip
+                {"receiver": "12"}, {"text": "hej \uffff"}, {"text": "a\x01b"}, {"text": "  "},
+                {"attachments": titled}, {"phone": "²²²²"}):  # fmt: skip
         answer = api.post("/workflow/messages", content=orjson.dumps({**body, **bad}), headers=headers)
         assert answer.status_code == 400 and answer.json()["resourceType"] == "OperationOutcome", (
             bad,
@@ -204,3 +206,49 @@ def test_the_citizen_s_course_shows_the_stay_the_hospital_told_of(site: tuple[Wo
     course = _text(_as(site, "nurse").get("/citizen/p-home/course").text)
     assert "På sygehus nu: dept-med · Indlagt" in course
     assert "På sygehus nu" not in _text(_as(site, "gp").get("/citizen/p-home/course").text)  # told the unit
+
+
+def test_two_senders_with_one_message_id_each_have_their_page_and_their_reply(
+    site: tuple[World, Any],
+) -> None:
+    from naer.messaging import carecommunication as cc
+    from naer.messaging import parts
+
+    w, _ = site
+    first = mw.care_message(text="Fra medicinsk")
+    ident = first["entry"][0]["resource"]["id"]
+    author = cc.Author("Geri", "Atri", "overlaege", "11223344")
+    geri, home = mw.party("dept-geri"), mw.party("home-0741")
+    thread = cc.Thread(identifier=cc.segment_id(), category="carecoordination")
+    second, _ = cc.build("new", thread, [cc.text_segment("Fra geriatrisk", author, geri, NOW)], geri, home,
+                         mw.citizen("p-home"), NOW)  # fmt: skip
+    second["entry"][0]["resource"]["id"] = ident  # the same id from another sender
+    for entry in second["entry"]:
+        if entry["resource"]["resourceType"] == "Provenance":
+            entry["resource"]["target"][0]["reference"] = f"MessageHeader/{ident}"
+    for found in (first, second):
+        assert receive(w.db, orjson.dumps(found)).outcome == "applied"
+    nurse = _as(site, "nurse")
+    listed = nurse.get("/messages").text
+    keys = {f"{mw.SORS[org]}:{ident}" for org in ("dept-med", "dept-geri")}
+    assert all(f"/messages/in/{key}" in listed for key in keys)
+    for org, said in (("dept-med", "Fra medicinsk"), ("dept-geri", "Fra geriatrisk")):
+        page = nurse.get(f"/messages/in/{mw.SORS[org]}:{ident}")
+        assert page.status_code == 200 and said in page.text, org
+        here = f"/messages/in/{mw.SORS[org]}:{ident}"
+        sent = _send(nurse, here, f"{here}/reply", text="Tak", phone="87654321")
+        assert sent.status_code == 303, sent.text
+        out = lists_body(w, sent.headers["location"].split("/")[-1].split("?")[0])
+        receiver = parts.first(out, "MessageHeader")["destination"][0]["receiver"]["reference"]
+        organisation = next(
+            e["resource"] for e in out["entry"] if f"Organization/{e['resource']['id']}" == receiver
+        )
+        assert parts.party_of(organisation).sor == mw.SORS[org]
+
+
+def lists_body(w: World, header: str) -> dict[str, Any]:
+    with w.db.connect() as con:
+        body = con.execute(
+            select(message.c.body).where(message.c.direction == "out", message.c.header_id == header)
+        ).scalar()
+    return dict(orjson.loads(body))

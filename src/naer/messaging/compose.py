@@ -69,8 +69,10 @@ def send(
         raise Invalid(f"a topic holds at most {TOPIC} characters")
     for label, value in (("the message", text), ("the topic", topic or ""),
                          *(("an attachment's title", a.title) for a in attachments)):  # fmt: skip
-        if any(ch < " " and ch not in "\t\r\n" for ch in value):
-            raise Invalid(f"{label} holds a control character, which a MedCom message may not carry")
+        if not all(parts.allowed(ch) for ch in value):
+            raise Invalid(
+                f"{label} holds a control character (or U+FFFE, U+FFFF), which a MedCom message may not carry"
+            )
     if not text.strip():
         raise Invalid("write the message: it is empty")
     now = now or clock.now()

@@ -50,6 +50,15 @@ class Shown:
     category: str | None = None
     stay: notification.Notice | None = None
     body: dict[str, Any] = field(default_factory=dict)
+    sender_sor: str = ""
+
+    @property
+    def key(self) -> str:
+        """How a page names the message: a received one by its sender's SOR code and MessageHeader id (two
+        senders may use one id), a sent one by its id."""
+        return (
+            f"{self.sender_sor}:{self.header}" if self.direction == "in" and self.sender_sor else self.header
+        )
 
 
 def _seen(context: AccessContext) -> ColumnElement[bool]:
@@ -80,20 +89,24 @@ def listed(db: Engine, context: AccessContext, direction: str | None = None) -> 
 
 
 def one(db: Engine, context: AccessContext, direction: str, header: str) -> tuple[Shown, list[Shown]] | None:
-    """One message of the asker's organisation and the others of its thread (a CareCommunication) or of
+    """One message of the asker's organisation (``header``: its MessageHeader id, or ``SOR:ID`` for a
+    received one: ``Shown.key``) and the others of its thread (a CareCommunication) or of
     its stay (a HospitalNotification), oldest first; None when there is no such message for the asker."""
     org = context.principal.organization
     if org is None or direction not in ("in", "out"):
         return None
     seen = _seen(context)
+    sender, _, bare = header.rpartition(":")  # "SOR:ID" names a received message by its sender too
+    by_sender = [message.c.sender_sor == sender] if sender else []
     with db.connect() as con:
         row = con.execute(
             select(message).where(
                 message.c.direction == direction,
-                message.c.header_id == header,
+                message.c.header_id == bare,
                 message.c.organization == org,
                 message.c.state != "not-served",
                 seen,
+                *by_sender,
             )
         ).first()
         if row is None:
@@ -153,6 +166,7 @@ def _shown(row: Any) -> Shown:
     name = (person.get("name") or [{}])[0] if isinstance(person.get("name"), list) else {}
     citizen = " ".join([*name.get("given", []), str(name.get("family", ""))]).strip() if row.patient else None
     shown = Shown(
+        sender_sor=row.sender_sor,
         direction=row.direction,
         header=row.header_id,
         kind=row.kind,

@@ -78,9 +78,16 @@ def is_gln(value: Any) -> bool:
     return isinstance(value, str) and GLN_FORMAT.fullmatch(value) is not None
 
 
+def allowed(ch: str) -> bool:
+    """A character a message's text may hold: FHIR strings take no control characters but tab, CR and LF,
+    and its narratives are XML, which takes neither U+FFFE, U+FFFF nor a lone surrogate."""
+    return (ch >= " " or ch in "\t\r\n") and ch not in "\ufffe\uffff" and not "\ud800" <= ch <= "\udfff"
+
+
 def plain(value: str) -> str:
-    """Text as a message may carry it in a name: no control characters, whitespace collapsed."""
-    return " ".join("".join(ch if ch >= " " else " " for ch in value).split())
+    """Text as a message may carry it in a name: no character a message may not hold, whitespace
+    collapsed."""
+    return " ".join("".join(ch if allowed(ch) else " " for ch in value).split())
 
 
 def _cpr_form(number: str, test: bool) -> bool:

@@ -32,7 +32,7 @@ from naer.web.coordination import ID_LIMIT, _clinician, _when, clinician_form, p
 from naer.web.i18n import mark as _
 from naer.web.signin import refuse, render
 
-HEADER_LIMIT = 64
+HEADER_LIMIT = 100  # SOR:ID (18 + 1 + 64)
 TEXT_LIMIT = 100_001  # one more than a message may hold: a longer one is refused with the reason, not cut
 FORM_LIMIT = 262_144  # bytes: a text of 100,000 characters URL-encoded is within it
 ATTACHED_LIMIT = 15 * 1024 * 1024  # with an attachment of 10 MiB, base64 and URL-encoded
@@ -76,7 +76,7 @@ def _code_words(shown: Any, lang: str) -> str:
 def _row(shown: Any, lang: str) -> dict[str, Any]:
     t = i18n.gettext_for(lang)
     return {
-        "href": f"/messages/{shown.direction}/{quote(shown.header, safe='')}",
+        "href": f"/messages/{shown.direction}/{quote(shown.key, safe=':')}",
         "direction": t(_("Received")) if shown.direction == "in" else t(_("Sent")),
         "kind": t(KIND_WORDS.get(shown.kind, KIND_WORDS["unknown"])),
         "code": _code_words(shown, lang),
