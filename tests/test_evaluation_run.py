@@ -106,6 +106,10 @@ def test_the_command_line_says_what_is_wrong(tmp_path: Path, naer: Callable[...,
         "evaluate", "samsoe-2019", "--warehouse", str(tmp_path / "none.duckdb"), "--out", "y", cwd=tmp_path
     )
     assert missing.returncode == 2 and "no warehouse" in missing.stderr
+    (tmp_path / "a-file").write_text("x")
+    for out in ("a-file", "a-file/report"):
+        refused = naer("evaluate", "samsoe-2019", "--warehouse", "x", "--out", out, cwd=tmp_path)
+        assert refused.returncode == 2 and "--out" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_too_few_comparison_municipalities_is_a_clear_error(warehouse: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -53,6 +54,7 @@ def evaluate_command(
     if warehouse is None or out is None:
         raise UserError("--warehouse and --out are needed")
     chosen = find(initiative)
+    _writable(out)
     from naer.evaluation.truth import read
 
     known = read(truth) if truth is not None else None
@@ -67,7 +69,10 @@ def evaluate_command(
             chosen, warehouse, lambda step: bar.update(task, description=f"{chosen.id}: {step}"), known
         )
         bar.update(task, description=f"{chosen.id}: writing the report")
-        write(out, found)
+        try:
+            write(out, found)
+        except OSError as exc:
+            raise UserError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     for o in found.outcomes:
         trusted = next((e for e in o.estimates if e.design == o.trusted), None)
         if trusted is None:
@@ -87,3 +92,16 @@ def evaluate_command(
             markup=False,
         )
     console.print(f"report: {out / 'report.html'}", markup=False)
+
+
+def _writable(out: Path) -> None:
+    """The report's folder can be made (checked before the work, not after it)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create {parent} ({exc.strerror or exc})") from None
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"--out {out}: {parent} is not writable")
