@@ -4,6 +4,11 @@
   restaurants in New Jersey and Pennsylvania before and after New Jersey's minimum wage rose, Table 3:
   New Jersey 20.44 then 21.03, Pennsylvania 23.33 then 21.17, a difference in differences of 2.76
   (2.75 from the rounded means).
+- Synthetic control against California's Proposition 99 (Abadie, Diamond and Hainmueller 2010; the data in
+  tests/data/california_prop99.csv): per-capita cigarette sales 1970-2000, the tax from 1989, the 38 other
+  states as donors. Arkhangelsky et al. (2021, Table 1) give -19.6 packs for synthetic control on the
+  outcome path and -27.3 for difference in differences against all 38; the weights on the outcome path
+  put Utah, Montana and Nevada first.
 - Synthetic control and the interrupted time series on series built so the answer is exact (a treated
   unit that is a convex mix of two others plus a planted step; a trend, a season and a step without noise).
 - On panels like the region's (19 municipalities, 10 years of monthly rates with Poisson noise), with an
@@ -30,6 +35,32 @@ def test_did_reproduces_card_and_krueger() -> None:
     control = np.array([[23.33, 21.17]])  # Pennsylvania
     effect = _did_point(treated, control, np.array([0]), np.array([1]))
     assert effect == pytest.approx(2.75, abs=0.005)  # the published 2.76 is from unrounded means
+
+
+def test_synthetic_control_reproduces_california_s_proposition_99() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parent / "data" / "california_prop99.csv").read_text(encoding="utf-8")
+    lines = [line.split(";") for line in text.splitlines() if not line.startswith("#")]
+    states = lines[0][1:]
+    sales = np.array([[float(v) for v in row[1:]] for row in lines[1:]]).T  # states x years 1970-2000
+    california, donors = sales[-1], sales[:-1]
+    years = [f"{1970 + k}-01" for k in range(31)]
+    setting = Setting(
+        california,
+        donors,
+        np.ones(31),
+        np.ones((38, 31)),
+        np.arange(19),
+        np.arange(19, 31),
+        years,
+        states[:-1],
+    )
+    assert _did_point(california, donors, setting.pre, setting.post) == pytest.approx(-27.35, abs=0.01)
+    found = synthetic_control(setting)
+    assert found.effect == pytest.approx(-19.6, abs=0.2)  # -19.51 at the exact optimum
+    weights = found.detail["weights"]
+    assert sorted(weights, key=weights.get, reverse=True)[:3] == ["Utah", "Montana", "Nevada"]
 
 
 def _months(n: int) -> list[str]:
