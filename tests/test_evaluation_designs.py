@@ -9,6 +9,9 @@
   states as donors. Arkhangelsky et al. (2021, Table 1) give -19.6 packs for synthetic control on the
   outcome path and -27.3 for difference in differences against all 38; the weights on the outcome path
   put Utah, Montana and Nevada first.
+- The interrupted time series' segmented regression against Linden (2015, Stata Journal 15(2), "Conducting
+  interrupted time-series analysis for single- and multiple-group comparisons"), California alone, Newey-West
+  with one lag: trend -1.7795, level change at 1989 -20.0581, trend change -1.4947.
 - Synthetic control and the interrupted time series on series built so the answer is exact (a treated
   unit that is a convex mix of two others plus a planted step; a trend, a season and a step without noise).
 - On panels like the region's (19 municipalities, 10 years of monthly rates with Poisson noise), with an
@@ -61,6 +64,19 @@ def test_synthetic_control_reproduces_california_s_proposition_99() -> None:
     assert found.effect == pytest.approx(-19.6, abs=0.2)  # -19.51 at the exact optimum
     weights = found.detail["weights"]
     assert sorted(weights, key=weights.get, reverse=True)[:3] == ["Utah", "Montana", "Nevada"]
+
+
+def test_segmented_regression_reproduces_linden_s_california_example() -> None:
+    from pathlib import Path
+
+    from naer.evaluation.designs import segmented
+
+    text = (Path(__file__).parent / "data" / "california_prop99.csv").read_text(encoding="utf-8")
+    rows = [line.split(";") for line in text.splitlines() if line[:1].isdigit()]  # the years' rows
+    california = np.array([float(row[-1]) for row in rows])
+    assert len(california) == 31
+    fit, _ = segmented(california, np.arange(31), 19, lags=1)
+    assert fit.params[1:] == pytest.approx([-1.7795, -20.0581, -1.4947], abs=1e-4)
 
 
 def _months(n: int) -> list[str]:

@@ -294,6 +294,19 @@ def synthetic_control(setting: Setting) -> Estimate:
 # -- interrupted time series -----------------------------------------------------------------------------
 
 
+def segmented(
+    y: np.ndarray, times: np.ndarray, t0: int, extra: np.ndarray | None = None, lags: int = 3
+) -> tuple[Any, np.ndarray]:
+    """Segmented regression: a level, a trend, a level change and a trend change at ``t0`` (and ``extra``
+    columns: the season), by OLS with Newey-West errors (``lags``). Returns the fit and its design."""
+    time = times.astype(float)
+    after = (times >= t0).astype(float)
+    since = np.where(after > 0, times - t0, 0).astype(float)
+    columns = [np.ones(len(times)), time, after, since]
+    design = np.column_stack([*columns, extra] if extra is not None else columns)
+    return sm.OLS(y, design).fit(cov_type="HAC", cov_kwds={"maxlags": lags}), design
+
+
 def its(setting: Setting) -> Estimate:
     if len(setting.pre) < 24:
         raise UserError("fewer than 24 months before the start: the season and trend cannot be told apart")
@@ -303,16 +316,13 @@ def its(setting: Setting) -> Estimate:
     y = setting.treated[months]
     keep = ~np.isnan(y)
     t0 = int(setting.post[0])
-    time = months.astype(float)
     after = (months >= t0).astype(float)
-    since = np.where(after > 0, months - t0, 0).astype(float)
     season = np.zeros((len(months), 11))
     for row, m in enumerate(months):
         month_of_year = int(setting.months[m][5:7])
         if month_of_year > 1:
             season[row, month_of_year - 2] = 1.0
-    design = np.column_stack([np.ones(len(months)), time, after, since, season])[keep]
-    fit = sm.OLS(y[keep], design).fit(cov_type="HAC", cov_kwds={"maxlags": 3})
+    fit, design = segmented(y[keep], months[keep], t0, season[keep], lags=3)
     mean_since = float(np.mean(setting.post - t0))
     contrast = np.zeros(design.shape[1])
     contrast[2], contrast[3] = 1.0, mean_since
