@@ -4,6 +4,7 @@ intervals hold an effect planted in synthetic populations.
     python bench/evaluation_bench.py speed                 # bench/out/region(.duckdb), made when missing
     python bench/evaluation_bench.py speed --warehouse W.duckdb --runs 3
     python bench/evaluation_bench.py coverage --runs 40    # 40 seeds, planted and not
+    python bench/evaluation_bench.py panels --runs 100     # the designs alone on simulated panels
 
 ``speed`` runs ``naer evaluate samsoe-2019`` as a user does, in a child process (wall time and the child's
 peak memory), on the views warehouse of the whole Region Midtjylland (the indicators bench's: made with
@@ -72,6 +73,18 @@ def coverage(args: argparse.Namespace) -> None:
     print(f"({time.perf_counter() - began:.0f} s)")
 
 
+def panels(args: argparse.Namespace) -> None:
+    from naer.evaluation.coverage import check_designs
+
+    began = time.perf_counter()
+    for design, (held, flagged) in check_designs(args.runs).items():
+        print(
+            f"{design:<20} held {held}/{args.runs} ({_share(held, args.runs)}), "
+            f"flagged {flagged}/{args.runs} ({_share(flagged, args.runs)})"
+        )
+    print(f"({time.perf_counter() - began:.0f} s; an effect of 6 per 1,000 planted, and none)")
+
+
 def _share(a: int, b: int) -> str:
     return f"{a / b * 100:.0f} %" if b else "-"
 
@@ -93,8 +106,10 @@ def main() -> None:
     c.add_argument("--placebo", default="0706", help="the municipality of the no-effect runs (Syddjurs)")
     c.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     c.add_argument("--tmp", type=Path, default=None)
+    p = sub.add_parser("panels")
+    p.add_argument("--runs", type=int, default=100, help="simulated panels, with an effect and without")
     args = parser.parse_args()
-    (speed if args.what == "speed" else coverage)(args)
+    {"speed": speed, "coverage": coverage, "panels": panels}[args.what](args)
 
 
 if __name__ == "__main__":

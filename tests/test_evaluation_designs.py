@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from naer.errors import UserError
+from naer.evaluation.coverage import simulated_panel
 from naer.evaluation.designs import Setting, _did_point, did, its, synthetic_control
 
 RUNS = int(os.environ.get("NAER_EVAL_RUNS", "16"))
@@ -112,40 +113,16 @@ def test_interrupted_time_series_finds_a_step_exactly() -> None:
     assert found.effect == pytest.approx(4.0, abs=1e-6)
 
 
-def panel(
-    seed: int, effect: float, units: int = 19, months: int = 120, start: int = 100, post: int = 12
-) -> Setting:
-    """Monthly rates per 1,000 citizen-years of municipalities of 1,000 to 20,000 citizens: their own
-    level, a shared trend, season and month-to-month shock, and Poisson noise; ``effect`` added to the
-    first municipality's rate in the evaluated months."""
-    rng = np.random.default_rng(seed)
-    size = rng.uniform(1000, 20000, units)
-    level = rng.normal(60, 8, units)
-    shared = (
-        np.linspace(0, 5, months)
-        + 4 * np.sin(2 * np.pi * np.arange(months) / 12)
-        + rng.normal(0, 1.5, months)
-    )
-    rate = level[:, None] + shared[None, :]
-    rate[0, start : start + post] += effect
-    exposure = np.repeat(size[:, None] / 12, months, axis=1)
-    observed = rng.poisson(np.clip(rate, 0.1, None) * exposure / 1000) / exposure * 1000
-    return Setting(
-        observed[0], observed[1:], exposure[0], exposure[1:], np.arange(start),
-        np.arange(start, start + post), _months(months), [str(i) for i in range(1, units)],
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize("design", [did, synthetic_control, its], ids=["did", "synthetic-control", "its"])
 def test_intervals_hold_a_planted_effect_and_flag_none_where_none_was_planted(design: object) -> None:
     planted = 6.0
     held = 0
     for seed in range(RUNS):
-        found = design(panel(seed, planted))  # type: ignore[operator]
+        found = design(simulated_panel(seed, planted))  # type: ignore[operator]
         held += found.low <= planted <= found.high
     flagged = 0
     for seed in range(RUNS):
-        found = design(panel(1000 + seed, 0.0))  # type: ignore[operator]
+        found = design(simulated_panel(1000 + seed, 0.0))  # type: ignore[operator]
         flagged += not (found.low <= 0 <= found.high)
     # Nominal: 95 % held, 5 % flagged. With RUNS seeds the check allows binomial slack (docs/evaluation.md
     # gives the rates from 400 seeds).
@@ -154,11 +131,11 @@ def test_intervals_hold_a_planted_effect_and_flag_none_where_none_was_planted(de
 
 
 def test_too_little_data_is_a_clear_error() -> None:
-    short = panel(1, 0.0, months=20, start=10)
+    short = simulated_panel(1, 0.0, months=20, start=10)
     with pytest.raises(UserError, match="fewer than 12 months"):
         did(Setting(short.treated, short.controls, short.weights_treated, short.weights_controls,
                     np.arange(8), np.arange(8, 12), short.months, short.control_names))  # fmt: skip
-    few = panel(1, 0.0, units=3)
+    few = simulated_panel(1, 0.0, units=3)
     with pytest.raises(UserError, match="at least 4 are needed"):
         synthetic_control(few)
     with pytest.raises(UserError, match="fewer than 24 months"):

@@ -9,13 +9,14 @@ its units. The designs work on these values, weighted by the denominator where t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from naer.errors import UserError
 from naer.indicators.definition import Indicator, catalogue
-from naer.indicators.engine import Window, compute, open_warehouse, prepare
+from naer.indicators.engine import Window, compute, data_window, open_warehouse, prepare
 
 
 @dataclass
@@ -44,8 +45,12 @@ class Panel:
             return np.where(den > 0, num / den * self.indicator.per, np.nan), den
 
 
-def panels(warehouse: Path, ids: list[str], min_age: int) -> tuple[dict[str, Panel], Window]:
-    """Each indicator of ``ids`` by municipality and month for citizens of ``min_age`` and up."""
+def panels(
+    warehouse: Path, ids: list[str], min_age: int, until: date | None = None
+) -> tuple[dict[str, Panel], Window]:
+    """Each indicator of ``ids`` by municipality and month for citizens of ``min_age`` and up, and the data's
+    whole window. ``until``: the months after it are not needed (an initiative's end): they are left out of
+    the count, all but one more month, so a discharge's 30 days after it are still seen."""
     known = catalogue()
     indicators = []
     for each in ids:
@@ -54,8 +59,12 @@ def panels(warehouse: Path, ids: list[str], min_age: int) -> tuple[dict[str, Pan
         # A copy under its own id, so its tables do not meet the indicator's own (another age)
         indicators.append(base.model_copy(update={"id": f"{base.id}-from-{age}", "min_age": age}))
     with open_warehouse(warehouse) as con:
-        window = prepare(con)
-        table = compute(con, indicators, "municipality", "month", window)
+        whole = data_window(con)
+        counted = whole
+        if until is not None and until + timedelta(days=31) < whole.end:
+            counted = Window(whole.start, _first_of_next_month(until + timedelta(days=31)))
+        prepare(con, counted)
+        table = compute(con, indicators, "municipality", "month", counted)
     found: dict[str, Panel] = {}
     columns = table.to_pydict()
     for original, indicator in zip(ids, indicators, strict=True):
@@ -77,4 +86,8 @@ def panels(warehouse: Path, ids: list[str], min_age: int) -> tuple[dict[str, Pan
             num[k, t], den[k, t] = columns["numerator"][i], columns["denominator"][i]
             names[unit] = str(columns["group_label"][i])
         found[original] = Panel(known[original], units, names, months, value, num, den)
-    return found, window
+    return found, whole
+
+
+def _first_of_next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)

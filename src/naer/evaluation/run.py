@@ -131,7 +131,7 @@ def evaluate(
     indicator (``naer.evaluation.truth``), shown beside the estimates."""
     ids = [i.id for i in initiative.indicators]
     resources = [r for r in initiative.resources if r not in ids]
-    found, window = panels(warehouse, ids + resources, initiative.target.min_age)
+    found, window = panels(warehouse, ids + resources, initiative.target.min_age, until=initiative.end)
     if on_step:
         on_step("indicators by municipality and month")
     if initiative.end > window.end:
