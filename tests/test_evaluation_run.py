@@ -141,3 +141,29 @@ def test_the_report_shows_the_planted_truth_beside_the_estimates(
     done = naer("evaluate", "samsoe-2019", "--warehouse", str(warehouse), "--out", str(tmp_path / "s"),
                 "--truth", str(tmp_path / "r" / "report.html"), cwd=tmp_path)  # fmt: skip
     assert done.returncode == 2 and "not a planted truth" in done.stderr
+
+
+def test_before_a_trial_the_power_of_each_design(
+    warehouse: Path, tmp_path: Path, naer: Callable[..., Any]
+) -> None:
+    from datetime import date
+
+    from naer.evaluation.run import power
+
+    planned = read(_initiative(tmp_path, start=date(2030, 1, 1), end=date(2031, 1, 1), state="planned"))
+    months, found = power(planned, warehouse)
+    assert months == 12 and [p.indicator for p in found] == [i.id for i in planned.indicators]
+    for row in found:
+        assert set(row.detectable) == {"did", "synthetic-control", "its"}
+        assert all(0 < v < float("inf") for v in row.detectable.values()), row
+        assert row.level > 0
+    with pytest.raises(UserError, match="outside the data"):
+        evaluate(planned, warehouse)  # nothing to evaluate yet: the power is what there is
+    done = naer("evaluate", str(tmp_path / "trial.yaml"), "--warehouse", str(warehouse), "--power",
+                "--out", str(tmp_path / "p"), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    saved = orjson.loads((tmp_path / "p" / "power.json").read_bytes())
+    assert saved["months"] == 12 and len(saved["indicators"]) == len(found)
+    long = read(_initiative(tmp_path, start=date(2016, 1, 1), end=date(2021, 1, 1), state="planned"))
+    with pytest.raises(UserError, match="to be tried in the past"):
+        power(long, warehouse)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from naer.errors import UserError
+
+if TYPE_CHECKING:
+    from naer.evaluation.register import Initiative
 
 console = Console(highlight=False)
 
@@ -34,6 +37,14 @@ def evaluate_command(
             "the estimates.",
         ),
     ] = None,
+    power_only: Annotated[
+        bool,
+        typer.Option(
+            "--power",
+            help="Before a trial: the minimum detectable effect of each indicator and design at 80 % power "
+            "for a trial as long as the initiative's, in its area, from the data there is (--out optional).",
+        ),
+    ] = False,
     list_them: Annotated[
         bool, typer.Option("--list", help="List the register's initiatives and stop.")
     ] = False,
@@ -51,9 +62,13 @@ def evaluate_command(
         return
     if not initiative:
         raise UserError("name an initiative (naer evaluate --list shows the register)")
-    if warehouse is None or out is None:
+    if warehouse is None or (out is None and not power_only):
         raise UserError("--warehouse and --out are needed")
     chosen = find(initiative)
+    if power_only:
+        _power(chosen, warehouse, out)
+        return
+    assert out is not None
     _writable(out)
     from naer.evaluation.truth import read
 
@@ -92,6 +107,49 @@ def evaluate_command(
             markup=False,
         )
     console.print(f"report: {out / 'report.html'}", markup=False)
+
+
+def _power(chosen: Initiative, warehouse: Path, out: Path | None) -> None:
+    import json
+
+    from rich.table import Table
+
+    from naer.evaluation.run import power
+
+    if out is not None:
+        _writable(out)
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as bar:
+        bar.add_task(f"{chosen.id}: what a trial could show", total=None)
+        months, found = power(chosen, warehouse)
+    designs = list(chosen.designs)
+    table = Table(
+        title=f"{chosen.id}: the smallest effect found in 80 % of {months}-month trials (5 %, two-sided)"
+    )
+    table.add_column("indicator")
+    table.add_column("level now", justify="right")
+    for design in designs:
+        table.add_column(design, justify="right")
+    for row in found:
+        cells = [
+            f"{row.detectable[d]:.2f} ({row.detectable[d] / row.level * 100:.0f} %)" if row.level else "-"
+            for d in designs
+        ]
+        table.add_row(f"{row.indicator} (per {row.per})", f"{row.level:.2f}", *cells)
+    console.print(table)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        rows = [{"indicator": r.indicator, "per": r.per, "level": r.level, "minimum_detectable": r.detectable}
+                for r in found]  # fmt: skip
+        try:
+            (out / "power.json").write_text(
+                json.dumps({"initiative": chosen.id, "months": months, "indicators": rows}, indent=1) + "\n",
+                encoding="utf-8",
+            )
+        except OSError as exc:
+            raise UserError(f"cannot write {out / 'power.json'}: {exc.strerror or exc}") from None
+        console.print(f"power: {out / 'power.json'}", markup=False)
 
 
 def _writable(out: Path) -> None:

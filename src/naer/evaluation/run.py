@@ -56,19 +56,24 @@ class Evaluation:
     limits: list[str]
 
 
-def _setting(panel: Panel, initiative: Initiative, exclude: set[str]) -> Setting:
+def _setting(panel: Panel, initiative: Initiative, exclude: set[str], planning: bool = False) -> Setting:
+    """The treated area's series against the comparison municipalities'. ``planning``: before the trial,
+    every month of the data is "before" and none is evaluated (for the power)."""
     treated = [u for u in panel.units if u in {c.zfill(4) for c in initiative.area.municipalities}]
     if not treated:
         codes = ", ".join(initiative.area.municipalities)
         raise UserError(f"the area {codes} is not in the warehouse: no citizen of it was counted")
     start, end = initiative.start.isoformat()[:7], initiative.end.isoformat()[:7]
-    if start not in panel.months:
+    if planning:
+        first = last = len(panel.months)
+    elif start not in panel.months:
         raise UserError(
             f"the initiative starts {initiative.start}, outside the data "
-            f"({panel.months[0]} to {panel.months[-1]})"
+            f"({panel.months[0]} to {panel.months[-1]}): naer evaluate --power gives what a trial could show"
         )
-    first = panel.months.index(start)
-    last = panel.months.index(end) if end in panel.months else len(panel.months)
+    else:
+        first = panel.months.index(start)
+        last = panel.months.index(end) if end in panel.months else len(panel.months)
     # A comparison unit needs a value in most months up to the end (a share has no value in a month
     # without a single unit: a small municipality's discharges of citizens 65+; a quarter missing is kept)
     controls = [
@@ -90,6 +95,39 @@ def _setting(panel: Panel, initiative: Initiative, exclude: set[str]) -> Setting
         months=panel.months,
         control_names=[panel.names.get(u, u) for u in controls],
     )
+
+
+@dataclass
+class Power:
+    indicator: str
+    title: str
+    per: int
+    level: float  # the area's mean over the last 12 months of the data
+    detectable: dict[str, float]  # design -> minimum detectable effect at 80 % power
+
+
+def power(initiative: Initiative, warehouse: Path) -> tuple[int, list[Power]]:
+    """Before a trial: for each indicator, the smallest effect each design would find in 80 % of trials
+    as long as the initiative's (its months), in its area and target group, from the data there is."""
+    months = (
+        (initiative.end.year - initiative.start.year) * 12 + initiative.end.month - initiative.start.month
+    )
+    ids = [i.id for i in initiative.indicators]
+    found, _window = panels(warehouse, ids, initiative.target.min_age)
+    exclude = {c.zfill(4) for c in initiative.comparison.exclude}
+    result = []
+    for each in ids:
+        panel = found[each]
+        setting = _setting(panel, initiative, exclude, planning=True)
+        if len(setting.pre) < 24 + months:
+            raise UserError(
+                f"{len(setting.pre)} months of data: a {months}-month trial needs at least {24 + months} "
+                "to be tried in the past"
+            )
+        detectable: dict[str, float] = {d: minimum_detectable(setting, d, months) for d in initiative.designs}
+        level = float(np.nanmean(setting.treated[-12:]))
+        result.append(Power(each, panel.indicator.title_da, panel.indicator.per, level, detectable))
+    return months, result
 
 
 def minimum_detectable(setting: Setting, design: str, duration: int) -> float:
