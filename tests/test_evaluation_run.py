@@ -167,3 +167,18 @@ def test_before_a_trial_the_power_of_each_design(
     long = read(_initiative(tmp_path, start=date(2016, 1, 1), end=date(2021, 1, 1), state="planned"))
     with pytest.raises(UserError, match="to be tried in the past"):
         power(long, warehouse)
+
+
+def test_a_target_group_with_no_citizens_is_a_clear_error(warehouse: Path) -> None:
+    """(No age band is empty on Samsø in the test data: the panel is emptied of the area's citizens.)"""
+    import numpy as np
+
+    from naer.evaluation.panel import panels
+    from naer.evaluation.run import _setting
+
+    found, _ = panels(warehouse, ["acute-admissions"], 65)
+    panel = found["acute-admissions"]
+    row = panel.row("0741")
+    panel.numerator[row], panel.denominator[row], panel.value[row] = 0, 0, np.nan
+    with pytest.raises(UserError, match="the target group has no citizens in the area"):
+        _setting(panel, find("samsoe-2019"), set())
