@@ -101,6 +101,11 @@ def test_a_broken_results_file_is_no_500(site: tuple[World, Any, Path]) -> None:
             b"{", b"[]", b'{"outcomes": [{"indicator": 1}, null, {"indicator": "x", "estimates": 5}]}',
             b'{"outcomes": [{"indicator": "acute-admissions", "trusted": "did", "estimates": '
             b'[{"design": "did", "effect": "<script>", "low": 1e999}]}]}',
+            b'{"outcomes": [{"indicator": "acute-admissions", "trusted": ["did"], "minimum_detectable": '
+            b'{"did": 1}, "estimates": []}]}',
+            b'{"outcomes": [{"indicator": "acute-admissions", "trusted": "did", "estimates": '
+            b'[{"design": "did", "effect": 1' + b"0" * 400 + b'}]}]}',
+            b'{"outcomes": ' + b"[" * 100000 + b"]" * 100000 + b"}",
         ):  # fmt: skip
             results.write_bytes(junk)
             page = _as(site, "planner").get("/initiatives")

@@ -3,6 +3,7 @@ register, every design on every indicator, the report, and each bad input a clea
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,19 @@ def _initiative(tmp_path: Path, **change: Any) -> Path:
         ({"end": "2018-01-01"}, "is not after start"),
         ({"target": {"min_age": 70, "description": "x", "description_da": "x"}}, "must start an age band"),
         ({"state": "dreaming"}, "state"),
+        ({"end": "9999-12-01"}, "from 1900 to 2200"),
+        ({"designs": []}, "designs"),
+        ({"designs": ["did", "did"]}, "a design is named twice"),
+        (
+            {
+                "indicators": [
+                    {"id": "acute-admissions", "expected": "lower"},
+                    {"id": "acute-admissions", "expected": "higher"},
+                ]
+            },
+            "an indicator is named twice",
+        ),
+        ({"comparison": {"pool": "country"}}, "comparison.pool"),
     ],
 )
 def test_a_bad_initiative_file_is_refused_with_the_reason(
@@ -182,3 +196,48 @@ def test_a_target_group_with_no_citizens_is_a_clear_error(warehouse: Path) -> No
     panel.numerator[row], panel.denominator[row], panel.value[row] = 0, 0, np.nan
     with pytest.raises(UserError, match="the target group has no citizens in the area"):
         _setting(panel, find("samsoe-2019"), set())
+
+
+def test_the_tester_s_hostile_files_are_refused_in_one_line(
+    warehouse: Path, tmp_path: Path, naer: Callable[..., Any]
+) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("x: " + "[" * 5000 + "]" * 5000, encoding="utf-8")
+    with pytest.raises(UserError, match="nested too deeply"):
+        read(deep)
+    for name in ("[/red]", "[bold]x"):  # the user's text in an error is not Rich markup
+        done = naer(
+            "evaluate", name, "--warehouse", str(warehouse), "--out", str(tmp_path / "o"), cwd=tmp_path
+        )
+        assert done.returncode == 2 and name in done.stderr and "Traceback" not in done.stderr
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("mine", encoding="utf-8")
+    done = naer(
+        "evaluate", "samsoe-2019", "--warehouse", str(warehouse), "--out", str(precious), cwd=tmp_path
+    )
+    assert done.returncode == 2 and "holds more than an earlier report" in done.stderr
+    assert (precious / "thesis.txt").read_text(encoding="utf-8") == "mine"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for truth in (fifo, Path("/dev/zero")):
+        done = naer("evaluate", "samsoe-2019", "--warehouse", str(warehouse), "--out", str(tmp_path / "t"),
+                    "--truth", str(truth), cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 2 and "not a planted truth" in done.stderr
+
+
+def test_a_truth_must_be_the_initiative_s_own_and_finite(
+    evaluated_region: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from naer.evaluation.truth import read as read_truth
+
+    data, _ = evaluated_region
+    raw = orjson.loads((data / "truth" / "planted.json").read_bytes())
+    assert read_truth(data, "samsoe-2019")
+    with pytest.raises(UserError, match="the truth of 'samsoe-2019', not of other"):
+        read_truth(data, "other")
+    raw["effects"]["acute-admissions"]["effect"] = float("nan")
+    bad = tmp_path / "nan.json"
+    bad.write_text(__import__("json").dumps(raw), encoding="utf-8")
+    with pytest.raises(UserError, match="not a finite number"):
+        read_truth(bad, "samsoe-2019")

@@ -106,6 +106,11 @@ def test_the_truth_is_the_same_population_with_and_without(tmp_path: Path) -> No
 
 def test_planting_refuses_what_it_cannot_plant(tmp_path: Path, naer: Callable[..., Any]) -> None:
     trial = find("samsoe-2019")
+    with pytest.raises(UserError, match="which is not in --area 727"):
+        check(replace(_request(tmp_path / "x"), area="727"), trial)
+    done = naer("synth", "--initiative", "samsoe-2019", "--area", "727", "--scale", "0.01",
+                "--out", str(tmp_path / "elsewhere"), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and not (tmp_path / "elsewhere").exists()
     with pytest.raises(UserError, match="plants nothing"):
         planted_change(trial.model_copy(update={"planted": None}))
     with pytest.raises(UserError, match="outside the data"):

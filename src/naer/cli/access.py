@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from naer.errors import UserError
@@ -197,7 +198,7 @@ def audit_verify(url: URL = None) -> None:
     seq, digest = audit.head(db)
     if problems:
         for problem in problems[:50]:
-            console.print(f"[red]entry {problem.seq}[/]: {problem.message}", highlight=False)
+            console.print(f"[red]entry {problem.seq}[/]: {escape(problem.message)}", highlight=False)
         raise UserError(f"the audit log is broken in {len(problems)} places ({count:,} entries read)")
     console.print(f"the audit log is whole: {count:,} entries, head {seq} {digest}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -72,7 +73,7 @@ def evaluate_command(
     _writable(out)
     from naer.evaluation.truth import read
 
-    known = read(truth) if truth is not None else None
+    known = read(truth, chosen.id) if truth is not None else None
     from naer.evaluation.report import write
     from naer.evaluation.run import evaluate
 
@@ -152,10 +153,21 @@ def _power(chosen: Initiative, warehouse: Path, out: Path | None) -> None:
         console.print(f"power: {out / 'power.json'}", markup=False)
 
 
+REPORT_FILE = re.compile(r"^(report\.html|results\.json|power\.json|[a-z0-9-]+\.svg)$")
+
+
 def _writable(out: Path) -> None:
-    """The report's folder can be made (checked before the work, not after it)."""
+    """The report's folder can be made (checked before the work, not after it), and replacing it loses
+    nothing but an earlier report: a folder holding anything else is refused."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
+    if out.is_dir():
+        others = [p.name for p in out.iterdir() if not (p.is_file() and REPORT_FILE.match(p.name))]
+        if others:
+            raise UserError(
+                f"--out {out} holds more than an earlier report ({others[0]}, ...): choose an empty or a new "
+                "folder"
+            )
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

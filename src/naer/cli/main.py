@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -242,7 +243,9 @@ def main() -> None:
             clock.start_at(today)
         app()
     except UserError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(
+            "[bold red]error:[/] " + escape(str(exc)), highlight=False
+        )  # (the user's text is not markup)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         err.print("interrupted; nothing was left half-written")

@@ -304,7 +304,9 @@ def segmented(
     since = np.where(after > 0, times - t0, 0).astype(float)
     columns = [np.ones(len(times)), time, after, since]
     design = np.column_stack([*columns, extra] if extra is not None else columns)
-    return sm.OLS(y, design).fit(cov_type="HAC", cov_kwds={"maxlags": lags}), design
+    with warnings.catch_warnings():  # a short period makes the design rank-deficient: the error says so
+        warnings.simplefilter("ignore", SingularMatrixWarning)
+        return sm.OLS(y, design).fit(cov_type="HAC", cov_kwds={"maxlags": lags}), design
 
 
 def its(setting: Setting) -> Estimate:

@@ -61,7 +61,7 @@ def panels(
     with open_warehouse(warehouse) as con:
         whole = data_window(con)
         counted = whole
-        if until is not None and until + timedelta(days=31) < whole.end:
+        if until is not None and until < whole.end - timedelta(days=31):
             counted = Window(whole.start, _first_of_next_month(until + timedelta(days=31)))
         prepare(con, counted)
         table = compute(con, indicators, "municipality", "month", counted)

@@ -21,6 +21,7 @@ from naer.errors import UserError
 
 FOLDER = Path(__file__).with_name("initiatives")
 DESIGNS = ("did", "synthetic-control", "its")
+MAX_BYTES = 256 * 1024
 STATES = ("planned", "running", "evaluated")
 
 
@@ -51,7 +52,7 @@ class Area(BaseModel):
 
 class Comparison(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pool: Literal["region", "country"] = "region"
+    pool: Literal["region"] = "region"  # the warehouse's other municipalities (a region's data)
     exclude: list[str] = Field(default_factory=list)
 
 
@@ -71,9 +72,9 @@ class Initiative(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
-    name: str
-    name_da: str
-    owners: list[str] = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=300)
+    name_da: str = Field(min_length=1, max_length=300)
+    owners: list[str] = Field(min_length=1, max_length=20)
     area: Area
     target: Target
     start: date
@@ -81,7 +82,7 @@ class Initiative(BaseModel):
     indicators: list[Expected] = Field(min_length=1)
     resources: list[str] = Field(default_factory=list)
     comparison: Comparison = Field(default_factory=Comparison)
-    designs: list[Design] = Field(default_factory=_all_designs)
+    designs: list[Design] = Field(default_factory=_all_designs, min_length=1)
     state: Literal["planned", "running", "evaluated"]
     planted: Plant | None = None
 
@@ -91,6 +92,13 @@ class Initiative(BaseModel):
             raise ValueError(f"end {self.end} is not after start {self.start}")
         if self.start.day != 1 or self.end.day != 1:
             raise ValueError("start and end are the first of a month (the evaluation counts whole months)")
+        if self.start.year < 1900 or self.end.year > 2200:
+            raise ValueError("start and end are dates from 1900 to 2200")
+        ids = [i.id for i in self.indicators]
+        if len(set(ids)) != len(ids):
+            raise ValueError("an indicator is named twice")
+        if len(set(self.designs)) != len(self.designs):
+            raise ValueError("a design is named twice")
         return self
 
 
@@ -102,10 +110,14 @@ class Problem:
 
 def read(path: Path) -> Initiative:
     """One initiative file, checked against what Nær knows (areas, indicators); UserError if not."""
+    if not path.is_file() or path.stat().st_size > MAX_BYTES:
+        raise UserError(f"{path}: an initiative is a YAML file of at most {MAX_BYTES // 1024} KiB")
     try:
         raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{path}: cannot be read as YAML ({str(exc).splitlines()[0]})") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: cannot be read as YAML ({(str(exc).splitlines() or ['?'])[0]})") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply to be an initiative") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: an initiative is a YAML mapping of its fields")
     try:

@@ -12,6 +12,7 @@ the number an estimate's interval should cover.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from dataclasses import replace
@@ -48,8 +49,18 @@ def planted_change(initiative: Initiative) -> Planted:
 
 
 def check(request: SynthRequest, initiative: Initiative) -> None:
-    """The initiative can be planted in the requested data: its area is in it and its period inside."""
+    """The initiative can be planted in the requested data: its area is in it and its start inside."""
     planted = planted_change(initiative)
+    from naer.synth.areas import resolve_area
+    from naer.synth.model import load_model
+
+    _name, municipalities = resolve_area(load_model(), request.area)
+    missing = sorted(planted.municipalities - {m.code for m in municipalities})
+    if missing:
+        raise UserError(
+            f"initiative {initiative.id} is planted in {', '.join(missing)}, which is not in --area "
+            f"{request.area}"
+        )
     if planted.start < request.start or planted.start > request.end:
         raise UserError(
             f"initiative {initiative.id} starts {planted.start}, outside the data ({request.start} to "
@@ -117,11 +128,21 @@ def _month(day: date) -> str:
     return day.isoformat()[:7]
 
 
-def read(path: Path) -> dict[str, float]:
-    """The true effect by indicator from a ``truth/planted.json`` (or the data folder holding one)."""
+def read(path: Path, initiative: str | None = None) -> dict[str, float]:
+    """The true effect by indicator from a ``truth/planted.json`` (or the data folder holding one); with
+    ``initiative``, a truth planted for another initiative is refused."""
     file = path / TRUTH if path.is_dir() else path
+    problem = f"{file}: not a planted truth written by naer synth --initiative"
+    if not file.is_file() or file.stat().st_size > 10 * 1024 * 1024:
+        raise UserError(f"{problem} (not a file of at most 10 MiB)")
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
-        return {str(k): float(v["effect"]) for k, v in raw["effects"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UserError(f"{file}: not a planted truth written by naer synth --initiative ({exc})") from None
+        effects = {str(k): float(v["effect"]) for k, v in raw["effects"].items()}
+        planted_for = raw["initiative"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as exc:
+        raise UserError(f"{problem} ({str(exc)[:200]})") from None
+    if not all(math.isfinite(v) for v in effects.values()):
+        raise UserError(f"{problem} (an effect is not a finite number)")
+    if initiative is not None and planted_for != initiative:
+        raise UserError(f"{file}: the truth of {str(planted_for)[:80]!r}, not of {initiative}")
+    return effects

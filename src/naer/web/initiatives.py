@@ -40,17 +40,25 @@ def reports_folder() -> Path:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)  # (an integer of 400 digits does not fit)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def results(folder: Path) -> dict[str, dict[str, Any]] | None:
     """The trusted design's estimate by indicator from a report's ``results.json`` (each value checked), or
     None when there is no report."""
     path = folder / "results.json"
+    if not path.is_file() or path.stat().st_size > 20 * 1024 * 1024:
+        return None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         outcomes = raw["outcomes"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     if not isinstance(outcomes, list):
         return None
@@ -58,7 +66,7 @@ def results(folder: Path) -> dict[str, dict[str, Any]] | None:
     for o in outcomes:
         if not isinstance(o, dict) or not isinstance(o.get("indicator"), str):
             continue
-        trusted = o.get("trusted")
+        trusted = o.get("trusted") if isinstance(o.get("trusted"), str) else None
         listed = o.get("estimates")
         estimates: list[Any] = listed if isinstance(listed, list) else []
         chosen = next((e for e in estimates if isinstance(e, dict) and e.get("design") == trusted), None)
@@ -68,7 +76,9 @@ def results(folder: Path) -> dict[str, dict[str, Any]] | None:
             "effect": _number(chosen.get("effect")) if chosen else None,
             "low": _number(chosen.get("low")) if chosen else None,
             "high": _number(chosen.get("high")) if chosen else None,
-            "detectable": _number(detectable.get(trusted)) if isinstance(detectable, dict) else None,
+            "detectable": _number(detectable.get(trusted))
+            if isinstance(detectable, dict) and trusted
+            else None,
             "truth": _number(o.get("planted_truth")),
         }
     return found
